@@ -1,0 +1,169 @@
+/**
+ * The collator: stores an incoming event, asks the matching policy whether it can pair now, and
+ * commits the outcome in one atomic operation checked against everything it read. A commit lost
+ * to a concurrent writer (another request, another process) is re-read and decided again.
+ *
+ * The first try assumes the event is new and skips the read of its own state: the commit's check
+ * that its id is absent doubles as the duplicate check, so the common path is one range list and
+ * one commit (plus one list for the previous percentage when it pairs).
+ *
+ * @example
+ * ```ts
+ * const outcome = await collate(kv, event, rawBody, options);
+ * if (outcome.status === "collated") console.log(outcome.record.lesson_name);
+ * ```
+ * @module
+ */
+import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "./config.ts";
+import { type Candidate, choosePartner, needsRivals } from "./matching/policy.ts";
+import { buildRecord, type EventSide, type LessonProgressRecord } from "./matching/record.ts";
+import {
+  type EventState,
+  insertEvent,
+  listUnclaimed,
+  previousPercentage,
+  readEventState,
+  updateEvent,
+} from "./store/events.ts";
+import type { StoredEvent } from "./store/keys.ts";
+import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
+import { writeRecord, writeUnmatched } from "./store/records.ts";
+import type { LessonFacts, ProgressFacts, ThinkificEvent } from "./thinkific/schemas.ts";
+
+/** What happened to an event; the HTTP edge turns it into a status code. */
+export type Outcome =
+  | { status: "collated"; record: LessonProgressRecord }
+  | { status: "pending"; attempts: number }
+  | { status: "unmatched"; attempts: number }
+  | { status: "stored" };
+
+/** Matching and retention settings (from {@linkcode Config}). */
+export interface CollatorOptions {
+  matchWindowMs: number;
+  logicTopic: HandledTopic;
+  giveUpAfterAttempts: number;
+  retentionDays: number;
+  /** The clock; tests pass their own. */
+  now?: () => number;
+}
+
+/** Too many concurrent writers: the caller should answer 503 and let the sender retry. */
+export class ContentionError extends Error {
+  override name = "ContentionError";
+}
+
+const counterpartOf = (topic: HandledTopic): HandledTopic =>
+  topic === LESSON_TOPIC ? PROGRESS_TOPIC : LESSON_TOPIC;
+
+const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
+  id: e.value.id,
+  at: e.value.at,
+  gaveUp: e.value.gaveUpAt !== null,
+});
+
+function newStoredEvent(event: ThinkificEvent, body: Uint8Array, now: number): StoredEvent {
+  return { ...event, body, receivedAt: now, deliveries: 1, gaveUpAt: null, pairedWith: null };
+}
+
+function sides(a: StoredEvent, b: StoredEvent) {
+  const [lesson, progress] = a.facts.kind === "lesson" ? [a, b] : [b, a];
+  return {
+    lesson: lesson as EventSide<LessonFacts>,
+    progress: progress as EventSide<ProgressFacts>,
+  };
+}
+
+/**
+ * Handles one delivery of a validated event. `body` is the raw request body, stored as received.
+ *
+ * @throws {ContentionError} when concurrent writers keep winning the commit.
+ */
+export async function collate(
+  kv: Deno.Kv,
+  event: ThinkificEvent,
+  body: Uint8Array,
+  options: CollatorOptions,
+): Promise<Outcome> {
+  const now = options.now ?? Date.now;
+  const windowMs = options.matchWindowMs;
+  const retentionMs = options.retentionDays * 86_400_000;
+  const isLogic = event.topic === options.logicTopic;
+  const otherTopic = counterpartOf(event.topic);
+
+  let state: EventState | null = null; // null: assume a first delivery (checked at commit)
+  for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+    if (attempt > 0) {
+      if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      state = await readEventState(kv, event);
+      if (state.record) return { status: "collated", record: state.record };
+      if (state.known && state.entry.value === null) {
+        // Seen before, unpaired, and expired after RETENTION_DAYS: nothing left to pair.
+        return isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" };
+      }
+    }
+    const read = state?.entry.value ? state.entry as Deno.KvEntry<StoredEvent> : null;
+    const stored = read?.value ?? newStoredEvent(event, body, now());
+    const deliveries = read && isLogic ? stored.deliveries + 1 : stored.deliveries;
+    const self = { id: stored.id, at: stored.at, deliveries, isLogic };
+
+    const counterEntries = await listUnclaimed(
+      kv,
+      stored,
+      otherTopic,
+      stored.at - windowMs,
+      stored.at + windowMs,
+    );
+    const counterparts = counterEntries.map(toCandidate);
+    const rivals = needsRivals({ self, counterparts, windowMs })
+      ? (await listUnclaimed(
+        kv,
+        stored,
+        stored.topic,
+        stored.at - 2 * windowMs,
+        stored.at + 2 * windowMs,
+      ))
+        .map(toCandidate)
+      : undefined;
+    const decision = choosePartner({ self, counterparts, rivals, windowMs });
+
+    const op = kv.atomic();
+    const next: StoredEvent = { ...stored, deliveries };
+    const save = () =>
+      read ? updateEvent(op, read, next, retentionMs, now()) : insertEvent(op, next, retentionMs);
+    let outcome: Outcome;
+
+    if (decision) {
+      const partnerEntry = counterEntries.find((e) => e.value.id === decision.partner.id)!;
+      const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
+      next.pairedWith = partner.id;
+      const { lesson, progress } = sides(next, partner);
+      const record = buildRecord({
+        lesson,
+        progress,
+        previousPercentage: await previousPercentage(kv, progress, progress.at),
+        collatedAt: now(),
+      });
+      save();
+      updateEvent(op, partnerEntry, partner, retentionMs, now());
+      writeRecord(op, record, [next, partner]);
+      outcome = { status: "collated", record };
+    } else if (!isLogic) {
+      if (read) return { status: "stored" }; // a redelivery: nothing changes
+      save();
+      outcome = { status: "stored" };
+    } else if (stored.gaveUpAt !== null) {
+      return { status: "unmatched", attempts: stored.deliveries };
+    } else if (deliveries >= options.giveUpAfterAttempts) {
+      next.gaveUpAt = now();
+      save();
+      writeUnmatched(op, next, next.gaveUpAt);
+      outcome = { status: "unmatched", attempts: deliveries };
+    } else {
+      save();
+      outcome = { status: "pending", attempts: deliveries };
+    }
+
+    if ((await op.commit()).ok) return outcome;
+  }
+  throw new ContentionError(`event ${event.id}: too many concurrent writers`);
+}

@@ -1,0 +1,135 @@
+/**
+ * Configuration, read once from the environment through one zod schema.
+ *
+ * @example
+ * ```ts
+ * const config = parseConfig(Deno.env.toObject());
+ * console.log(config.matchWindowMs); // 500
+ * ```
+ * @module
+ */
+import { z } from "zod";
+
+/** The two Thinkific topics this service pairs. */
+export const LESSON_TOPIC = "lesson.completed";
+export const PROGRESS_TOPIC = "enrollment.progress";
+export const HANDLED_TOPICS = [LESSON_TOPIC, PROGRESS_TOPIC] as const;
+export type HandledTopic = typeof HANDLED_TOPICS[number];
+
+/** Typed configuration used everywhere inside the service. */
+export interface Config {
+  port: number;
+  /** `undefined` means: Deploy's attached database on Deno Deploy, `./data/kv.sqlite3` elsewhere. */
+  kvPath: string | undefined;
+  webhookSecret: string | undefined;
+  apiToken: string | undefined;
+  matchWindowMs: number;
+  logicTopic: HandledTopic;
+  pendingStatus: number;
+  giveUpAfterAttempts: number;
+  maxBodyBytes: number;
+  retentionDays: number;
+  onDenoDeploy: boolean;
+}
+
+const int = (name: string, min: number, max: number, fallback: number) =>
+  z.string().trim().optional().transform((raw, ctx) => {
+    if (raw === undefined || raw === "") return fallback;
+    if (!/^\d+$/.test(raw)) {
+      ctx.addIssue({ code: "custom", message: `${name} must be a whole number, got "${raw}"` });
+      return z.NEVER;
+    }
+    const value = Number(raw);
+    if (value < min || value > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${name} must be between ${min} and ${max}, got ${value}`,
+      });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const secret = (name: string) =>
+  z.string().optional().transform((raw, ctx) => {
+    if (raw === undefined || raw === "") return undefined;
+    if (raw.trim() !== raw || raw.length < 8) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${name} must be at least 8 characters with no surrounding spaces`,
+      });
+      return z.NEVER;
+    }
+    return raw;
+  });
+
+/** Environment variables Deno Deploy sets; any one of them means we run there. */
+const DEPLOY_MARKERS = ["DENO_DEPLOYMENT_ID", "DENO_DEPLOY", "DENO_DEPLOY_APP_SLUG"] as const;
+
+const envSchema = z.object({
+  PORT: int("PORT", 0, 65535, 8000),
+  KV_PATH: z.string().trim().optional().transform((v) => (v ? v : undefined)),
+  THINKIFIC_WEBHOOK_SECRET: secret("THINKIFIC_WEBHOOK_SECRET"),
+  API_TOKEN: secret("API_TOKEN"),
+  MATCH_WINDOW_MS: int("MATCH_WINDOW_MS", 0, 60_000, 500),
+  LOGIC_TOPIC: z.string().trim().optional().transform((raw, ctx) => {
+    if (raw === undefined || raw === "") return PROGRESS_TOPIC;
+    if (!(HANDLED_TOPICS as readonly string[]).includes(raw)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `LOGIC_TOPIC must be one of ${HANDLED_TOPICS.join(", ")}, got "${raw}"`,
+      });
+      return z.NEVER;
+    }
+    return raw as HandledTopic;
+  }),
+  PENDING_STATUS: int("PENDING_STATUS", 400, 599, 409),
+  GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 1, 1000, 10),
+  MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
+  RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
+  DENO_DEPLOYMENT_ID: z.string().optional(),
+  DENO_DEPLOY: z.string().optional(),
+  DENO_DEPLOY_APP_SLUG: z.string().optional(),
+});
+
+/** A configuration problem; its message names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Parses environment variables into a {@linkcode Config}.
+ *
+ * @throws {ConfigError} naming every invalid variable.
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "environment");
+      return issue.message.startsWith(name) ? issue.message : `${name}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  const onDenoDeploy = DEPLOY_MARKERS.some((name) => Boolean(e[name]));
+  if (onDenoDeploy && !e.THINKIFIC_WEBHOOK_SECRET) {
+    throw new ConfigError(
+      "invalid configuration:\n  THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
+        "(unsigned webhooks are only accepted on a local machine)",
+    );
+  }
+  return {
+    port: e.PORT,
+    kvPath: e.KV_PATH,
+    webhookSecret: e.THINKIFIC_WEBHOOK_SECRET,
+    apiToken: e.API_TOKEN,
+    matchWindowMs: e.MATCH_WINDOW_MS,
+    logicTopic: e.LOGIC_TOPIC,
+    pendingStatus: e.PENDING_STATUS,
+    giveUpAfterAttempts: e.GIVE_UP_AFTER_ATTEMPTS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    retentionDays: e.RETENTION_DAYS,
+    onDenoDeploy,
+  };
+}

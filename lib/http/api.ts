@@ -1,0 +1,85 @@
+/**
+ * `/api/*`: the records and the unmatched list, behind the bearer token when `API_TOKEN` is set.
+ *
+ * @example
+ * ```ts
+ * app.route("/api", apiRoutes({ kv, config }));
+ * ```
+ * @module
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { Config } from "../config.ts";
+import { MAX_PAGE_SIZE } from "../store/limits.ts";
+import { cursorSchema } from "../store/_page.ts";
+import { listRecords, listUnmatched } from "../store/records.ts";
+import { bearerAuth } from "./_auth.ts";
+import { HttpError } from "./errors.ts";
+
+const positiveInt = z.string().regex(/^[1-9]\d{0,15}$/, "must be a positive integer")
+  .transform(Number).refine(Number.isSafeInteger, "must be a positive integer");
+
+const limit = z.string().regex(/^\d{1,4}$/, `must be a whole number from 1 to ${MAX_PAGE_SIZE}`)
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= MAX_PAGE_SIZE, `must be from 1 to ${MAX_PAGE_SIZE}`)
+  .optional().default(100);
+
+const since = z.union([z.iso.datetime({ offset: true }), z.iso.date()], {
+  error: "must be an ISO time such as 2026-11-02T14:15:12.334Z",
+}).transform((s) => Date.parse(s));
+
+const recordsQuery = z.strictObject({
+  tenant_id: positiveInt.transform(String).optional(),
+  user_id: positiveInt.optional(),
+  course_id: positiveInt.optional(),
+  since: since.optional(),
+  limit,
+  cursor: cursorSchema.optional(),
+});
+
+const unmatchedQuery = z.strictObject({ limit, cursor: cursorSchema.optional() });
+
+/** Parses a query string once, at the edge; a bad, repeated or unknown parameter is a 400. */
+function parseQuery<T extends z.ZodType>(url: string, schema: T): z.output<T> {
+  const params = new URL(url).searchParams;
+  const raw: Record<string, string> = {};
+  for (const [name, value] of params) {
+    if (name in raw) throw new HttpError(400, `query parameter ${name} is given more than once`);
+    raw[name] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = issue.code === "unrecognized_keys" ? issue.keys.join(", ") : issue.path.join(".");
+    const message = issue.code === "unrecognized_keys" ? "is not a known parameter" : issue.message;
+    throw new HttpError(400, `query parameter ${name} ${message}`, {
+      issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message })),
+    });
+  }
+  return parsed.data;
+}
+
+/** The `/api` route group. */
+export function apiRoutes(deps: { kv: Deno.Kv; config: Config }): Hono {
+  const { kv } = deps;
+  const app = new Hono();
+  app.use(bearerAuth(deps.config.apiToken));
+
+  app.get("/records", async (c) => {
+    const q = parseQuery(c.req.url, recordsQuery);
+    const page = await listRecords(kv, {
+      filter: { tenantId: q.tenant_id, userId: q.user_id, courseId: q.course_id },
+      since: q.since,
+      limit: q.limit,
+      after: q.cursor,
+    });
+    return c.json(page);
+  });
+
+  app.get("/unmatched", async (c) => {
+    const q = parseQuery(c.req.url, unmatchedQuery);
+    return c.json(await listUnmatched(kv, { limit: q.limit, after: q.cursor }));
+  });
+
+  return app;
+}

@@ -1,0 +1,59 @@
+/**
+ * The Hono application: route groups mounted with `app.route()`, and the one place where errors
+ * become answers (client mistakes 4xx; storage trouble 503 with `Retry-After`, so senders retry).
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ kv: await Deno.openKv(":memory:"), config: parseConfig({}) });
+ * const res = await app.request("/healthz");
+ * ```
+ * @module
+ */
+import { Hono } from "hono";
+import { ContentionError } from "../collator.ts";
+import type { Config } from "../config.ts";
+import { jsonLogger, type Logger } from "../log.ts";
+import { apiRoutes } from "./api.ts";
+import { HttpError } from "./errors.ts";
+import { webhookRoutes } from "./webhooks.ts";
+
+/** What the application is made of. */
+export interface AppDeps {
+  kv: Deno.Kv;
+  config: Config;
+  log?: Logger;
+  /** The clock; tests pass their own. */
+  now?: () => number;
+}
+
+/** Seconds a sender should wait after a 503. */
+const RETRY_AFTER_SECONDS = "5";
+
+/** Builds the application. */
+export function createApp(deps: AppDeps): Hono {
+  const log = deps.log ?? jsonLogger;
+  const app = new Hono();
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.route("/webhooks", webhookRoutes({ ...deps, log }));
+  app.route("/api", apiRoutes(deps));
+
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    if (err instanceof HttpError) {
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return c.json(err.body(), err.status);
+    }
+    // Not the client's fault: storage unavailable, contention, a bug. The sender retries.
+    log({
+      level: "error",
+      msg: "request failed",
+      path: c.req.path,
+      error: err instanceof ContentionError ? err.message : String(err),
+    });
+    c.header("Retry-After", RETRY_AFTER_SECONDS);
+    return c.json({ error: "temporarily unavailable, retry later" }, 503);
+  });
+
+  return app;
+}

@@ -1,0 +1,152 @@
+/**
+ * The matching policy: which counterpart, if any, an event may claim now. Pure: no I/O, no clock.
+ *
+ * Rules (SPEC "Matching rules"):
+ * - only unclaimed counterparts of the same school, user and course, within ±window, are candidates;
+ * - an exact timestamp always wins and is claimed at once, by either side;
+ * - otherwise the closest wins, one-to-one: the policy runs a closest-first greedy matching over
+ *   the neighbourhood (the event, its rivals of the same topic, and the counterparts), so an event
+ *   never takes a counterpart that is closer to a rival;
+ * - because a closer partner may still be in flight, an inexact pair is made only by the logic
+ *   channel on a delivery after its first, or with a counterpart that has given up (it will not be
+ *   delivered again);
+ * - ties are broken by the earlier pair, then by event ids, so every process decides the same way.
+ *
+ * @example
+ * ```ts
+ * const decision = choosePartner({
+ *   self: { id: "p1", at: 1000, deliveries: 1, isLogic: true },
+ *   counterparts: [{ id: "l1", at: 1000, gaveUp: false }],
+ *   windowMs: 500,
+ * });
+ * // decision = { partner: { id: "l1", ... }, exact: true }
+ * ```
+ * @module
+ */
+
+/** An unclaimed stored event, as the policy sees it. */
+export interface Candidate {
+  id: string;
+  /** `created_at` in epoch milliseconds. */
+  at: number;
+  /** The logic channel gave up on it: it will not be delivered again. */
+  gaveUp: boolean;
+}
+
+/** The event being handled. */
+export interface Self {
+  id: string;
+  at: number;
+  /** How many deliveries of this event have been seen, this one included. */
+  deliveries: number;
+  /** Whether its topic is the logic channel (the one answered 409 while pending). */
+  isLogic: boolean;
+}
+
+/** What the policy needs to decide. */
+export interface PolicyInput {
+  self: Self;
+  /** Unclaimed events of the other topic, same school, user and course (any order). */
+  counterparts: readonly Candidate[];
+  /**
+   * Unclaimed events of the same topic as `self` (excluding it) within ±2 windows. Leave out when
+   * not read: {@linkcode needsRivals} says when they matter.
+   */
+  rivals?: readonly Candidate[];
+  windowMs: number;
+}
+
+/** A claim the event may make now. */
+export interface Decision {
+  partner: Candidate;
+  exact: boolean;
+}
+
+interface Pair {
+  a: Candidate; // same topic as self
+  b: Candidate; // counterpart topic
+  distance: number;
+}
+
+function comparePairs(x: Pair, y: Pair): number {
+  return x.distance - y.distance ||
+    Math.min(x.a.at, x.b.at) - Math.min(y.a.at, y.b.at) ||
+    compareIds(x.b.id, y.b.id) ||
+    compareIds(x.a.id, y.a.id);
+}
+
+function compareIds(x: string, y: string): number {
+  // Thinkific ids are digit strings: compare numerically when lengths differ, else as text.
+  return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+}
+
+function inWindow(self: { at: number }, c: Candidate, windowMs: number): boolean {
+  return Math.abs(c.at - self.at) <= windowMs;
+}
+
+/** Whether `self` may pair with a counterpart at a non-zero distance on this delivery. */
+function mayPairInexact(self: Self, c: Candidate): boolean {
+  return (self.isLogic && self.deliveries >= 2) || c.gaveUp;
+}
+
+/**
+ * True when {@linkcode choosePartner} needs the rivals to decide: no exact counterpart, but an
+ * inexact one that this delivery is allowed to take.
+ */
+export function needsRivals(input: Omit<PolicyInput, "rivals">): boolean {
+  const { self, counterparts, windowMs } = input;
+  const near = counterparts.filter((c) => inWindow(self, c, windowMs));
+  if (near.some((c) => c.at === self.at)) return false;
+  return near.some((c) => mayPairInexact(self, c));
+}
+
+/**
+ * Greedy closest-first matching over the neighbourhood; returns whom `self` gets, if anyone.
+ */
+function greedyPartner(
+  self: Candidate,
+  sides: readonly Candidate[],
+  counterparts: readonly Candidate[],
+  windowMs: number,
+): Candidate | null {
+  const pairs: Pair[] = [];
+  for (const a of sides) {
+    for (const b of counterparts) {
+      const distance = Math.abs(a.at - b.at);
+      if (distance <= windowMs) pairs.push({ a, b, distance });
+    }
+  }
+  pairs.sort(comparePairs);
+  const taken = new Set<string>();
+  for (const { a, b } of pairs) {
+    if (taken.has("a" + a.id) || taken.has("b" + b.id)) continue;
+    if (a.id === self.id) return b;
+    taken.add("a" + a.id);
+    taken.add("b" + b.id);
+  }
+  return null;
+}
+
+/**
+ * Decides which counterpart `self` claims now, or `null` to wait (or, for the companion channel,
+ * to stay stored until a counterpart claims it).
+ */
+export function choosePartner(input: PolicyInput): Decision | null {
+  const { self, windowMs } = input;
+  const counterparts = input.counterparts.filter((c) => inWindow(self, c, windowMs));
+  if (counterparts.length === 0) return null;
+  const selfCandidate: Candidate = { id: self.id, at: self.at, gaveUp: false };
+  const rivals = (input.rivals ?? []).filter((r) => r.id !== self.id);
+
+  const exact = counterparts.filter((c) => c.at === self.at);
+  if (exact.length > 0) {
+    // Only rivals at the very same instant can compete for an exact counterpart.
+    const sameInstant = rivals.filter((r) => r.at === self.at);
+    const partner = greedyPartner(selfCandidate, [selfCandidate, ...sameInstant], exact, 0);
+    return partner ? { partner, exact: true } : null;
+  }
+
+  const partner = greedyPartner(selfCandidate, [selfCandidate, ...rivals], counterparts, windowMs);
+  if (partner === null || !mayPairInexact(self, partner)) return null;
+  return { partner, exact: false };
+}

@@ -1,0 +1,61 @@
+/**
+ * Opaque cursors and one ordered page of a KV listing.
+ * @module
+ */
+import { z } from "zod";
+
+/** Where a listing stopped: the key suffix after the listing's prefix. */
+export type Position = [number, string, string];
+
+/** Encodes the position of the last item of a page. */
+export function encodeCursor(position: Position): string {
+  const bytes = new TextEncoder().encode(JSON.stringify(position));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replaceAll("=", "");
+}
+
+/** Decodes a cursor from a query string; fails (as a zod issue) on anything we did not issue. */
+export const cursorSchema = z.string().max(512).transform((raw, ctx) => {
+  try {
+    const b64 = raw.replaceAll("-", "+").replaceAll("_", "/");
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
+    );
+    const parsed = z.tuple([z.number().finite(), z.string().max(64), z.string().max(64)])
+      .safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data as Position;
+  } catch {
+    // fall through to the issue below
+  }
+  ctx.addIssue({ code: "custom", message: "is not a cursor returned by this API" });
+  return z.NEVER;
+});
+
+/**
+ * Lists one page under `prefix`, oldest first, starting at `from` (a position prefix, inclusive)
+ * or strictly after `after`.
+ */
+export async function listPage<T>(
+  kv: Deno.Kv,
+  prefix: Deno.KvKey,
+  opts: { limit: number; from?: (string | number)[]; after?: Position },
+): Promise<{ items: T[]; cursor: string | null }> {
+  const start = opts.after
+    ? [...prefix, ...opts.after, new Uint8Array()]
+    : opts.from
+    ? [...prefix, ...opts.from]
+    : undefined;
+  const selector = start ? { prefix, start } : { prefix };
+  const items: T[] = [];
+  let last: Position | null = null;
+  let more = false;
+  for await (const entry of kv.list<T>(selector, { limit: opts.limit + 1 })) {
+    if (items.length === opts.limit) {
+      more = true;
+      break;
+    }
+    items.push(entry.value);
+    last = entry.key.slice(prefix.length) as Position;
+  }
+  return { items, cursor: more && last ? encodeCursor(last) : null };
+}

@@ -1,0 +1,160 @@
+/**
+ * The KV key layout: every key this service reads or writes is built here, nowhere else.
+ *
+ * | key | value | lifetime |
+ * | --- | --- | --- |
+ * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
+ * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | kept |
+ * | `["pairs", tenant, event_id]` | the record of the pair the event belongs to | kept |
+ * | `["progress_history", tenant, user, course, at_ms, event_id]` | percentage (number) | kept |
+ * | `["unmatched", gave_up_ms, tenant, event_id]` | {@linkcode UnmatchedEntry} | until paired |
+ * | `["records", dims, ...ids, completed_ms, tenant, progress_event_id]` | the record | kept |
+ *
+ * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
+ * bounded range list over `at ± window`, never a scan. Records are written once per filter
+ * combination (`dims`, see {@linkcode RECORD_DIMENSIONS}) so every `/api/records` query is one
+ * ordered range as well.
+ *
+ * @module
+ */
+import type { HandledTopic } from "../config.ts";
+import type { LessonFacts, ProgressFacts } from "../thinkific/schemas.ts";
+
+/** An event as stored. `body` is the raw JSON body, byte for byte. */
+export interface StoredEvent {
+  id: string;
+  topic: HandledTopic;
+  tenantId: string;
+  userId: number;
+  courseId: number;
+  at: number;
+  facts: LessonFacts | ProgressFacts;
+  body: Uint8Array;
+  receivedAt: number;
+  deliveries: number;
+  gaveUpAt: number | null;
+  /** The id of the counterpart it was paired with. */
+  pairedWith: string | null;
+}
+
+/** The fields of an event that make its ordered key. */
+export type EventCoordinates = Pick<StoredEvent, "tenantId" | "userId" | "courseId" | "at">;
+
+/** What `["event_ids", …]` holds: enough to rebuild the ordered key. */
+export interface EventPointer {
+  userId: number;
+  courseId: number;
+  topic: HandledTopic;
+  at: number;
+}
+
+/** A logic-channel event that gave up waiting for its counterpart (the `/api/unmatched` shape). */
+export interface UnmatchedEntry {
+  event_id: string;
+  topic: HandledTopic;
+  tenant_id: string;
+  user_id: number;
+  course_id: number;
+  created_at: string;
+  attempts: number;
+  gave_up_at: string;
+}
+
+export const eventKey = (e: EventCoordinates & { topic: HandledTopic; id: string }): Deno.KvKey => [
+  "events",
+  e.tenantId,
+  e.userId,
+  e.courseId,
+  e.topic,
+  e.at,
+  e.id,
+];
+
+/** The range of one topic's events of one enrollment with `from <= at <= to`. */
+export function eventRange(
+  e: Omit<EventCoordinates, "at">,
+  topic: HandledTopic,
+  from: number,
+  to: number,
+): { start: Deno.KvKey; end: Deno.KvKey } {
+  const prefix = ["events", e.tenantId, e.userId, e.courseId, topic];
+  return { start: [...prefix, from], end: [...prefix, to + 1] };
+}
+
+export const eventIdKey = (tenantId: string, id: string): Deno.KvKey => [
+  "event_ids",
+  tenantId,
+  id,
+];
+
+export const pairKey = (tenantId: string, id: string): Deno.KvKey => ["pairs", tenantId, id];
+
+export const progressHistoryKey = (e: EventCoordinates & { id: string }): Deno.KvKey => [
+  "progress_history",
+  e.tenantId,
+  e.userId,
+  e.courseId,
+  e.at,
+  e.id,
+];
+
+/** Progress history of one enrollment strictly before `before`, for a reverse list of one. */
+export function progressHistoryBefore(
+  e: Omit<EventCoordinates, "at">,
+  before: number,
+): { start: Deno.KvKey; end: Deno.KvKey } {
+  const prefix = ["progress_history", e.tenantId, e.userId, e.courseId];
+  return { start: [...prefix, -Infinity], end: [...prefix, before] };
+}
+
+export const UNMATCHED_PREFIX: Deno.KvKey = ["unmatched"];
+
+export const unmatchedKey = (gaveUpAt: number, tenantId: string, id: string): Deno.KvKey => [
+  ...UNMATCHED_PREFIX,
+  gaveUpAt,
+  tenantId,
+  id,
+];
+
+/** Optional filters of `/api/records`. */
+export interface RecordFilter {
+  tenantId?: string;
+  userId?: number;
+  courseId?: number;
+}
+
+/** Every combination of filters a record is indexed under. */
+export const RECORD_DIMENSIONS = ["all", "t", "u", "c", "tu", "tc", "uc", "tuc"] as const;
+
+function dimensionOf(f: RecordFilter): { dims: string; ids: (string | number)[] } {
+  let dims = "";
+  const ids: (string | number)[] = [];
+  if (f.tenantId !== undefined) (dims += "t", ids.push(f.tenantId));
+  if (f.userId !== undefined) (dims += "u", ids.push(f.userId));
+  if (f.courseId !== undefined) (dims += "c", ids.push(f.courseId));
+  return { dims: dims || "all", ids };
+}
+
+/** The ordered prefix holding the records that match `filter`. */
+export function recordPrefix(filter: RecordFilter): Deno.KvKey {
+  const { dims, ids } = dimensionOf(filter);
+  return ["records", dims, ...ids];
+}
+
+/** The key suffix that orders records: completion time, then a unique id. */
+export type RecordPosition = [completedMs: number, tenantId: string, progressEventId: string];
+
+/** Every key a record is written under, one per filter combination. */
+export function recordKeys(
+  r: { tenant_id: string; user_id: number; course_id: number },
+  position: RecordPosition,
+): Deno.KvKey[] {
+  return RECORD_DIMENSIONS.map((dims) => {
+    const filter: RecordFilter = {
+      tenantId: dims.includes("t") ? r.tenant_id : undefined,
+      userId: dims.includes("u") ? r.user_id : undefined,
+      courseId: dims.includes("c") ? r.course_id : undefined,
+    };
+    return [...recordPrefix(filter), ...position];
+  });
+}
