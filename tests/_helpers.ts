@@ -1,0 +1,196 @@
+/**
+ * Test helpers: Thinkific-shaped webhooks, a harness around the real app on an in-memory KV, and
+ * a delivery loop that retries like Thinkific.
+ * @module
+ */
+import type { Hono } from "hono";
+import { type Config, parseConfig } from "../lib/config.ts";
+import { createApp } from "../lib/http/app.ts";
+import { importSigningKey, signBody } from "../lib/thinkific/signature.ts";
+
+export const SECRET = "test-webhook-secret";
+export const BASE_TIME = Date.parse("2026-11-02T14:15:12.334Z");
+
+let counter = 0;
+/** A fresh 23-digit event id. */
+export function nextId(): string {
+  counter += 1;
+  return `2026110209151233${String(counter).padStart(7, "0")}`;
+}
+
+export interface Who {
+  tenant?: string;
+  user?: number;
+  course?: number;
+}
+
+/** A `lesson.completed` webhook body. */
+export function lessonWebhook(
+  opts: Who & { id?: string; at?: number; lesson?: number; lessonName?: string } = {},
+) {
+  const course = opts.course ?? 2100013;
+  const lesson = opts.lesson ?? 24017;
+  return {
+    id: opts.id ?? nextId(),
+    resource: "lesson",
+    action: "completed",
+    tenant_id: opts.tenant ?? "48213",
+    tenant_global_id: "5f0c7a2e-1b7d-4c39-9a51-0d3e4f6a8b21",
+    created_at: new Date(opts.at ?? BASE_TIME).toISOString(),
+    payload: {
+      chapter: { id: 7013, name: "Mixing colours" },
+      course: { id: course, name: "Watercolor for beginners" },
+      enrollment: { id: 90000042 },
+      lesson: {
+        id: lesson,
+        name: opts.lessonName ?? `Lesson ${lesson}`,
+        position: lesson % 100,
+        type: "Video",
+      },
+      user: {
+        email: "ada@example.com",
+        first_name: "Ada",
+        id: opts.user ?? 5000049,
+        last_name: "Tester",
+      },
+    },
+  };
+}
+
+/** An `enrollment.progress` webhook body. */
+export function progressWebhook(
+  opts: Who & { id?: string; at?: number; percentage?: string } = {},
+) {
+  const course = opts.course ?? 2100013;
+  return {
+    id: opts.id ?? nextId(),
+    resource: "enrollment",
+    action: "progress",
+    tenant_id: opts.tenant ?? "48213",
+    created_at: new Date(opts.at ?? BASE_TIME).toISOString(),
+    payload: {
+      activated_at: "2026-10-30T08:00:00.000Z",
+      completed_at: null,
+      course: { id: course, name: "Watercolor for beginners" },
+      course_id: course,
+      created_at: "2026-10-30T08:00:00.000Z",
+      expiry_date: null,
+      free_trial: false,
+      id: 90000042,
+      percentage_completed: opts.percentage ?? "17.5",
+      started_at: "2026-10-30T08:03:41.120Z",
+      updated_at: "2026-11-02T14:15:12.320Z",
+      user: {
+        email: "ada@example.com",
+        first_name: "Ada",
+        id: opts.user ?? 5000049,
+        last_name: "Tester",
+      },
+    },
+  };
+}
+
+export type Webhook = ReturnType<typeof lessonWebhook> | ReturnType<typeof progressWebhook>;
+
+const keyPromise = importSigningKey(SECRET);
+
+/** Request init for a signed delivery of `body`. */
+export async function signedInit(
+  body: unknown,
+  opts: { secret?: boolean; headers?: Record<string, string> } = {},
+): Promise<RequestInit> {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (typeof body === "object" && body !== null && "resource" in body) {
+    const b = body as { resource: string; action: string };
+    headers["x-thinkific-topic"] = `${b.resource}.${b.action}`;
+  }
+  if (opts.secret !== false) {
+    headers["x-thinkific-hmac-sha256"] = await signBody(await keyPromise, text);
+  }
+  return { method: "POST", body: text, headers: { ...headers, ...opts.headers } };
+}
+
+/** A log line captured from the app. */
+export type LogLine = Record<string, unknown>;
+
+/** The real app on a KV database, with captured logs and a controllable clock. */
+export interface Harness {
+  app: Hono;
+  kv: Deno.Kv;
+  config: Config;
+  logs: LogLine[];
+  clock: { now: number };
+  post(body: unknown, opts?: { secret?: boolean; headers?: Record<string, string> }): Promise<
+    { status: number; json: Record<string, unknown> }
+  >;
+  get(path: string, headers?: Record<string, string>): Promise<
+    { status: number; json: Record<string, unknown> }
+  >;
+  /** Posts until the answer is not the pending status, like Thinkific's retries. */
+  deliver(body: unknown, maxAttempts?: number): Promise<
+    { status: number; json: Record<string, unknown>; attempts: number }
+  >;
+  close(): void;
+}
+
+/** Builds a harness on `kv` (default: a new in-memory database). */
+export async function harness(
+  env: Record<string, string> = {},
+  kv?: Deno.Kv,
+): Promise<Harness> {
+  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, ...env });
+  const db = kv ?? await Deno.openKv(":memory:");
+  const logs: LogLine[] = [];
+  const clock = { now: Date.parse("2026-11-29T12:00:00.000Z") };
+  const app = createApp({ kv: db, config, log: (l) => logs.push(l), now: () => clock.now });
+  const h: Harness = {
+    app,
+    kv: db,
+    config,
+    logs,
+    clock,
+    async post(body, opts) {
+      const res = await app.request("/webhooks/thinkific", await signedInit(body, opts));
+      return { status: res.status, json: await res.json() };
+    },
+    async get(path, headers) {
+      const res = await app.request(path, { headers });
+      return { status: res.status, json: await res.json() };
+    },
+    async deliver(body, maxAttempts = 15) {
+      for (let attempt = 1;; attempt++) {
+        const r = await h.post(body);
+        if (r.status !== config.pendingStatus || attempt >= maxAttempts) {
+          return { ...r, attempts: attempt };
+        }
+      }
+    },
+    close() {
+      if (!kv) db.close();
+    },
+  };
+  return h;
+}
+
+/** Every key/value in the database (for "nothing stored" checks). */
+export async function dump(kv: Deno.Kv): Promise<Deno.KvEntry<unknown>[]> {
+  const out: Deno.KvEntry<unknown>[] = [];
+  for await (const e of kv.list({ prefix: [] })) out.push(e);
+  return out;
+}
+
+/** All records, following cursors. */
+export async function allRecords(h: Harness, query = ""): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = query ? "&" : "";
+    const c: string = cursor ? `${sep}cursor=${cursor}` : "";
+    const r = await h.get(`/api/records?${query}${c}`);
+    if (r.status !== 200) throw new Error(`records: ${r.status} ${JSON.stringify(r.json)}`);
+    out.push(...(r.json.records as Record<string, unknown>[]));
+    cursor = r.json.cursor as string | null;
+  } while (cursor);
+  return out;
+}

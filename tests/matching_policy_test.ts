@@ -1,0 +1,258 @@
+import { assertEquals } from "./_assert.ts";
+import { type Candidate, choosePartner, needsRivals, type Self } from "../lib/matching/policy.ts";
+
+const W = 500;
+const c = (id: string, at: number, gaveUp = false): Candidate => ({ id, at, gaveUp });
+const logic = (at: number, deliveries = 1, id = "P"): Self => ({
+  id,
+  at,
+  deliveries,
+  isLogic: true,
+});
+const companion = (at: number, id = "L"): Self => ({ id, at, deliveries: 1, isLogic: false });
+
+interface Row {
+  name: string;
+  self: Self;
+  counterparts: Candidate[];
+  rivals?: Candidate[];
+  window?: number;
+  want: string | null;
+  exact?: boolean;
+  needsRivals?: boolean;
+}
+
+const table: Row[] = [
+  { name: "no counterpart", self: logic(1000), counterparts: [], want: null },
+  {
+    name: "exact, first delivery",
+    self: logic(1000),
+    counterparts: [c("L1", 1000)],
+    want: "L1",
+    exact: true,
+  },
+  {
+    name: "exact from the companion side",
+    self: companion(1000),
+    counterparts: [c("P1", 1000)],
+    want: "P1",
+    exact: true,
+  },
+  {
+    name: "inexact waits on first delivery",
+    self: logic(1000),
+    counterparts: [c("L1", 1001)],
+    want: null,
+    needsRivals: false,
+  },
+  {
+    name: "inexact on second delivery",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 1001)],
+    rivals: [],
+    want: "L1",
+    exact: false,
+    needsRivals: true,
+  },
+  {
+    name: "companion never takes a live inexact",
+    self: companion(1000),
+    counterparts: [c("P1", 1003)],
+    want: null,
+    needsRivals: false,
+  },
+  {
+    name: "companion takes a gave-up inexact",
+    self: companion(1000),
+    counterparts: [c("P1", 1003, true)],
+    rivals: [],
+    want: "P1",
+    needsRivals: true,
+  },
+  {
+    name: "+499 inside",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 1499)],
+    rivals: [],
+    want: "L1",
+  },
+  {
+    name: "-499 inside",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 501)],
+    rivals: [],
+    want: "L1",
+  },
+  {
+    name: "+500 inside (inclusive)",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 1500)],
+    rivals: [],
+    want: "L1",
+  },
+  {
+    name: "-500 inside (inclusive)",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 500)],
+    rivals: [],
+    want: "L1",
+  },
+  {
+    name: "+501 outside",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 1501)],
+    want: null,
+    needsRivals: false,
+  },
+  { name: "-501 outside", self: logic(1000, 2), counterparts: [c("L1", 499)], want: null },
+  {
+    name: "exact beats near",
+    self: logic(1000),
+    counterparts: [c("L1", 1002), c("L2", 1000)],
+    want: "L2",
+    exact: true,
+  },
+  {
+    name: "exact beats near on later delivery",
+    self: logic(1000, 5),
+    counterparts: [c("L1", 999), c("L2", 1000)],
+    want: "L2",
+    exact: true,
+    needsRivals: false,
+  },
+  {
+    name: "closest wins",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 1200), c("L2", 950), c("L3", 1400)],
+    rivals: [],
+    want: "L2",
+  },
+  {
+    name: "equal distance: earlier pair wins",
+    self: logic(1000, 2),
+    counterparts: [c("L1", 1010), c("L2", 990)],
+    rivals: [],
+    want: "L2",
+  },
+  {
+    name: "two exact: lower id wins",
+    self: logic(1000),
+    counterparts: [c("22", 1000), c("11", 1000)],
+    want: "11",
+  },
+  {
+    name: "ids compare as numbers",
+    self: logic(1000),
+    counterparts: [c("100", 1000), c("99", 1000)],
+    want: "99",
+  },
+  {
+    name: "near-near: a closer rival keeps its lesson, self takes the next",
+    self: logic(1000, 2, "P1"),
+    counterparts: [c("L1", 1040), c("L0", 955)],
+    rivals: [c("P2", 1045)],
+    want: "L0",
+  },
+  {
+    name: "near-near: a closer rival and nothing else, self waits",
+    self: logic(1000, 2, "P1"),
+    counterparts: [c("L1", 1040)],
+    rivals: [c("P2", 1045)],
+    want: null,
+  },
+  {
+    name: "near-near: self is closer than the rival",
+    self: logic(1000, 2, "P1"),
+    counterparts: [c("L1", 1010)],
+    rivals: [c("P2", 1045)],
+    want: "L1",
+  },
+  {
+    name: "claimed-elsewhere rival is not listed, so self takes it",
+    self: logic(1000, 2, "P1"),
+    counterparts: [c("L1", 1040)],
+    rivals: [],
+    want: "L1",
+  },
+  {
+    name: "exact tie with a rival at the same instant: lower pair ids win",
+    self: logic(1000, 1, "P2"),
+    counterparts: [c("L1", 1000)],
+    rivals: [c("P1", 1000)],
+    want: null,
+  },
+  {
+    name: "exact with two rivals and two lessons at one instant: one each",
+    self: logic(1000, 1, "P2"),
+    counterparts: [c("L1", 1000), c("L2", 1000)],
+    rivals: [c("P1", 1000)],
+    want: "L2",
+  },
+  {
+    name: "companion: gave-up progress taken unless a live one is closer",
+    self: companion(1000, "L1"),
+    counterparts: [c("P1", 1100, true), c("P2", 1010)],
+    rivals: [],
+    want: null,
+  },
+  {
+    name: "window 0: only exact",
+    self: logic(1000, 3),
+    counterparts: [c("L1", 1001)],
+    window: 0,
+    want: null,
+  },
+];
+
+for (const row of table) {
+  Deno.test(`policy: ${row.name}`, () => {
+    const windowMs = row.window ?? W;
+    const decision = choosePartner({
+      self: row.self,
+      counterparts: row.counterparts,
+      rivals: row.rivals,
+      windowMs,
+    });
+    assertEquals(decision?.partner.id ?? null, row.want);
+    if (row.exact !== undefined && decision) assertEquals(decision.exact, row.exact);
+    if (row.needsRivals !== undefined) {
+      assertEquals(
+        needsRivals({ self: row.self, counterparts: row.counterparts, windowMs }),
+        row.needsRivals,
+      );
+    }
+  });
+}
+
+Deno.test("policy: the decision does not depend on the order of candidates", () => {
+  const counterparts = [c("L1", 1200), c("L2", 950), c("L3", 1040), c("L4", 1000 - 40)];
+  const rivals = [c("P2", 1045), c("P3", 1210)];
+  const first = choosePartner({ self: logic(1000, 2, "P1"), counterparts, rivals, windowMs: W });
+  for (let i = 0; i < 20; i++) {
+    const shuffled = [...counterparts].sort(() => Math.random() - 0.5);
+    const r = [...rivals].sort(() => Math.random() - 0.5);
+    const d = choosePartner({
+      self: logic(1000, 2, "P1"),
+      counterparts: shuffled,
+      rivals: r,
+      windowMs: W,
+    });
+    assertEquals(d?.partner.id, first?.partner.id);
+  }
+  assertEquals(first?.partner.id, "L4");
+});
+
+Deno.test("policy: both sides of a neighbourhood agree on who pairs with whom", () => {
+  // P1@1000, P2@1045, L0@955, L1@1040: the greedy matching is {P2-L1 (5), P1-L0 (45)}.
+  const ps = [c("P1", 1000), c("P2", 1045)];
+  const ls = [c("L0", 955), c("L1", 1040)];
+  const partnerOf = (self: Candidate, others: Candidate[], rivals: Candidate[]) =>
+    choosePartner({
+      self: { id: self.id, at: self.at, deliveries: 2, isLogic: true },
+      counterparts: others,
+      rivals: rivals.filter((r) => r.id !== self.id),
+      windowMs: W,
+    })?.partner.id;
+  assertEquals(partnerOf(ps[0], ls, ps), "L0");
+  assertEquals(partnerOf(ps[1], ls, ps), "L1");
+});
