@@ -13,6 +13,7 @@ import type { Config } from "../config.ts";
 import { MAX_PAGE_SIZE } from "../store/limits.ts";
 import { cursorSchema } from "../store/_page.ts";
 import { listRecords, listUnmatched } from "../store/records.ts";
+import { retryWhenBusy } from "../store/retry.ts";
 import { bearerAuth } from "./_auth.ts";
 import { HttpError } from "./errors.ts";
 
@@ -67,18 +68,22 @@ export function apiRoutes(deps: { kv: Deno.Kv; config: Config }): Hono {
 
   app.get("/records", async (c) => {
     const q = parseQuery(c.req.url, recordsQuery);
-    const page = await listRecords(kv, {
-      filter: { tenantId: q.tenant_id, userId: q.user_id, courseId: q.course_id },
-      since: q.since,
-      limit: q.limit,
-      after: q.cursor,
-    });
+    const page = await retryWhenBusy(() =>
+      listRecords(kv, {
+        filter: { tenantId: q.tenant_id, userId: q.user_id, courseId: q.course_id },
+        since: q.since,
+        limit: q.limit,
+        after: q.cursor,
+      })
+    );
     return c.json(page);
   });
 
   app.get("/unmatched", async (c) => {
     const q = parseQuery(c.req.url, unmatchedQuery);
-    return c.json(await listUnmatched(kv, { limit: q.limit, after: q.cursor }));
+    return c.json(
+      await retryWhenBusy(() => listUnmatched(kv, { limit: q.limit, after: q.cursor })),
+    );
   });
 
   return app;

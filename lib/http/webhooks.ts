@@ -14,6 +14,7 @@ import { collate, type Outcome } from "../collator.ts";
 import { type Config, LESSON_TOPIC } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
+import { retryWhenBusy } from "../store/retry.ts";
 import { parseWebhook } from "../thinkific/schemas.ts";
 import { importSigningKey, verifySignature } from "../thinkific/signature.ts";
 import { readBody } from "./_body.ts";
@@ -128,7 +129,9 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
         `a ${event.topic} body larger than ${MAX_STORED_BODY_BYTES} bytes cannot be stored`,
       );
     }
-    const outcome = await collate(kv, event, body, { ...config, now: deps.now });
+    const outcome = await retryWhenBusy(() =>
+      collate(kv, event, body, { ...config, now: deps.now })
+    );
     fields.outcome = outcome.status;
     const status = statusOf(outcome, config.pendingStatus);
     const answer = outcome.status === "collated"

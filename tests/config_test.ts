@@ -1,0 +1,86 @@
+import { assertEquals, assertMatch } from "./_assert.ts";
+import { ConfigError, parseConfig } from "../lib/config.ts";
+import assert from "node:assert/strict";
+
+Deno.test("config: defaults from SPEC", () => {
+  const c = parseConfig({});
+  assertEquals(
+    [c.port, c.matchWindowMs, c.logicTopic, c.pendingStatus, c.giveUpAfterAttempts, c.maxBodyBytes],
+    [8000, 500, "enrollment.progress", 409, 10, 262144],
+  );
+  assertEquals([c.kvPath, c.webhookSecret, c.apiToken, c.onDenoDeploy], [
+    undefined,
+    undefined,
+    undefined,
+    false,
+  ]);
+  assertEquals(c.retentionDays, 30);
+});
+
+Deno.test("config: values are parsed", () => {
+  const c = parseConfig({
+    PORT: "9000",
+    KV_PATH: ":memory:",
+    MATCH_WINDOW_MS: "250",
+    LOGIC_TOPIC: "lesson.completed",
+    PENDING_STATUS: "425",
+    GIVE_UP_AFTER_ATTEMPTS: "3",
+    MAX_BODY_BYTES: "4096",
+    RETENTION_DAYS: "7",
+    THINKIFIC_WEBHOOK_SECRET: "abcdefgh",
+    API_TOKEN: "tokentoken",
+  });
+  assertEquals(
+    [c.port, c.kvPath, c.matchWindowMs, c.logicTopic, c.pendingStatus, c.giveUpAfterAttempts],
+    [9000, ":memory:", 250, "lesson.completed", 425, 3],
+  );
+  assertEquals([c.maxBodyBytes, c.retentionDays, c.webhookSecret, c.apiToken], [
+    4096,
+    7,
+    "abcdefgh",
+    "tokentoken",
+  ]);
+});
+
+const invalid: [Record<string, string>, RegExp][] = [
+  [{ PORT: "eighty" }, /PORT/],
+  [{ PORT: "70000" }, /PORT/],
+  [{ MATCH_WINDOW_MS: "-5" }, /MATCH_WINDOW_MS/],
+  [{ MATCH_WINDOW_MS: "1.5" }, /MATCH_WINDOW_MS/],
+  [{ LOGIC_TOPIC: "order.created" }, /LOGIC_TOPIC/],
+  [{ PENDING_STATUS: "200" }, /PENDING_STATUS/],
+  [{ GIVE_UP_AFTER_ATTEMPTS: "0" }, /GIVE_UP_AFTER_ATTEMPTS/],
+  [{ MAX_BODY_BYTES: "10" }, /MAX_BODY_BYTES/],
+  [{ RETENTION_DAYS: "0" }, /RETENTION_DAYS/],
+  [{ THINKIFIC_WEBHOOK_SECRET: "short" }, /THINKIFIC_WEBHOOK_SECRET/],
+  [{ API_TOKEN: " padded-token " }, /API_TOKEN/],
+  [{ DENO_DEPLOYMENT_ID: "abc" }, /THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy/],
+  [{ DENO_DEPLOY: "1" }, /THINKIFIC_WEBHOOK_SECRET/],
+];
+
+for (const [env, name] of invalid) {
+  Deno.test(`config: rejects ${JSON.stringify(env)}`, () => {
+    assert.throws(() => parseConfig(env), (err: unknown) => {
+      assert(err instanceof ConfigError);
+      assertMatch(err.message, name);
+      return true;
+    });
+  });
+}
+
+Deno.test("config: on Deno Deploy with a secret, the attached database is used", () => {
+  const c = parseConfig({ DENO_DEPLOYMENT_ID: "abc", THINKIFIC_WEBHOOK_SECRET: "abcdefgh" });
+  assertEquals([c.onDenoDeploy, c.kvPath], [true, undefined]);
+});
+
+Deno.test("config: a bad value stops start-up naming the variable", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "start.ts"],
+    cwd: new URL("..", import.meta.url),
+    env: { MATCH_WINDOW_MS: "soon", KV_PATH: ":memory:" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 1);
+  assertMatch(new TextDecoder().decode(out.stderr), /MATCH_WINDOW_MS must be a whole number/);
+});

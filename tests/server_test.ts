@@ -1,0 +1,184 @@
+/**
+ * Over real ports and real files: the service as `deno task start` runs it, and several instances
+ * sharing one KV database.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  BASE_TIME,
+  harness,
+  lessonWebhook,
+  progressWebhook,
+  SECRET,
+  signedInit,
+  type Webhook,
+} from "./_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url);
+
+function freePort(): number {
+  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts `start.ts` in a child process and waits until it answers. */
+async function startServer(env: Record<string, string>) {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "start.ts"],
+    cwd: ROOT,
+    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output: string[] = [];
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output.push(chunk);
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0;; i++) {
+    try {
+      const res = await fetch(`${url}/healthz`);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      if (i > 200) throw new Error(`server did not start:\n${output.join("")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    url,
+    output,
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+      await drained;
+    },
+  };
+}
+
+async function postTo(url: string, body: Webhook) {
+  const res = await fetch(`${url}/webhooks/thinkific`, await signedInit(body));
+  return { status: res.status, json: await res.json() };
+}
+
+Deno.test("server: deno task start serves webhooks and records on a real port", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await startServer({ KV_PATH: `${dir}/kv.sqlite3`, API_TOKEN: "token-token" });
+  try {
+    const lesson = lessonWebhook();
+    const progress = progressWebhook();
+    assertEquals((await postTo(server.url, progress)).status, 409);
+    assertEquals((await postTo(server.url, lesson)).json.status, "collated");
+    const res = await fetch(`${server.url}/api/records`, {
+      headers: { authorization: "Bearer token-token" },
+    });
+    const { records } = await res.json();
+    assertEquals(records.length, 1);
+    assertEquals(records[0].lesson_event_id, lesson.id);
+    const log = server.output.join("");
+    assert(log.includes('"msg":"webhook"'), log);
+    assert(!log.includes("ada@example.com"), "no email in logs");
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** `n` true pairs, 0–3 ms apart, a few seconds apart from each other, across users and courses. */
+function pairs(n: number): { lesson: Webhook; progress: Webhook }[] {
+  return Array.from({ length: n }, (_, i) => {
+    const who = { user: 1 + (i % 5), course: 10 + (i % 3) };
+    const at = BASE_TIME + i * 2_000;
+    return {
+      lesson: lessonWebhook({ ...who, at, lesson: 1000 + i }),
+      progress: progressWebhook({ ...who, at: at + (i % 4), percentage: String(i % 100) }),
+    };
+  });
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j], xs[i]];
+  }
+  return xs;
+}
+
+Deno.test("server: two app instances sharing one KV database write one record per pair", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/shared.sqlite3`;
+  const kvA = await Deno.openKv(path);
+  const kvB = await Deno.openKv(path);
+  const a = await harness({}, kvA);
+  const b = await harness({}, kvB);
+  try {
+    const work = pairs(40);
+    // Every half delivered three times, to either instance, all at once.
+    const deliveries = shuffle(
+      work.flatMap((
+        { lesson, progress },
+      ) => [lesson, lesson, lesson, progress, progress, progress]),
+    );
+    const answers = await Promise.all(
+      deliveries.map((body, i) => (i % 2 ? a : b).post(body)),
+    );
+    for (const r of answers) assert(r.status < 500, JSON.stringify(r.json));
+    // Then Thinkific's retries of whatever is still pending.
+    await Promise.all(work.map(({ progress }, i) => (i % 2 ? b : a).deliver(progress)));
+
+    const records = (await a.get("/api/records?limit=500")).json.records as Record<
+      string,
+      unknown
+    >[];
+    assertEquals(records.length, work.length);
+    const want = new Map(work.map(({ lesson, progress }) => [progress.id, lesson.id]));
+    for (const r of records) {
+      assertEquals(r.lesson_event_id, want.get(r.progress_event_id as string));
+    }
+  } finally {
+    kvA.close();
+    kvB.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("server: two server processes on one KV file under duplicated concurrent load", async () => {
+  const dir = await Deno.makeTempDir();
+  const env = { KV_PATH: `${dir}/kv.sqlite3` };
+  const one = await startServer(env);
+  const two = await startServer(env);
+  try {
+    const work = pairs(30);
+    const deliveries = shuffle(
+      work.flatMap(({ lesson, progress }) => [lesson, progress, lesson, progress]),
+    );
+    const answers = await Promise.all(
+      deliveries.map((body, i) => postTo(i % 2 ? one.url : two.url, body)),
+    );
+    for (const r of answers) assert(r.status < 500, JSON.stringify(r.json));
+    for (const [i, { progress }] of work.entries()) {
+      for (let attempt = 0;; attempt++) {
+        const r = await postTo(i % 2 ? one.url : two.url, progress);
+        if (r.status !== 409) {
+          assertEquals(r.json.status, "collated");
+          break;
+        }
+        assert(attempt < 10);
+      }
+    }
+    const res = await fetch(`${two.url}/api/records?limit=500`);
+    const { records } = await res.json();
+    assertEquals(records.length, work.length);
+    const ids = records.flatMap((
+      r: Record<string, string>,
+    ) => [r.progress_event_id, r.lesson_event_id]);
+    assertEquals(new Set(ids).size, ids.length);
+  } finally {
+    await one.close();
+    await two.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
