@@ -104,7 +104,14 @@ export async function collate(
     const read = state?.entry.value ? state.entry as Deno.KvEntry<StoredEvent> : null;
     const stored = read?.value ?? newStoredEvent(event, body, now());
     const deliveries = read && isLogic ? stored.deliveries + 1 : stored.deliveries;
-    const self = { id: stored.id, at: stored.at, deliveries, isLogic };
+    const self = {
+      id: stored.id,
+      at: stored.at,
+      deliveries,
+      isLogic,
+      waitedMs: now() - stored.receivedAt,
+      lastChance: deliveries >= options.giveUpAfterAttempts,
+    };
 
     const counterEntries = await listUnclaimed(
       kv,

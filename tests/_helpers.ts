@@ -127,7 +127,7 @@ export interface Harness {
   get(path: string, headers?: Record<string, string>): Promise<
     { status: number; json: Record<string, unknown> }
   >;
-  /** Posts until the answer is not the pending status, like Thinkific's retries. */
+  /** Posts until the answer is not the pending status, like Thinkific's retries (a minute apart). */
   deliver(body: unknown, maxAttempts?: number): Promise<
     { status: number; json: Record<string, unknown>; attempts: number }
   >;
@@ -160,6 +160,7 @@ export async function harness(
     },
     async deliver(body, maxAttempts = 15) {
       for (let attempt = 1;; attempt++) {
+        if (attempt > 1) clock.now += 60_000;
         const r = await h.post(body);
         if (r.status !== config.pendingStatus || attempt >= maxAttempts) {
           return { ...r, attempts: attempt };

@@ -18,7 +18,8 @@ const T = BASE_TIME;
 type Step =
   | { post: string; status: number; outcome?: string }
   | { parallel: string[]; times?: number }
-  | { deliver: string; status: number; outcome: string; attempts?: number };
+  | { deliver: string; status: number; outcome: string; attempts?: number }
+  | { advance: number };
 
 interface Row {
   name: string;
@@ -40,6 +41,8 @@ const post = (name: string, status: number, outcome?: string): Step => ({
   status,
   outcome,
 });
+/** Time passes (as between Thinkific's retries). */
+const wait: Step = { advance: 60_000 };
 const deliver = (name: string, status: number, outcome: string, attempts?: number): Step => ({
   deliver: name,
   status,
@@ -94,13 +97,18 @@ const rows: Row[] = [
     {
       name: `skew ${skew} ms, lesson first: paired on the progress retry`,
       events: { L: L(T), P: P(T + skew) },
-      steps: [post("L", 200, "stored"), post("P", 409, "pending"), post("P", 200, "collated")],
+      steps: [
+        post("L", 200, "stored"),
+        post("P", 409, "pending"),
+        wait,
+        post("P", 200, "collated"),
+      ],
       records: ["P+L"],
     },
     {
       name: `skew ${skew} ms, progress first`,
       events: { L: L(T), P: P(T + skew) },
-      steps: [post("P", 409), post("L", 200, "stored"), post("P", 200, "collated")],
+      steps: [post("P", 409), post("L", 200, "stored"), wait, post("P", 200, "collated")],
       records: ["P+L"],
     },
   ]),
@@ -111,6 +119,45 @@ const rows: Row[] = [
     records: [],
     unmatched: ["P"],
   })),
+  {
+    name: "skew 3 ms, fast retries: pending until the settle time has passed",
+    events: { L: L(T), P: P(T + 3) },
+    steps: [
+      post("L", 200),
+      post("P", 409),
+      post("P", 409, "pending"),
+      { advance: 9_999 },
+      post("P", 409, "pending"),
+      { advance: 1 },
+      post("P", 200, "collated"),
+    ],
+    records: ["P+L"],
+  },
+  {
+    name: "skew 3 ms, fast retries: the last delivery pairs without waiting",
+    env: { GIVE_UP_AFTER_ATTEMPTS: "3" },
+    events: { L: L(T), P: P(T + 3) },
+    steps: [post("L", 200), post("P", 409), post("P", 409), post("P", 200, "collated")],
+    records: ["P+L"],
+  },
+  {
+    name: "shuffled close completions: an early retry does not take a neighbour's lesson",
+    events: {
+      La: L(T, { lesson: 1 }),
+      Pa: P(T, { percentage: "10" }),
+      Lb: L(T + 100, { lesson: 2 }),
+      Pb: P(T + 100, { percentage: "20" }),
+    },
+    steps: [
+      post("Pa", 409),
+      post("Lb", 200, "stored"),
+      post("Pa", 409, "pending"),
+      post("La", 200, "collated"),
+      post("Pb", 200, "collated"),
+      post("Pa", 200, "collated"),
+    ],
+    records: ["Pa+La", "Pb+Lb"],
+  },
   {
     name: "skew 0 ms pairs at once from either side",
     events: { L: L(T), P: P(T), L2: L(T + 1000), P2: P(T + 1000) },
@@ -137,7 +184,7 @@ const rows: Row[] = [
   {
     name: "two lessons in one window: closest wins on retry",
     events: { L1: L(T, { lesson: 1 }), L2: L(T + 300, { lesson: 2 }), P: P(T + 260) },
-    steps: [post("L1", 200), post("L2", 200), post("P", 409), post("P", 200, "collated")],
+    steps: [post("L1", 200), post("L2", 200), post("P", 409), wait, post("P", 200, "collated")],
     records: ["P+L2"],
   },
   {
@@ -153,6 +200,7 @@ const rows: Row[] = [
       post("L1", 200),
       post("P1", 409),
       post("P2", 409),
+      wait,
       post("P2", 200, "collated"),
       post("P1", 200, "collated"),
     ],
@@ -171,6 +219,7 @@ const rows: Row[] = [
       post("L1", 200),
       post("P1", 409),
       post("P2", 409),
+      wait,
       post("P1", 200, "collated"),
       post("P2", 200, "collated"),
     ],
@@ -184,6 +233,7 @@ const rows: Row[] = [
       post("P2", 409),
       post("P1", 409),
       post("P2", 409, "pending"),
+      wait,
       post("P1", 200, "collated"),
       deliver("P2", 200, "unmatched"),
     ],
@@ -271,7 +321,7 @@ const rows: Row[] = [
     name: "LOGIC_TOPIC=lesson.completed swaps the channels",
     env: { LOGIC_TOPIC: "lesson.completed" },
     events: { L: L(T), P: P(T + 7) },
-    steps: [post("P", 200, "stored"), post("L", 409, "pending"), post("L", 200, "collated")],
+    steps: [post("P", 200, "stored"), post("L", 409, "pending"), wait, post("L", 200, "collated")],
     records: ["P+L"],
   },
   {
@@ -308,7 +358,9 @@ for (const row of rows) {
       const nameOf = new Map(Object.entries(row.events).map(([n, e]) => [e.id, n]));
       for (const [i, step] of row.steps.entries()) {
         const where = `step ${i + 1} of "${row.name}"`;
-        if ("parallel" in step) {
+        if ("advance" in step) {
+          h.clock.now += step.advance;
+        } else if ("parallel" in step) {
           const bodies = Array.from({ length: step.times ?? 1 }, () => step.parallel).flat();
           const answers = await Promise.all(bodies.map((n) => h.post(row.events[n])));
           for (const a of answers) assert(a.status < 500, `${where}: ${a.status}`);
@@ -354,6 +406,7 @@ Deno.test("matrix: the record carries every field, from the right event", async 
     const progress = P(T + 2, { percentage: "17.5" });
     await h.post(lesson);
     await h.post(progress);
+    h.clock.now += 60_000;
     const r = await h.post(progress);
     assertEquals(r.json.status, "collated");
     assertEquals(r.json.record, {

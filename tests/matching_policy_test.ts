@@ -1,15 +1,30 @@
 import { assertEquals } from "./_assert.ts";
-import { type Candidate, choosePartner, needsRivals, type Self } from "../lib/matching/policy.ts";
+import {
+  type Candidate,
+  choosePartner,
+  INEXACT_SETTLE_MS,
+  needsRivals,
+  type Self,
+} from "../lib/matching/policy.ts";
 
 const W = 500;
 const c = (id: string, at: number, gaveUp = false): Candidate => ({ id, at, gaveUp });
-const logic = (at: number, deliveries = 1, id = "P"): Self => ({
+/** A logic-channel event; redeliveries come after the settle time unless told otherwise. */
+const logic = (
+  at: number,
+  deliveries = 1,
+  id = "P",
+  waitedMs = deliveries > 1 ? INEXACT_SETTLE_MS : 0,
+  lastChance = false,
+): Self => ({ id, at, deliveries, isLogic: true, waitedMs, lastChance });
+const companion = (at: number, id = "L"): Self => ({
   id,
   at,
-  deliveries,
-  isLogic: true,
+  deliveries: 1,
+  isLogic: false,
+  waitedMs: 0,
+  lastChance: false,
 });
-const companion = (at: number, id = "L"): Self => ({ id, at, deliveries: 1, isLogic: false });
 
 interface Row {
   name: string;
@@ -196,6 +211,27 @@ const table: Row[] = [
     want: null,
   },
   {
+    name: "a fast redelivery waits for the settle time",
+    self: logic(1000, 2, "P", INEXACT_SETTLE_MS - 1),
+    counterparts: [c("L1", 1001)],
+    want: null,
+    needsRivals: false,
+  },
+  {
+    name: "the last delivery pairs inexactly whatever the time",
+    self: logic(1000, 3, "P", 5, true),
+    counterparts: [c("L1", 1001)],
+    rivals: [],
+    want: "L1",
+    needsRivals: true,
+  },
+  {
+    name: "a first delivery never pairs inexactly, even as the last chance",
+    self: logic(1000, 1, "P", 0, true),
+    counterparts: [c("L1", 1001)],
+    want: null,
+  },
+  {
     name: "window 0: only exact",
     self: logic(1000, 3),
     counterparts: [c("L1", 1001)],
@@ -248,7 +284,7 @@ Deno.test("policy: both sides of a neighbourhood agree on who pairs with whom", 
   const ls = [c("L0", 955), c("L1", 1040)];
   const partnerOf = (self: Candidate, others: Candidate[], rivals: Candidate[]) =>
     choosePartner({
-      self: { id: self.id, at: self.at, deliveries: 2, isLogic: true },
+      self: logic(self.at, 2, self.id),
       counterparts: others,
       rivals: rivals.filter((r) => r.id !== self.id),
       windowMs: W,

@@ -7,15 +7,16 @@
  * - otherwise the closest wins, one-to-one: the policy runs a closest-first greedy matching over
  *   the neighbourhood (the event, its rivals of the same topic, and the counterparts), so an event
  *   never takes a counterpart that is closer to a rival;
- * - because a closer partner may still be in flight, an inexact pair is made only by the logic
- *   channel on a delivery after its first, or with a counterpart that has given up (it will not be
- *   delivered again);
+ * - because a closer (usually exact) partner may still be in flight, an inexact pair is made only
+ *   by the logic channel on a delivery after its first once {@linkcode INEXACT_SETTLE_MS} have
+ *   passed since its first delivery (or on its last delivery before giving up, whatever the time),
+ *   or with a counterpart that has given up (it will not be delivered again);
  * - ties are broken by the earlier pair, then by event ids, so every process decides the same way.
  *
  * @example
  * ```ts
  * const decision = choosePartner({
- *   self: { id: "p1", at: 1000, deliveries: 1, isLogic: true },
+ *   self: { id: "p1", at: 1000, deliveries: 1, isLogic: true, waitedMs: 0, lastChance: false },
  *   counterparts: [{ id: "l1", at: 1000, gaveUp: false }],
  *   windowMs: 500,
  * });
@@ -23,6 +24,13 @@
  * ```
  * @module
  */
+
+/**
+ * How long the logic channel keeps waiting for a closer partner before it accepts an inexact one.
+ * Thinkific's own retries come later than this, so in production an inexact pair is made on the
+ * first redelivery; a sender retrying faster still gets its pair by its last delivery.
+ */
+export const INEXACT_SETTLE_MS = 10_000;
 
 /** An unclaimed stored event, as the policy sees it. */
 export interface Candidate {
@@ -41,6 +49,10 @@ export interface Self {
   deliveries: number;
   /** Whether its topic is the logic channel (the one answered 409 while pending). */
   isLogic: boolean;
+  /** Time since its first delivery was received. */
+  waitedMs: number;
+  /** This is its last delivery before it gives up. */
+  lastChance: boolean;
 }
 
 /** What the policy needs to decide. */
@@ -86,7 +98,9 @@ function inWindow(self: { at: number }, c: Candidate, windowMs: number): boolean
 
 /** Whether `self` may pair with a counterpart at a non-zero distance on this delivery. */
 function mayPairInexact(self: Self, c: Candidate): boolean {
-  return (self.isLogic && self.deliveries >= 2) || c.gaveUp;
+  if (c.gaveUp) return true;
+  return self.isLogic && self.deliveries >= 2 &&
+    (self.waitedMs >= INEXACT_SETTLE_MS || self.lastChance);
 }
 
 /**
