@@ -3,66 +3,8 @@
  * sharing one KV database.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import {
-  BASE_TIME,
-  harness,
-  lessonWebhook,
-  progressWebhook,
-  SECRET,
-  signedInit,
-  type Webhook,
-} from "./_helpers.ts";
-
-const ROOT = new URL("..", import.meta.url);
-
-function freePort(): number {
-  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** Starts `start.ts` in a child process and waits until it answers. */
-async function startServer(env: Record<string, string>) {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "start.ts"],
-    cwd: ROOT,
-    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output: string[] = [];
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output.push(chunk);
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0;; i++) {
-    try {
-      const res = await fetch(`${url}/healthz`);
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch {
-      if (i > 200) throw new Error(`server did not start:\n${output.join("")}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    url,
-    output,
-    async close() {
-      child.kill("SIGTERM");
-      await child.status;
-      await drained;
-    },
-  };
-}
-
-async function postTo(url: string, body: Webhook) {
-  const res = await fetch(`${url}/webhooks/thinkific`, await signedInit(body));
-  return { status: res.status, json: await res.json() };
-}
+import { BASE_TIME, harness, lessonWebhook, progressWebhook, type Webhook } from "./_helpers.ts";
+import { postTo, startServer } from "./_server.ts";
 
 Deno.test("server: deno task start serves webhooks and records on a real port", async () => {
   const dir = await Deno.makeTempDir();

@@ -1,0 +1,58 @@
+/** Starting the service in a child process, as `deno task start` does, for tests over real ports. */
+import { SECRET, signedInit, type Webhook } from "./_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url);
+
+export function freePort(): number {
+  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts `start.ts` in a child process and waits until it answers. */
+export async function startServer(env: Record<string, string>, port = freePort()) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "start.ts"],
+    cwd: ROOT,
+    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output: string[] = [];
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output.push(chunk);
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0;; i++) {
+    try {
+      const res = await fetch(`${url}/healthz`);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      if (i > 200) throw new Error(`server did not start:\n${output.join("")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    url,
+    output,
+    /** Kills the process at once, as a crash would (no graceful shutdown). */
+    async crash() {
+      child.kill("SIGKILL");
+      await child.status;
+      await drained;
+    },
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+      await drained;
+    },
+  };
+}
+
+export async function postTo(url: string, body: Webhook) {
+  const res = await fetch(`${url}/webhooks/thinkific`, await signedInit(body));
+  return { status: res.status, json: await res.json() };
+}
