@@ -11,9 +11,18 @@ export function freePort(): number {
 }
 
 /** Starts `start.ts` in a child process and waits until it answers. */
-export async function startServer(env: Record<string, string>, port = freePort()) {
+export async function startServer(
+  env: Record<string, string>,
+  port = freePort(),
+  /** `run` runs start.ts as `deno task start` does; `serve-parallel` runs `deno serve --parallel main.ts`. */
+  how: "run" | "serve-parallel" = "run",
+) {
+  const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-write"];
+  const args = how === "run"
+    ? ["run", ...perms, "start.ts"]
+    : ["serve", "--parallel", "--port", String(port), ...perms, "main.ts"];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "start.ts"],
+    args,
     cwd: ROOT,
     env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, ...env },
     stdout: "piped",

@@ -87,40 +87,42 @@ Deno.test("server: two app instances sharing one KV database write one record pe
   }
 });
 
-Deno.test("server: two server processes on one KV file under duplicated concurrent load", async () => {
-  const dir = await Deno.makeTempDir();
-  const env = { KV_PATH: `${dir}/kv.sqlite3` };
-  const one = await startServer(env);
-  const two = await startServer(env);
-  try {
-    const work = pairs(30);
-    const deliveries = shuffle(
-      work.flatMap(({ lesson, progress }) => [lesson, progress, lesson, progress]),
-    );
-    const answers = await Promise.all(
-      deliveries.map((body, i) => postTo(i % 2 ? one.url : two.url, body)),
-    );
-    for (const r of answers) assert(r.status < 500, JSON.stringify(r.json));
-    for (const [i, { progress }] of work.entries()) {
-      for (let attempt = 0;; attempt++) {
-        const r = await postTo(i % 2 ? one.url : two.url, progress);
-        if (r.status !== 409) {
-          assertEquals(r.json.status, "collated");
-          break;
+for (const how of ["run", "serve-parallel"] as const) {
+  Deno.test(`server: two server processes (${how}) on one KV file under duplicated concurrent load`, async () => {
+    const dir = await Deno.makeTempDir();
+    const env = { KV_PATH: `${dir}/kv.sqlite3`, DENO_JOBS: "2" };
+    const one = await startServer(env, undefined, how);
+    const two = await startServer(env, undefined, how);
+    try {
+      const work = pairs(30);
+      const deliveries = shuffle(
+        work.flatMap(({ lesson, progress }) => [lesson, progress, lesson, progress]),
+      );
+      const answers = await Promise.all(
+        deliveries.map((body, i) => postTo(i % 2 ? one.url : two.url, body)),
+      );
+      for (const r of answers) assert(r.status < 500, JSON.stringify(r.json));
+      for (const [i, { progress }] of work.entries()) {
+        for (let attempt = 0;; attempt++) {
+          const r = await postTo(i % 2 ? one.url : two.url, progress);
+          if (r.status !== 409) {
+            assertEquals(r.json.status, "collated");
+            break;
+          }
+          assert(attempt < 10);
         }
-        assert(attempt < 10);
       }
+      const res = await fetch(`${two.url}/api/records?limit=500`);
+      const { records } = await res.json();
+      assertEquals(records.length, work.length);
+      const ids = records.flatMap((
+        r: Record<string, string>,
+      ) => [r.progress_event_id, r.lesson_event_id]);
+      assertEquals(new Set(ids).size, ids.length);
+    } finally {
+      await one.close();
+      await two.close();
+      await Deno.remove(dir, { recursive: true });
     }
-    const res = await fetch(`${two.url}/api/records?limit=500`);
-    const { records } = await res.json();
-    assertEquals(records.length, work.length);
-    const ids = records.flatMap((
-      r: Record<string, string>,
-    ) => [r.progress_event_id, r.lesson_event_id]);
-    assertEquals(new Set(ids).size, ids.length);
-  } finally {
-    await one.close();
-    await two.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  });
+}
