@@ -14,7 +14,7 @@ function freePort(): number {
   return port;
 }
 
-async function collect(stream: ReadableStream<Uint8Array>, into: string[], until?: RegExp) {
+function collect(stream: ReadableStream<Uint8Array>, into: string[], until?: RegExp) {
   let rest = "";
   let resolve!: () => void;
   const found = new Promise<void>((r) => (resolve = r));
@@ -56,8 +56,8 @@ Deno.test({
     }).spawn();
     const out: string[] = [];
     const err: string[] = [];
-    const stdout = await collect(child.stdout, out, /^Serving at /);
-    const stderr = await collect(child.stderr, err);
+    const stdout = collect(child.stdout, out, /^Serving at /);
+    const stderr = collect(child.stderr, err);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((
       r,
