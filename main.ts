@@ -1,5 +1,6 @@
 /**
- * The service: configuration from the environment, the KV database, and the application.
+ * The service: configuration from the environment, the KV database, forwarding, and the
+ * application.
  *
  * `deno serve main.ts` serves it as it is (`export default { fetch }`); `deno task start` runs
  * `start.ts`, which serves it on `PORT`.
@@ -7,9 +8,36 @@
  * @module
  */
 import { ConfigError, parseConfig } from "./lib/config.ts";
+import {
+  createForwarder,
+  type Destination,
+  handlerDestination,
+  type RecordHandler,
+  webhookDestination,
+} from "./lib/forward/forwarder.ts";
+import { importStandardKey } from "./lib/forward/standard_webhooks.ts";
 import { createApp } from "./lib/http/app.ts";
 import { describeKv, openKv } from "./lib/kv.ts";
 import { jsonLogger } from "./lib/log.ts";
+
+/**
+ * Your own logic for each new record, run through the same outbox as `FORWARD_URL`: retried with
+ * backoff when it throws, listed at `/api/outbox?status=dead` after the last attempt. The name is
+ * part of the outbox id, so keep it stable. For example:
+ *
+ * ```ts
+ * const handlers: Record<string, RecordHandler> = {
+ *   "crm": async (record) => {
+ *     const res = await fetch("https://crm.example.com/progress", {
+ *       method: "POST",
+ *       body: JSON.stringify({ email: record.user_email, lesson: record.lesson_name }),
+ *     });
+ *     if (!res.ok) throw new Error(`CRM answered ${res.status}`);
+ *   },
+ * };
+ * ```
+ */
+const handlers: Record<string, RecordHandler> = {};
 
 function loadConfig() {
   try {
@@ -25,7 +53,25 @@ function loadConfig() {
 
 export const config = loadConfig();
 const kv = await openKv(config);
-export const app = createApp({ kv, config, log: jsonLogger });
+
+const destinations: Destination[] = Object.entries(handlers).map(([name, handler]) =>
+  handlerDestination(name, handler)
+);
+if (config.forwardUrl && config.forwardSecret) {
+  destinations.push(
+    webhookDestination(config.forwardUrl, await importStandardKey(config.forwardSecret)),
+  );
+}
+const forwarder = destinations.length > 0
+  ? createForwarder({ kv, destinations, log: jsonLogger, retentionDays: config.retentionDays })
+  : undefined;
+if (forwarder) {
+  // Retries survive restarts: every minute, any process delivers what is due.
+  Deno.cron("forward due outbox entries", "* * * * *", () => void forwarder.sweep());
+  forwarder.kick();
+}
+
+export const app = createApp({ kv, config, log: jsonLogger, forwarder });
 
 jsonLogger({
   msg: "ready",
@@ -34,6 +80,7 @@ jsonLogger({
   match_window_ms: config.matchWindowMs,
   signed_webhooks: Boolean(config.webhookSecret),
   api_token: Boolean(config.apiToken),
+  forwarding: forwarder?.destinations ?? [],
 });
 if (!config.webhookSecret) {
   jsonLogger({

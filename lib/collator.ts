@@ -27,12 +27,13 @@ import {
 } from "./store/events.ts";
 import type { StoredEvent } from "./store/keys.ts";
 import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
+import { addOutboxEntries } from "./store/outbox.ts";
 import { writeRecord, writeUnmatched } from "./store/records.ts";
 import type { LessonFacts, ProgressFacts, ThinkificEvent } from "./thinkific/schemas.ts";
 
 /** What happened to an event; the HTTP edge turns it into a status code. */
 export type Outcome =
-  | { status: "collated"; record: LessonProgressRecord }
+  | { status: "collated"; record: LessonProgressRecord; /** written by this call */ fresh: boolean }
   | { status: "pending"; attempts: number }
   | { status: "unmatched"; attempts: number }
   | { status: "stored" };
@@ -43,6 +44,8 @@ export interface CollatorOptions {
   logicTopic: HandledTopic;
   giveUpAfterAttempts: number;
   retentionDays: number;
+  /** Forwarding destinations: each new record gets an outbox entry per name, in its commit. */
+  forwardTo?: readonly string[];
   /** The clock; tests pass their own. */
   now?: () => number;
 }
@@ -95,7 +98,7 @@ export async function collate(
     if (attempt > 0) {
       if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
       state = await readEventState(kv, event);
-      if (state.record) return { status: "collated", record: state.record };
+      if (state.record) return { status: "collated", record: state.record, fresh: false };
       if (state.known && state.entry.value === null) {
         // Seen before, unpaired, and expired after RETENTION_DAYS: nothing left to pair.
         return isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" };
@@ -153,7 +156,8 @@ export async function collate(
       save();
       updateEvent(op, partnerEntry, partner, retentionMs, now());
       writeRecord(op, record, [next, partner]);
-      outcome = { status: "collated", record };
+      addOutboxEntries(op, record, options.forwardTo ?? [], now());
+      outcome = { status: "collated", record, fresh: true };
     } else if (!isLogic) {
       if (read) return { status: "stored" }; // a redelivery: nothing changes
       save();

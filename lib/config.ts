@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { decodeStandardSecret } from "./forward/standard_webhooks.ts";
 
 /** The two Thinkific topics this service pairs. */
 export const LESSON_TOPIC = "lesson.completed";
@@ -29,6 +30,10 @@ export interface Config {
   giveUpAfterAttempts: number;
   maxBodyBytes: number;
   retentionDays: number;
+  /** Where every record is POSTed as a Standard Webhooks message (unset: not forwarded). */
+  forwardUrl: string | undefined;
+  /** `whsec_…`: signs forwarded messages. */
+  forwardSecret: string | undefined;
   onDenoDeploy: boolean;
 }
 
@@ -87,6 +92,37 @@ const envSchema = z.object({
   GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 1, 1000, 10),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
+  FORWARD_URL: z.string().trim().optional().transform((raw, ctx) => {
+    if (!raw) return undefined;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `FORWARD_URL must be a URL, got "${raw}"` });
+      return z.NEVER;
+    }
+    const local = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && local)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "FORWARD_URL must be https:// (http:// only for localhost)",
+      });
+      return z.NEVER;
+    }
+    return url.href;
+  }),
+  FORWARD_SECRET: z.string().trim().optional().transform((raw, ctx) => {
+    if (!raw) return undefined;
+    if (!decodeStandardSecret(raw)) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "FORWARD_SECRET must be a Standard Webhooks secret: whsec_ + base64 of 16-128 bytes",
+      });
+      return z.NEVER;
+    }
+    return raw;
+  }),
   DENO_DEPLOYMENT_ID: z.string().optional(),
   DENO_DEPLOY: z.string().optional(),
   DENO_DEPLOY_APP_SLUG: z.string().optional(),
@@ -119,6 +155,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         "(unsigned webhooks are only accepted on a local machine)",
     );
   }
+  if (Boolean(e.FORWARD_URL) !== Boolean(e.FORWARD_SECRET)) {
+    throw new ConfigError(
+      "invalid configuration:\n  FORWARD_URL and FORWARD_SECRET must be set together",
+    );
+  }
   return {
     port: e.PORT,
     kvPath: e.KV_PATH,
@@ -130,6 +171,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     giveUpAfterAttempts: e.GIVE_UP_AFTER_ATTEMPTS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     retentionDays: e.RETENTION_DAYS,
+    forwardUrl: e.FORWARD_URL,
+    forwardSecret: e.FORWARD_SECRET,
     onDenoDeploy,
   };
 }

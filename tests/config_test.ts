@@ -42,6 +42,15 @@ Deno.test("config: values are parsed", () => {
   ]);
 });
 
+const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+Deno.test("config: forwarding", () => {
+  const c = parseConfig({ FORWARD_URL: "https://crm.example.com/hook", FORWARD_SECRET: WHSEC });
+  assertEquals([c.forwardUrl, c.forwardSecret], ["https://crm.example.com/hook", WHSEC]);
+  const local = parseConfig({ FORWARD_URL: "http://localhost:9000/x", FORWARD_SECRET: WHSEC });
+  assertEquals(local.forwardUrl, "http://localhost:9000/x");
+});
+
 const invalid: [Record<string, string>, RegExp][] = [
   [{ PORT: "eighty" }, /PORT/],
   [{ PORT: "70000" }, /PORT/],
@@ -56,6 +65,14 @@ const invalid: [Record<string, string>, RegExp][] = [
   [{ API_TOKEN: " padded-token " }, /API_TOKEN/],
   [{ DENO_DEPLOYMENT_ID: "abc" }, /THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy/],
   [{ DENO_DEPLOY: "1" }, /THINKIFIC_WEBHOOK_SECRET/],
+  [
+    { FORWARD_URL: "http://crm.example.com/hook", FORWARD_SECRET: WHSEC },
+    /FORWARD_URL must be https/,
+  ],
+  [{ FORWARD_URL: "not a url", FORWARD_SECRET: WHSEC }, /FORWARD_URL must be a URL/],
+  [{ FORWARD_URL: "https://crm.example.com/hook" }, /FORWARD_URL and FORWARD_SECRET/],
+  [{ FORWARD_SECRET: WHSEC }, /FORWARD_URL and FORWARD_SECRET/],
+  [{ FORWARD_URL: "https://crm.example.com/hook", FORWARD_SECRET: "whsec_%%%" }, /FORWARD_SECRET/],
 ];
 
 for (const [env, name] of invalid) {

@@ -10,8 +10,10 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
+import type { Forwarder } from "../forward/forwarder.ts";
 import { MAX_PAGE_SIZE } from "../store/limits.ts";
-import { cursorSchema } from "../store/_page.ts";
+import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
+import { listOutbox, requeue } from "../store/outbox.ts";
 import { listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { bearerAuth } from "./_auth.ts";
@@ -35,10 +37,24 @@ const recordsQuery = z.strictObject({
   course_id: positiveInt.optional(),
   since: since.optional(),
   limit,
-  cursor: cursorSchema.optional(),
+  cursor: cursorSchema(timeIdIdPosition).optional(),
 });
 
-const unmatchedQuery = z.strictObject({ limit, cursor: cursorSchema.optional() });
+const unmatchedQuery = z.strictObject({
+  limit,
+  cursor: cursorSchema(timeIdIdPosition).optional(),
+});
+
+const outboxQuery = z.strictObject({
+  status: z.enum(["dead", "pending"]).optional().default("dead"),
+  limit,
+  cursor: cursorSchema(timeIdPosition).optional(),
+});
+
+const outboxId = z.string().regex(
+  /^[\w-]{1,32}:msg_[\w.-]{1,64}_[\w.-]{1,64}$/,
+  "is not an outbox id",
+);
 
 /** Parses a query string once, at the edge; a bad, repeated or unknown parameter is a 400. */
 function parseQuery<T extends z.ZodType>(url: string, schema: T): z.output<T> {
@@ -61,8 +77,11 @@ function parseQuery<T extends z.ZodType>(url: string, schema: T): z.output<T> {
 }
 
 /** The `/api` route group. */
-export function apiRoutes(deps: { kv: Deno.Kv; config: Config }): Hono {
-  const { kv } = deps;
+export function apiRoutes(
+  deps: { kv: Deno.Kv; config: Config; forwarder?: Forwarder; now?: () => number },
+): Hono {
+  const { kv, forwarder } = deps;
+  const now = deps.now ?? Date.now;
   const app = new Hono();
   app.use(bearerAuth(deps.config.apiToken));
 
@@ -84,6 +103,26 @@ export function apiRoutes(deps: { kv: Deno.Kv; config: Config }): Hono {
     return c.json(
       await retryWhenBusy(() => listUnmatched(kv, { limit: q.limit, after: q.cursor })),
     );
+  });
+
+  app.get("/outbox", async (c) => {
+    const q = parseQuery(c.req.url, outboxQuery);
+    const page = await retryWhenBusy(() =>
+      listOutbox(kv, { status: q.status, limit: q.limit, after: q.cursor })
+    );
+    return c.json(page);
+  });
+
+  app.post("/outbox/:id/retry", async (c) => {
+    const id = outboxId.safeParse(c.req.param("id"));
+    if (!id.success) throw new HttpError(400, `outbox id "${c.req.param("id")}" is not valid`);
+    const entry = await retryWhenBusy(() => requeue(kv, id.data, now()));
+    if (!entry) throw new HttpError(404, `no outbox entry ${id.data}`);
+    if (entry.status === "delivered") {
+      throw new HttpError(409, `outbox entry ${id.data} was already delivered`);
+    }
+    forwarder?.kick();
+    return c.json({ status: "pending", id: entry.id, attempts: entry.attempts }, 202);
   });
 
   return app;

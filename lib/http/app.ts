@@ -12,6 +12,7 @@
 import { Hono } from "hono";
 import { ContentionError } from "../collator.ts";
 import type { Config } from "../config.ts";
+import type { Forwarder } from "../forward/forwarder.ts";
 import { jsonLogger, type Logger } from "../log.ts";
 import { apiRoutes } from "./api.ts";
 import { HttpError } from "./errors.ts";
@@ -22,6 +23,8 @@ export interface AppDeps {
   kv: Deno.Kv;
   config: Config;
   log?: Logger;
+  /** Forwards new records downstream (see lib/forward/forwarder.ts). */
+  forwarder?: Forwarder;
   /** The clock; tests pass their own. */
   now?: () => number;
 }

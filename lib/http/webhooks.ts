@@ -12,6 +12,7 @@
 import { Hono } from "hono";
 import { collate, type Outcome } from "../collator.ts";
 import { type Config, LESSON_TOPIC } from "../config.ts";
+import type { Forwarder } from "../forward/forwarder.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
 import { retryWhenBusy } from "../store/retry.ts";
@@ -25,6 +26,7 @@ export interface WebhookDeps {
   kv: Deno.Kv;
   config: Config;
   log: Logger;
+  forwarder?: Forwarder;
   now?: () => number;
 }
 
@@ -65,7 +67,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log } = deps;
+  const { kv, config, log, forwarder } = deps;
   const key = config.webhookSecret ? importSigningKey(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -130,12 +132,13 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
       );
     }
     const outcome = await retryWhenBusy(() =>
-      collate(kv, event, body, { ...config, now: deps.now })
+      collate(kv, event, body, { ...config, forwardTo: forwarder?.destinations, now: deps.now })
     );
     fields.outcome = outcome.status;
+    if (outcome.status === "collated" && outcome.fresh) forwarder?.kick();
     const status = statusOf(outcome, config.pendingStatus);
     const answer = outcome.status === "collated"
-      ? outcome
+      ? { status: "collated", record: outcome.record }
       : outcome.status === "stored"
       ? { status: "stored", event_id: event.id }
       : {

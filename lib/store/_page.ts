@@ -5,7 +5,7 @@
 import { z } from "zod";
 
 /** Where a listing stopped: the key suffix after the listing's prefix. */
-export type Position = [number, string, string];
+export type Position = (number | string)[];
 
 /** Encodes the position of the last item of a page. */
 export function encodeCursor(position: Position): string {
@@ -14,22 +14,34 @@ export function encodeCursor(position: Position): string {
     .replaceAll("=", "");
 }
 
-/** Decodes a cursor from a query string; fails (as a zod issue) on anything we did not issue. */
-export const cursorSchema = z.string().max(512).transform((raw, ctx) => {
-  try {
-    const b64 = raw.replaceAll("-", "+").replaceAll("_", "/");
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(
-      Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
-    );
-    const parsed = z.tuple([z.number().finite(), z.string().max(64), z.string().max(64)])
-      .safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data as Position;
-  } catch {
-    // fall through to the issue below
-  }
-  ctx.addIssue({ code: "custom", message: "is not a cursor returned by this API" });
-  return z.NEVER;
-});
+/**
+ * A zod schema decoding a cursor from a query string into a position of the given shape; anything
+ * this API did not issue fails as a zod issue.
+ */
+export function cursorSchema<P extends Position>(shape: z.ZodType<P>) {
+  return z.string().max(1024).transform((raw, ctx) => {
+    try {
+      const b64 = raw.replaceAll("-", "+").replaceAll("_", "/");
+      const text = new TextDecoder("utf-8", { fatal: true }).decode(
+        Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
+      );
+      const parsed = shape.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data;
+    } catch {
+      // fall through to the issue below
+    }
+    ctx.addIssue({ code: "custom", message: "is not a cursor returned by this API" });
+    return z.NEVER;
+  });
+}
+
+/** Positions of listings ordered by a time, then one or two ids. */
+export const timeIdIdPosition = z.tuple([
+  z.number().finite(),
+  z.string().max(128),
+  z.string().max(128),
+]);
+export const timeIdPosition = z.tuple([z.number().finite(), z.string().max(256)]);
 
 /**
  * Lists one page under `prefix`, oldest first, starting at `from` (a position prefix, inclusive)

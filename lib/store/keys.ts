@@ -9,6 +9,9 @@
  * | `["progress_history", tenant, user, course, at_ms, event_id]` | percentage (number) | kept |
  * | `["unmatched", gave_up_ms, tenant, event_id]` | {@linkcode UnmatchedEntry} | until paired |
  * | `["records", dims, ...ids, completed_ms, tenant, progress_event_id]` | the record | kept |
+ * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
+ * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
+ * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
  *
  * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
  * bounded range list over `at ± window`, never a scan. Records are written once per filter
@@ -18,6 +21,7 @@
  * @module
  */
 import type { HandledTopic } from "../config.ts";
+import type { LessonProgressRecord } from "../matching/record.ts";
 import type { LessonFacts, ProgressFacts } from "../thinkific/schemas.ts";
 
 /** An event as stored. `body` is the raw JSON body, byte for byte. */
@@ -158,3 +162,34 @@ export function recordKeys(
     return [...recordPrefix(filter), ...position];
   });
 }
+
+/** One record waiting for (or done with) one forwarding destination. */
+export interface OutboxEntry {
+  /** `${destination}:${messageId}` */
+  id: string;
+  destination: string;
+  /** The Standard Webhooks `webhook-id`: the same on every attempt. */
+  messageId: string;
+  record: LessonProgressRecord;
+  status: "pending" | "delivered" | "dead";
+  attempts: number;
+  /**
+   * When it may next be attempted: its time in `["outbox_due", …]`. A process delivering it
+   * (holding its lease) has moved this to the end of the lease.
+   */
+  dueAt: number;
+  lastError: string | null;
+  createdAt: number;
+  deliveredAt: number | null;
+  deadAt: number | null;
+}
+
+export const outboxKey = (id: string): Deno.KvKey => ["outbox", id];
+export const OUTBOX_DUE_PREFIX: Deno.KvKey = ["outbox_due"];
+export const outboxDueKey = (at: number, id: string): Deno.KvKey => [...OUTBOX_DUE_PREFIX, at, id];
+export const OUTBOX_DEAD_PREFIX: Deno.KvKey = ["outbox_dead"];
+export const outboxDeadKey = (at: number, id: string): Deno.KvKey => [
+  ...OUTBOX_DEAD_PREFIX,
+  at,
+  id,
+];

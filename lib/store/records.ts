@@ -13,6 +13,7 @@ import {
   pairKey,
   type RecordFilter,
   recordKeys,
+  type RecordPosition,
   recordPrefix,
   type StoredEvent,
   UNMATCHED_PREFIX,
@@ -35,7 +36,7 @@ export function writeRecord(
     op.check({ key, versionstamp: null }).set(key, record);
     if (event.gaveUpAt !== null) op.delete(unmatchedKey(event.gaveUpAt, event.tenantId, event.id));
   }
-  const position: Position = [
+  const position: RecordPosition = [
     Date.parse(record.completed_at),
     record.tenant_id,
     record.progress_event_id,
@@ -64,7 +65,8 @@ export async function listRecords(
   kv: Deno.Kv,
   query: { filter: RecordFilter; since?: number; limit: number; after?: Position },
 ): Promise<{ records: LessonProgressRecord[]; cursor: string | null }> {
-  const after = query.after && (query.since === undefined || query.after[0] >= query.since)
+  const after = query.after &&
+      (query.since === undefined || Number(query.after[0]) >= query.since)
     ? query.after
     : undefined;
   const page = await listPage<LessonProgressRecord>(kv, recordPrefix(query.filter), {

@@ -1,0 +1,295 @@
+/** Forwarding records downstream: Standard Webhooks messages from the transactional outbox. */
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  BASE_TIME,
+  dump,
+  harness,
+  lessonWebhook,
+  progressWebhook,
+  signedInit,
+} from "./_helpers.ts";
+import {
+  createForwarder,
+  type Destination,
+  type Forwarder,
+  handlerDestination,
+  webhookDestination,
+} from "../lib/forward/forwarder.ts";
+import { importStandardKey, signMessage, verifyMessage } from "../lib/forward/standard_webhooks.ts";
+import { createApp } from "../lib/http/app.ts";
+import { parseConfig } from "../lib/config.ts";
+
+const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+Deno.test("forward: Standard Webhooks signature matches the specification's test vector", async () => {
+  const key = await importStandardKey(WHSEC);
+  const headers = await signMessage(
+    key,
+    "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    1614265330,
+    '{"test": 2432232314}',
+  );
+  assertEquals(headers["webhook-signature"], "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  assert(
+    await verifyMessage(key, {
+      id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+      timestamp: "1614265330",
+      signature:
+        "v1,bm9ldHUjKzFob2VudXRob2VodWUzMjRvdWVvdW9ldQo= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }, '{"test": 2432232314}'),
+  );
+  assert(
+    !(await verifyMessage(key, {
+      id: "msg_other",
+      timestamp: "1614265330",
+      signature: headers["webhook-signature"],
+    }, '{"test": 2432232314}')),
+  );
+});
+
+/** A Standard Webhooks receiver on a real port; `failFirstTry(n)` decides which messages fail once. */
+function receiver(key: CryptoKey, failFirstTry: (nth: number) => boolean) {
+  const attempts = new Map<string, number>();
+  const delivered = new Map<string, Record<string, unknown>>();
+  const badSignatures: string[] = [];
+  let order = 0;
+  const seenOrder = new Map<string, number>();
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const body = await req.text();
+    const id = req.headers.get("webhook-id") ?? "";
+    const ok = await verifyMessage(key, {
+      id,
+      timestamp: req.headers.get("webhook-timestamp") ?? "",
+      signature: req.headers.get("webhook-signature") ?? "",
+    }, body);
+    if (!ok) {
+      badSignatures.push(id);
+      return new Response("bad signature", { status: 401 });
+    }
+    attempts.set(id, (attempts.get(id) ?? 0) + 1);
+    if (!seenOrder.has(id)) seenOrder.set(id, ++order);
+    if (attempts.get(id) === 1 && failFirstTry(seenOrder.get(id)!)) {
+      return new Response("try later", { status: 503 });
+    }
+    delivered.set(id, JSON.parse(body));
+    return new Response(null, { status: 204 });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/hook`,
+    attempts,
+    delivered,
+    badSignatures,
+    server,
+  };
+}
+
+/** A forwarder that writes outbox entries (through the collator) but never sweeps. */
+function idleForwarder(): Forwarder {
+  return {
+    destinations: ["webhook"],
+    kick() {},
+    sweep: () => Promise.resolve(0),
+    close: () => Promise.resolve(),
+  };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function forwardingApp(destinations: Destination[], retryDelaysMs = [50, 100, 200]) {
+  const kv = await Deno.openKv(":memory:");
+  const forwarder = createForwarder({ kv, destinations, retryDelaysMs });
+  const config = parseConfig({ KV_PATH: ":memory:" });
+  const app = createApp({ kv, config, forwarder, log: () => {} });
+  const post = async (body: unknown) => {
+    const res = await app.request("/webhooks/thinkific", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  return { kv, forwarder, app, post };
+}
+
+Deno.test("forward: every record delivered once per message id, first try of every fifth message failing", async () => {
+  const key = await importStandardKey(WHSEC);
+  const rx = receiver(key, (nth) => nth % 5 === 0);
+  const { kv, forwarder, post } = await forwardingApp([webhookDestination(rx.url, key)]);
+  try {
+    const pairs = 30;
+    for (let i = 0; i < pairs; i++) {
+      const at = BASE_TIME + i * 10_000;
+      await post(progressWebhook({ at, user: 1 + (i % 4) }));
+      const r = await post(lessonWebhook({ at, user: 1 + (i % 4), lesson: 100 + i }));
+      assertEquals(r.json.status, "collated");
+    }
+    await until(() => rx.delivered.size === pairs);
+    await forwarder.sweep();
+    assertEquals(rx.badSignatures, []);
+    const records = await dump(kv);
+    const recordCount = records.filter((e) => e.key[0] === "records" && e.key[1] === "all").length;
+    assertEquals(rx.delivered.size, recordCount);
+    for (const [id, message] of rx.delivered) {
+      const data = message.data as Record<string, string>;
+      assertEquals(id, `msg_${data.tenant_id}_${data.progress_event_id}`);
+      assertEquals(message.type, "lesson.progress");
+      assertEquals(message.timestamp, data.collated_at);
+    }
+    const retried = [...rx.attempts.values()].filter((n) => n === 2).length;
+    assertEquals(retried, pairs / 5, "each failed first try retried under the same id");
+    assert([...rx.attempts.values()].every((n) => n <= 2));
+  } finally {
+    await forwarder.close();
+    await rx.server.shutdown();
+    kv.close();
+  }
+});
+
+Deno.test("forward: after the last attempt the entry is dead, listed, and retried on request", async () => {
+  const key = await importStandardKey(WHSEC);
+  let up = false;
+  const rx = receiver(key, () => !up);
+  const failing: Destination = {
+    name: "webhook",
+    async deliver(entry) {
+      if (!up) throw new Error("receiver down");
+      await webhookDestination(rx.url, key).deliver(entry);
+    },
+  };
+  const { kv, forwarder, app, post } = await forwardingApp([failing], [20, 20]);
+  try {
+    await post(lessonWebhook());
+    await post(progressWebhook());
+    let dead: { id: string; attempts: number; lastError: string }[] = [];
+    await until(async () => {
+      const res = await app.request("/api/outbox?status=dead");
+      dead = (await res.json()).entries;
+      return dead.length === 1;
+    });
+    assertEquals(dead[0].attempts, 3);
+    assertEquals(dead[0].lastError, "receiver down");
+    const pending = await (await app.request("/api/outbox?status=pending")).json();
+    assertEquals(pending.entries, []);
+
+    up = true;
+    const retry = await app.request(`/api/outbox/${dead[0].id}/retry`, { method: "POST" });
+    assertEquals(retry.status, 202);
+    await retry.body?.cancel();
+    await until(() => rx.delivered.size === 1);
+    await forwarder.sweep();
+    const after = await (await app.request("/api/outbox?status=dead")).json();
+    assertEquals(after.entries, []);
+    const again = await app.request(`/api/outbox/${dead[0].id}/retry`, { method: "POST" });
+    assertEquals(again.status, 409);
+    await again.body?.cancel();
+    const missing = await app.request("/api/outbox/webhook:msg_1_2/retry", { method: "POST" });
+    assertEquals(missing.status, 404);
+    await missing.body?.cancel();
+    const bad = await app.request("/api/outbox/..%2Fx/retry", { method: "POST" });
+    assertEquals(bad.status, 400);
+    await bad.body?.cancel();
+  } finally {
+    await forwarder.close();
+    await rx.server.shutdown();
+    kv.close();
+  }
+});
+
+Deno.test("forward: a TypeScript handler runs through the same outbox and retries", async () => {
+  const calls: string[] = [];
+  let failures = 1;
+  const handler = handlerDestination("crm", async (record) => {
+    calls.push(record.lesson_event_id);
+    if (failures-- > 0) throw new Error("crm is down");
+    await Promise.resolve();
+  });
+  const { kv, forwarder, post } = await forwardingApp([handler]);
+  try {
+    const lesson = lessonWebhook();
+    await post(progressWebhook());
+    await post(lesson);
+    await until(() => calls.length === 2);
+    await forwarder.sweep();
+    assertEquals(calls, [lesson.id, lesson.id]);
+    const entries = (await dump(kv)).filter((e) => e.key[0] === "outbox");
+    assertEquals(entries.map((e) => (e.value as { status: string }).status), ["delivered"]);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forward: the outbox entry is in the record's own commit", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const idle = idleForwarder();
+  const config = parseConfig({ KV_PATH: ":memory:" });
+  const app = createApp({ kv, config, forwarder: idle, log: () => {} });
+  try {
+    for (const body of [lessonWebhook(), progressWebhook()]) {
+      const res = await app.request("/webhooks/thinkific", {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { "content-type": "application/json" },
+      });
+      await res.body?.cancel();
+    }
+    const all = await dump(kv);
+    assertEquals(all.filter((e) => e.key[0] === "outbox").length, 1);
+    assertEquals(all.filter((e) => e.key[0] === "outbox_due").length, 1);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("forward: two processes sweeping one database never deliver the same attempt twice", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/kv.sqlite3`;
+  const kvA = await Deno.openKv(path);
+  const kvB = await Deno.openKv(path);
+  const deliveries = new Map<string, number>();
+  const counting: Destination = {
+    name: "webhook",
+    async deliver(entry) {
+      deliveries.set(entry.messageId, (deliveries.get(entry.messageId) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 2));
+    },
+  };
+  const h = await harness({}, kvA);
+  const a = createForwarder({ kv: kvA, destinations: [counting] });
+  const b = createForwarder({ kv: kvB, destinations: [counting] });
+  try {
+    // Records written with outbox entries for "webhook", nobody sweeping yet.
+    const app = createApp({
+      kv: kvA,
+      config: h.config,
+      forwarder: idleForwarder(),
+      log: () => {},
+    });
+    for (let i = 0; i < 40; i++) {
+      const at = BASE_TIME + i * 10_000;
+      for (const body of [lessonWebhook({ at }), progressWebhook({ at })]) {
+        const res = await app.request("/webhooks/thinkific", await signedInit(body));
+        await res.body?.cancel();
+      }
+    }
+    await Promise.all([a.sweep(), b.sweep(), a.sweep(), b.sweep()]);
+    await until(() => deliveries.size === 40);
+    assertEquals(
+      [...deliveries.values()].every((n) => n === 1),
+      true,
+      JSON.stringify([...deliveries]),
+    );
+  } finally {
+    await a.close();
+    await b.close();
+    kvA.close();
+    kvB.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
