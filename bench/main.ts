@@ -1,0 +1,338 @@
+/**
+ * `deno task bench`: benchmarks of the service against the seed design's targets.
+ *
+ * ```sh
+ * deno task bench            # every section, full sizes (~5-8 min), readable tables
+ * deno task bench --quick    # smaller sizes, a smoke run (< 1 min)
+ * deno task bench --json     # one JSON object on stdout instead of tables
+ * deno task bench --e2e --coldstart   # only some sections
+ * ```
+ *
+ * Sections: `--e2e` (1, end to end over HTTP), `--baseline` (2, alternating with the baseline
+ * server), `--roundtrips` (3, KV round trips per webhook), `--growth` (4, pairing cost as stored
+ * data grows), `--coldstart` (5). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
+ * @module
+ */
+import { measureColdStart } from "./_coldstart.ts";
+import { compare, makeE2eLoads, runE2e } from "./_e2e.ts";
+import { measureGrowth } from "./_growth.ts";
+import { cpuModel } from "./_proc.ts";
+import { countRoundTrips } from "./_roundtrips.ts";
+import { fmt, mib, round, table } from "./_stats.ts";
+
+const SECTIONS = ["e2e", "baseline", "roundtrips", "growth", "coldstart"] as const;
+type Section = typeof SECTIONS[number];
+
+interface Options {
+  json: boolean;
+  quick: boolean;
+  sections: Set<Section>;
+  pairs: number;
+  rounds: number;
+}
+
+function usage(): never {
+  console.error(
+    "usage: deno task bench [--quick] [--json] [--pairs N] [--rounds N] " +
+      SECTIONS.map((s) => `[--${s}]`).join(" "),
+  );
+  Deno.exit(2);
+}
+
+function parseArgs(args: string[]): Options {
+  const o = { json: false, quick: false, sections: new Set<Section>(), pairs: 0, rounds: 0 };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const [flag, inline] = a.split("=", 2);
+    const num = () => {
+      const v = Number(inline ?? args[++i]);
+      if (!Number.isInteger(v) || v < 1) usage();
+      return v;
+    };
+    if (flag === "--json") o.json = true;
+    else if (flag === "--quick") o.quick = true;
+    else if (flag === "--pairs") o.pairs = num();
+    else if (flag === "--rounds") o.rounds = num();
+    else if (SECTIONS.includes(flag.slice(2) as Section)) o.sections.add(flag.slice(2) as Section);
+    else usage();
+  }
+  if (o.sections.size === 0) { for (const s of SECTIONS) o.sections.add(s); }
+  o.pairs ||= o.quick ? 500 : 5_000;
+  o.rounds ||= o.quick ? 1 : 3;
+  return o;
+}
+
+const log = (msg: string) => console.error(msg);
+
+async function environment() {
+  return {
+    date: new Date().toISOString(),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    cpu: await cpuModel(),
+    cores: navigator.hardwareConcurrency,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+    /** Other work on the machine skews the figures: the 1-minute load average at the start. */
+    loadavg: Deno.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+interface Target {
+  name: string;
+  target: string;
+  measured: string;
+  holds: boolean;
+}
+
+async function main() {
+  const opts = parseArgs(Deno.args);
+  const out: Record<string, unknown> = {
+    env: await environment(),
+    options: {
+      quick: opts.quick,
+      pairs: opts.pairs,
+      rounds: opts.rounds,
+      sections: [...opts.sections],
+    },
+  };
+  const targets: Target[] = [];
+  const text: string[] = [];
+  const started = performance.now();
+
+  const needLoads = opts.sections.has("e2e") || opts.sections.has("baseline");
+  const loads = needLoads ? await makeE2eLoads(opts.pairs) : null;
+
+  if (opts.sections.has("e2e") && loads) {
+    log(`1. end to end over HTTP: ${opts.pairs} pairs, concurrency 32 …`);
+    const r = await runE2e("project", loads);
+    out.e2e = {
+      pairs: r.pairs,
+      deliveries: loads.main.deliveries.length,
+      requests: r.requests,
+      wall_ms: round(r.wallMs),
+      events_per_s: round(r.eventsPerSec),
+      requests_per_s: round(r.requestsPerSec),
+      p50_ms: round(r.p50Ms),
+      p99_ms: round(r.p99Ms),
+      peak_rss_bytes: r.peakRssBytes,
+      statuses: r.statuses,
+      accepted_events: r.acceptedEvents,
+      expected_events: r.expectedEvents,
+      records: r.records.records,
+      records_expected: r.records.expected,
+      records_ok: r.records.ok,
+      problems: r.records.problems.slice(0, 20),
+      failures: r.failures.slice(0, 20),
+    };
+    const okData = r.records.ok && r.acceptedEvents === r.expectedEvents;
+    targets.push({
+      name: "e2e: every pair recorded once",
+      target: "records = pairs",
+      measured: `${r.records.records} / ${r.records.expected}`,
+      holds: okData,
+    });
+    text.push(
+      `1. End to end over HTTP (start.ts in a child process; ${r.pairs} pairs, ` +
+        `${loads.main.deliveries.length} deliveries incl. redeliveries, concurrency 32)`,
+      table([
+        ["metric", "value"],
+        ["events/s (unique, 2xx)", fmt(r.eventsPerSec, 0)],
+        ["requests/s", fmt(r.requestsPerSec, 0)],
+        ["requests (incl. 409 retries)", String(r.requests)],
+        ["statuses", Object.entries(r.statuses).map(([s, n]) => `${s}:${n}`).join(" ")],
+        ["latency p50", `${fmt(r.p50Ms, 1)} ms`],
+        ["latency p99", `${fmt(r.p99Ms, 1)} ms`],
+        ["peak RSS (server)", mib(r.peakRssBytes)],
+        ["wall time", `${fmt(r.wallMs / 1000, 2)} s`],
+        ["records / pairs (+warm-up)", `${r.records.records} / ${r.records.expected}`],
+        ["data check", okData ? "ok" : `FAILED: ${r.records.problems.slice(0, 3).join("; ")}`],
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("baseline") && loads) {
+    log(`2. project vs baseline, ${opts.rounds} rounds each, alternating …`);
+    const c = await compare(loads, opts.rounds, log);
+    const row = (name: string, s: typeof c.project) => [
+      name,
+      fmt(s.eventsPerSec, 0),
+      fmt(s.requestsPerSec, 0),
+      fmt(s.p50Ms, 1),
+      fmt(s.p99Ms, 1),
+      mib(s.peakRssBytes),
+      s.recordsOk ? "ok" : "FAILED",
+    ];
+    out.baseline = {
+      rounds: c.rounds,
+      project: c.project,
+      baseline: c.baseline,
+      events_ratio: round(c.eventsRatio, 3),
+      p99_ratio: round(c.p99Ratio, 3),
+      runs: c.runs.map((r) => ({
+        kind: r.kind,
+        events_per_s: round(r.eventsPerSec),
+        requests_per_s: round(r.requestsPerSec),
+        p50_ms: round(r.p50Ms),
+        p99_ms: round(r.p99Ms),
+        peak_rss_bytes: r.peakRssBytes,
+        records_ok: r.records.ok,
+        statuses: r.statuses,
+      })),
+    };
+    targets.push({
+      name: "vs baseline: events/s ratio",
+      target: ">= 1.0",
+      measured: fmt(c.eventsRatio, 2),
+      holds: c.eventsRatio >= 1,
+    }, {
+      name: "vs baseline: p99 ratio",
+      target: "<= 1.0",
+      measured: fmt(c.p99Ratio, 2),
+      holds: c.p99Ratio <= 1,
+    });
+    text.push(
+      `2. Project vs baseline (bench/baseline_server.ts: Deno.serve + node:sqlite), same load, ` +
+        `${c.rounds} rounds alternating, medians`,
+      table([
+        ["server", "events/s", "req/s", "p50 ms", "p99 ms", "peak RSS", "records"],
+        row("project", c.project),
+        row("baseline", c.baseline),
+        ["project/baseline", fmt(c.eventsRatio, 2), "", "", fmt(c.p99Ratio, 2), "", ""],
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("roundtrips")) {
+    const pairs = opts.quick ? 50 : 200;
+    log(`3. KV round trips per webhook: ${pairs} pairs per scenario …`);
+    const r = await countRoundTrips(pairs);
+    out.roundtrips = r;
+    targets.push({
+      name: "KV round trips per webhook (common path)",
+      target: "<= 3",
+      measured: `max ${r.commonMax}, mean ${fmt(r.commonMean, 2)}`,
+      holds: r.commonMax <= 3,
+    });
+    text.push(
+      `3. KV round trips per webhook (in-process, instrumentKv; ${pairs} pairs per scenario)`,
+      table([
+        ["step", "n", "mean", "max", "get", "getMany", "list", "commit", "status ok"],
+        ...r.steps.map((s) => [
+          s.step,
+          String(s.webhooks),
+          fmt(s.mean, 2),
+          String(s.max),
+          fmt(s.byKind.get, 2),
+          fmt(s.byKind.getMany, 2),
+          fmt(s.byKind.list, 2),
+          fmt(s.byKind.commit, 2),
+          s.unexpected ? `${s.unexpected} unexpected` : `all ${s.expectStatus}`,
+        ]),
+        ["common path (A+B)", "", fmt(r.commonMean, 2), String(r.commonMax), "", "", "", "", ""],
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("growth")) {
+    const sizes = opts.quick ? [1_000, 10_000] : [1_000, 100_000, 1_000_000];
+    const pairings = 500;
+    log(`4. collation cost as stored data grows: ${sizes.join(", ")} events …`);
+    const g = await measureGrowth(sizes, pairings, log);
+    out.growth = g;
+    const first = g.points[0];
+    const last = g.points[g.points.length - 1];
+    targets.push({
+      name: `pairing p50 at ${last.events.toLocaleString("en-US")} / ` +
+        `${first.events.toLocaleString("en-US")} events`,
+      target: "<= 1.3",
+      measured: fmt(g.ratio, 2),
+      holds: g.ratio <= 1.3,
+    });
+    text.push(
+      `4. Collation cost as stored data grows (in-process; ${pairings} pairings of fresh users ` +
+        `per size; seeding ${fmt(g.totalSeedMs / 1000, 1)} s in all)`,
+      table([
+        [
+          "stored events",
+          "file",
+          "seed s",
+          "pairing p50 ms",
+          "p99 ms",
+          "lesson p50",
+          "progress p50",
+          "KV reads p50",
+          "commits p50",
+        ],
+        ...g.points.map((p) => [
+          p.events.toLocaleString("en-US"),
+          mib(p.fileBytes),
+          fmt(p.seedMs / 1000, 1),
+          fmt(p.p50Ms, 2),
+          fmt(p.p99Ms, 2),
+          fmt(p.lessonP50Ms, 2),
+          fmt(p.progressP50Ms, 2),
+          fmt(p.kvReadP50Ms, 2),
+          fmt(p.kvCommitP50Ms, 2),
+        ]),
+        ["p50 ratio largest/smallest", "", "", fmt(g.ratio, 2), "", "", "", "", ""],
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("coldstart")) {
+    const runs = opts.quick ? 3 : 5;
+    log(`5. cold start: ${runs} runs after one warm-up …`);
+    const c = await measureColdStart(runs);
+    out.coldstart = c;
+    targets.push({
+      name: "cold start to first /healthz 2xx (median)",
+      target: "<= 300 ms",
+      measured: `${fmt(c.medianMs, 0)} ms`,
+      holds: c.medianMs <= 300,
+    });
+    text.push(
+      `5. Cold start (deno run ${"start.ts"} with deno task start's flags, to first 2xx /healthz)`,
+      table([
+        ["median", "min", "max", "runs"],
+        [
+          `${fmt(c.medianMs, 0)} ms`,
+          `${fmt(c.minMs, 0)} ms`,
+          `${fmt(c.maxMs, 0)} ms`,
+          c.runs.map((t) => t.toFixed(0)).join(", "),
+        ],
+      ]),
+      "",
+    );
+  }
+
+  out.targets = targets;
+  out.loadavg_end = Deno.loadavg().map((x) => round(x, 2));
+  out.total_s = round((performance.now() - started) / 1000, 1);
+  if (opts.json) {
+    console.log(JSON.stringify(out, null, 2));
+  } else {
+    const env = out.env as Awaited<ReturnType<typeof environment>>;
+    console.log(
+      `deno task bench${opts.quick ? " --quick" : ""} — ${env.date}\n` +
+        `deno ${env.deno} (v8 ${env.v8}), ${env.cpu}, ${env.cores} cores, ${env.os}\n` +
+        `load average at start ${env.loadavg.join(" ")}\n`,
+    );
+    console.log(text.join("\n"));
+    console.log("Targets");
+    console.log(table([
+      ["target", "wanted", "measured", "holds"],
+      ...targets.map((t) => [t.name, t.target, t.measured, t.holds ? "yes" : "NO"]),
+    ]));
+    console.log(
+      `\ntotal ${fmt((performance.now() - started) / 1000, 1)} s; load average at the end ` +
+        (out.loadavg_end as number[]).join(" "),
+    );
+  }
+}
+
+if (import.meta.main) await main();
