@@ -5,7 +5,7 @@
  *
  * The first try assumes the event is new and skips the read of its own state: the commit's check
  * that its id is absent doubles as the duplicate check, so the common path is one range list and
- * one commit (plus one list for the previous percentage when it pairs).
+ * one commit (plus one read of the enrollment summary for a progress event, or when it pairs).
  *
  * @example
  * ```ts
@@ -21,11 +21,18 @@ import {
   type EventState,
   insertEvent,
   listUnclaimed,
-  previousPercentage,
   readEventState,
   updateEvent,
 } from "./store/events.ts";
-import type { StoredEvent } from "./store/keys.ts";
+import {
+  previousPercentage,
+  readEnrollment,
+  saveEnrollment,
+  withLesson,
+  withProgress,
+} from "./store/enrollments.ts";
+import type { CourseInfo, StoredEvent } from "./store/keys.ts";
+import { addCompletion, addLearner, addUnmatched } from "./store/stats.ts";
 import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
 import { addOutboxEntries } from "./store/outbox.ts";
 import { writeRecord, writeUnmatched } from "./store/records.ts";
@@ -66,6 +73,10 @@ const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
 
 function newStoredEvent(event: ThinkificEvent, body: Uint8Array, now: number): StoredEvent {
   return { ...event, body, receivedAt: now, deliveries: 1, gaveUpAt: null, pairedWith: null };
+}
+
+function courseOf(e: Pick<StoredEvent, "tenantId" | "courseId" | "facts">): CourseInfo {
+  return { tenant_id: e.tenantId, course_id: e.courseId, course_name: e.facts.courseName };
 }
 
 function sides(a: StoredEvent, b: StoredEvent) {
@@ -116,13 +127,12 @@ export async function collate(
       lastChance: deliveries >= options.giveUpAfterAttempts,
     };
 
-    const counterEntries = await listUnclaimed(
-      kv,
-      stored,
-      otherTopic,
-      stored.at - windowMs,
-      stored.at + windowMs,
-    );
+    // A new progress event updates its enrollment summary whatever happens: read it meanwhile.
+    const isNewProgress = !read && stored.facts.kind === "progress";
+    const [counterEntries, enrollmentRead] = await Promise.all([
+      listUnclaimed(kv, stored, otherTopic, stored.at - windowMs, stored.at + windowMs),
+      isNewProgress ? readEnrollment(kv, stored) : null,
+    ]);
     const counterparts = counterEntries.map(toCandidate);
     const rivals = needsRivals({ self, counterparts, windowMs })
       ? (await listUnclaimed(
@@ -147,15 +157,25 @@ export async function collate(
       const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
       next.pairedWith = partner.id;
       const { lesson, progress } = sides(next, partner);
+      const enrollment = enrollmentRead ?? await readEnrollment(kv, stored);
+      const before = enrollment.value;
+      const { summary, firstTime } = withLesson(
+        isNewProgress ? withProgress(before, progress.at, progress.facts.percentage) : before,
+        lesson.facts.lessonId,
+      );
       const record = buildRecord({
         lesson,
         progress,
-        previousPercentage: await previousPercentage(kv, progress, progress.at),
+        previousPercentage: previousPercentage(before, progress.at),
         collatedAt: now(),
       });
       save();
       updateEvent(op, partnerEntry, partner, retentionMs, now());
+      saveEnrollment(op, enrollment, summary);
+      if (before === null) addLearner(op, courseOf(progress));
       writeRecord(op, record, [next, partner]);
+      addCompletion(op, record, lesson.facts, firstTime);
+      for (const e of [next, partner]) if (e.gaveUpAt !== null) addUnmatched(op, courseOf(e), -1);
       addOutboxEntries(op, record, options.forwardTo ?? [], now());
       outcome = { status: "collated", record, fresh: true };
     } else if (!isLogic) {
@@ -168,12 +188,22 @@ export async function collate(
       next.gaveUpAt = now();
       save();
       writeUnmatched(op, next, next.gaveUpAt);
+      addUnmatched(op, courseOf(next), 1);
       outcome = { status: "unmatched", attempts: deliveries };
     } else {
       save();
       outcome = { status: "pending", attempts: deliveries };
     }
 
+    if (!decision && enrollmentRead) {
+      const { facts } = stored as EventSide<ProgressFacts>;
+      saveEnrollment(
+        op,
+        enrollmentRead,
+        withProgress(enrollmentRead.value, stored.at, facts.percentage),
+      );
+      if (enrollmentRead.value === null) addLearner(op, courseOf(stored));
+    }
     if ((await op.commit()).ok) return outcome;
   }
   throw new ContentionError(`event ${event.id}: too many concurrent writers`);

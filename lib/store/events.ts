@@ -19,8 +19,6 @@ import {
   type EventPointer,
   eventRange,
   pairKey,
-  progressHistoryBefore,
-  progressHistoryKey,
   type StoredEvent,
 } from "./keys.ts";
 
@@ -69,20 +67,6 @@ export async function listUnclaimed(
   return out;
 }
 
-/** The percentage of the latest progress of the enrollment seen strictly before `before`. */
-export async function previousPercentage(
-  kv: Deno.Kv,
-  e: Omit<EventCoordinates, "at">,
-  before: number,
-): Promise<number | null> {
-  for await (
-    const entry of kv.list<number>(progressHistoryBefore(e, before), { reverse: true, limit: 1 })
-  ) {
-    return entry.value;
-  }
-  return null;
-}
-
 /** How long a stored event has left to live, given when it was first stored. */
 function remaining(event: StoredEvent, retentionMs: number, now: number): number {
   return Math.max(60_000, event.receivedAt + retentionMs - now);
@@ -103,9 +87,6 @@ export function insertEvent(op: Deno.AtomicOperation, event: StoredEvent, retent
   op.check({ key: idKey, versionstamp: null })
     .set(idKey, pointer)
     .set(eventKey(event), event, { expireIn: retentionMs });
-  if (event.facts.kind === "progress") {
-    op.set(progressHistoryKey(event), event.facts.percentage);
-  }
   return op;
 }
 

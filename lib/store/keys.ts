@@ -6,12 +6,17 @@
  * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
  * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | kept |
  * | `["pairs", tenant, event_id]` | the record of the pair the event belongs to | kept |
- * | `["progress_history", tenant, user, course, at_ms, event_id]` | percentage (number) | kept |
+ * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}: progress seen, lessons completed | kept |
  * | `["unmatched", gave_up_ms, tenant, event_id]` | {@linkcode UnmatchedEntry} | until paired |
  * | `["records", dims, ...ids, completed_ms, tenant, progress_event_id]` | the record | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
+ * | `["dash_course", course]` | {@linkcode CourseInfo} | kept |
+ * | `["dash_course_n", course, counter]` | `Deno.KvU64`: learners, completions, unmatched, last_ms | kept |
+ * | `["dash_course_day", course, day]` | `Deno.KvU64`: completions that day (UTC days since 1970) | kept |
+ * | `["dash_lesson", course, lesson]` | {@linkcode LessonInfo} | kept |
+ * | `["dash_lesson_n", course, lesson]` | `Deno.KvU64`: distinct learners who completed it | kept |
  *
  * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
  * bounded range list over `at ± window`, never a scan. Records are written once per filter
@@ -93,23 +98,20 @@ export const eventIdKey = (tenantId: string, id: string): Deno.KvKey => [
 
 export const pairKey = (tenantId: string, id: string): Deno.KvKey => ["pairs", tenantId, id];
 
-export const progressHistoryKey = (e: EventCoordinates & { id: string }): Deno.KvKey => [
-  "progress_history",
+/** One learner in one course: what the records need from their history. */
+export interface EnrollmentSummary {
+  /** Progress seen, oldest first: `[at_ms, percentage]` (the latest ones, see limits.ts). */
+  progress: [number, number][];
+  /** Lessons this learner completed (ids, in the order first seen). */
+  lessons: number[];
+}
+
+export const enrollmentKey = (e: Omit<EventCoordinates, "at">): Deno.KvKey => [
+  "enrollments",
   e.tenantId,
   e.userId,
   e.courseId,
-  e.at,
-  e.id,
 ];
-
-/** Progress history of one enrollment strictly before `before`, for a reverse list of one. */
-export function progressHistoryBefore(
-  e: Omit<EventCoordinates, "at">,
-  before: number,
-): { start: Deno.KvKey; end: Deno.KvKey } {
-  const prefix = ["progress_history", e.tenantId, e.userId, e.courseId];
-  return { start: [...prefix, -Infinity], end: [...prefix, before] };
-}
 
 export const UNMATCHED_PREFIX: Deno.KvKey = ["unmatched"];
 
@@ -192,4 +194,47 @@ export const outboxDeadKey = (at: number, id: string): Deno.KvKey => [
   ...OUTBOX_DEAD_PREFIX,
   at,
   id,
+];
+
+/** A course as the dashboard names it. Course ids are Thinkific-wide, so they key the dashboard. */
+export interface CourseInfo {
+  tenant_id: string;
+  course_id: number;
+  course_name: string;
+}
+
+/** A lesson as the dashboard draws it. */
+export interface LessonInfo {
+  lesson_id: number;
+  lesson_name: string;
+  lesson_type: string;
+  position: number | null;
+  chapter_id: number;
+  chapter_name: string;
+}
+
+/** Counters kept per course. */
+export type CourseCounter = "learners" | "completions" | "unmatched" | "last_ms";
+
+export const courseInfoKey = (course: number): Deno.KvKey => ["dash_course", course];
+export const COURSE_INFO_PREFIX: Deno.KvKey = ["dash_course"];
+export const courseCounterKey = (course: number, counter: CourseCounter): Deno.KvKey => [
+  "dash_course_n",
+  course,
+  counter,
+];
+export const courseDayKey = (course: number, day: number): Deno.KvKey => [
+  "dash_course_day",
+  course,
+  day,
+];
+export const lessonInfoKey = (course: number, lesson: number): Deno.KvKey => [
+  "dash_lesson",
+  course,
+  lesson,
+];
+export const lessonCounterKey = (course: number, lesson: number): Deno.KvKey => [
+  "dash_lesson_n",
+  course,
+  lesson,
 ];

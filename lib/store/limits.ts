@@ -27,3 +27,9 @@ export const MAX_PAGE_SIZE = 500;
 
 /** Commits lost to a concurrent writer are re-read and retried at most this many times. */
 export const MAX_COMMIT_ATTEMPTS = 25;
+
+/** Progress events kept in an enrollment summary (older ones are dropped; only the latest matter). */
+export const MAX_ENROLLMENT_PROGRESS = 400;
+
+/** Lessons kept in an enrollment summary (a course with more would miscount its later lessons). */
+export const MAX_ENROLLMENT_LESSONS = 4000;

@@ -1,0 +1,75 @@
+/**
+ * Enrollment summaries: per learner and course, the progress seen and the lessons completed. A
+ * record reads its previous percentage and whether the lesson is new for the learner from here,
+ * with one `get`, and updates it in the record's own commit (checked, so a concurrent change
+ * re-runs the decision).
+ *
+ * @example
+ * ```ts
+ * const read = await readEnrollment(kv, event);
+ * const previous = previousPercentage(read.value, event.at);
+ * ```
+ * @module
+ */
+import { enrollmentKey, type EnrollmentSummary, type EventCoordinates } from "./keys.ts";
+import { MAX_ENROLLMENT_LESSONS, MAX_ENROLLMENT_PROGRESS } from "./limits.ts";
+
+type Enrollment = Omit<EventCoordinates, "at">;
+
+/** Reads the summary of the enrollment of `e`. */
+export function readEnrollment(
+  kv: Deno.Kv,
+  e: Enrollment,
+): Promise<Deno.KvEntryMaybe<EnrollmentSummary>> {
+  return kv.get<EnrollmentSummary>(enrollmentKey(e));
+}
+
+/** The latest percentage seen strictly before `before`, or `null`. */
+export function previousPercentage(
+  summary: EnrollmentSummary | null,
+  before: number,
+): number | null {
+  let best: [number, number] | null = null;
+  for (const p of summary?.progress ?? []) {
+    if (p[0] < before && (best === null || p[0] >= best[0])) best = p;
+  }
+  return best ? best[1] : null;
+}
+
+/** The summary with one more progress event. */
+export function withProgress(
+  summary: EnrollmentSummary | null,
+  at: number,
+  percentage: number,
+): EnrollmentSummary {
+  const progress = [...(summary?.progress ?? []), [at, percentage] as [number, number]]
+    .sort((a, b) => a[0] - b[0]).slice(-MAX_ENROLLMENT_PROGRESS);
+  return { progress, lessons: summary?.lessons ?? [] };
+}
+
+/** The summary with a completed lesson, and whether the learner had not completed it before. */
+export function withLesson(
+  summary: EnrollmentSummary | null,
+  lessonId: number,
+): { summary: EnrollmentSummary; firstTime: boolean } {
+  const lessons = summary?.lessons ?? [];
+  if (lessons.includes(lessonId)) {
+    return { summary: summary ?? { progress: [], lessons }, firstTime: false };
+  }
+  return {
+    summary: {
+      progress: summary?.progress ?? [],
+      lessons: [...lessons, lessonId].slice(-MAX_ENROLLMENT_LESSONS),
+    },
+    firstTime: true,
+  };
+}
+
+/** Adds the checked write of a summary to `op`. */
+export function saveEnrollment(
+  op: Deno.AtomicOperation,
+  read: Deno.KvEntryMaybe<EnrollmentSummary>,
+  next: EnrollmentSummary,
+) {
+  return op.check(read).set(read.key, next);
+}

@@ -1,0 +1,167 @@
+/**
+ * Dashboard aggregates, kept as counters updated in the same atomic commits as the records, so a
+ * page costs O(courses) or O(lessons), never O(records).
+ *
+ * @example
+ * ```ts
+ * const courses = await courseOverview(kv, Date.now());
+ * const detail = await courseDetail(kv, 2100013);
+ * ```
+ * @module
+ */
+import type { LessonProgressRecord } from "../matching/record.ts";
+import type { LessonFacts } from "../thinkific/schemas.ts";
+import {
+  COURSE_INFO_PREFIX,
+  type CourseCounter,
+  courseCounterKey,
+  courseDayKey,
+  type CourseInfo,
+  courseInfoKey,
+  lessonCounterKey,
+  type LessonInfo,
+  lessonInfoKey,
+} from "./keys.ts";
+import { KV_MAX_GET_MANY } from "./limits.ts";
+
+const ONE = new Deno.KvU64(1n);
+/** Adding 2⁶⁴−1 to a KvU64 (which wraps) takes one away. */
+const MINUS_ONE = new Deno.KvU64(0xffff_ffff_ffff_ffffn);
+const DAY_MS = 86_400_000;
+
+/** Adds "this course has one more learner" to `op`. */
+export function addLearner(op: Deno.AtomicOperation, course: CourseInfo) {
+  return op.set(courseInfoKey(course.course_id), course)
+    .sum(courseCounterKey(course.course_id, "learners"), ONE.value);
+}
+
+/** Adds a record's counters to `op`. */
+export function addCompletion(
+  op: Deno.AtomicOperation,
+  record: LessonProgressRecord,
+  lesson: LessonFacts,
+  firstTimeForLearner: boolean,
+) {
+  const course = record.course_id;
+  const completedMs = Date.parse(record.completed_at);
+  const info: LessonInfo = {
+    lesson_id: lesson.lessonId,
+    lesson_name: lesson.lessonName,
+    lesson_type: lesson.lessonType,
+    position: lesson.lessonPosition,
+    chapter_id: lesson.chapterId,
+    chapter_name: lesson.chapterName,
+  };
+  op.set(
+    courseInfoKey(course),
+    {
+      tenant_id: record.tenant_id,
+      course_id: course,
+      course_name: record.course_name,
+    } satisfies CourseInfo,
+  )
+    .set(lessonInfoKey(course, lesson.lessonId), info)
+    .sum(courseCounterKey(course, "completions"), ONE.value)
+    .max(courseCounterKey(course, "last_ms"), BigInt(completedMs))
+    .sum(courseDayKey(course, Math.floor(completedMs / DAY_MS)), ONE.value);
+  if (firstTimeForLearner) op.sum(lessonCounterKey(course, lesson.lessonId), ONE.value);
+  return op;
+}
+
+/** Adds one more (`+1`) or one fewer (`-1`) unmatched event of a course to `op`. */
+export function addUnmatched(op: Deno.AtomicOperation, course: CourseInfo, delta: 1 | -1) {
+  if (delta === 1) op.set(courseInfoKey(course.course_id), course);
+  return op.sum(
+    courseCounterKey(course.course_id, "unmatched"),
+    delta === 1 ? ONE.value : MINUS_ONE.value,
+  );
+}
+
+/** One course on the overview. */
+export interface CourseSummary extends CourseInfo {
+  learners: number;
+  completions: number;
+  unmatched: number;
+  last7Days: number;
+  last30Days: number;
+  lastActivity: string | null;
+}
+
+const counters: CourseCounter[] = ["learners", "completions", "unmatched", "last_ms"];
+
+async function summarize(kv: Deno.Kv, info: CourseInfo, now: number): Promise<CourseSummary> {
+  const id = info.course_id;
+  const values = await kv.getMany<Deno.KvU64[]>(counters.map((c) => courseCounterKey(id, c)));
+  const n = (i: number) => Number(values[i].value?.value ?? 0n);
+  const today = Math.floor(now / DAY_MS);
+  let last7Days = 0;
+  let last30Days = 0;
+  for await (
+    const e of kv.list<Deno.KvU64>({
+      start: courseDayKey(id, today - 29),
+      end: courseDayKey(id, today + 1),
+    })
+  ) {
+    const count = Number(e.value.value);
+    last30Days += count;
+    if ((e.key[2] as number) > today - 7) last7Days += count;
+  }
+  return {
+    ...info,
+    learners: n(0),
+    completions: n(1),
+    unmatched: n(2),
+    last7Days,
+    last30Days,
+    lastActivity: values[3].value ? new Date(n(3)).toISOString() : null,
+  };
+}
+
+/** Every course, newest activity first. */
+export async function courseOverview(kv: Deno.Kv, now: number): Promise<CourseSummary[]> {
+  const infos: CourseInfo[] = [];
+  for await (const e of kv.list<CourseInfo>({ prefix: COURSE_INFO_PREFIX })) infos.push(e.value);
+  const out = await Promise.all(infos.map((info) => summarize(kv, info, now)));
+  return out.sort((a, b) => (b.lastActivity ?? "").localeCompare(a.lastActivity ?? ""));
+}
+
+/** A lesson with how many distinct learners completed it. */
+export interface LessonSummary extends LessonInfo {
+  learners: number;
+}
+
+/** A course's lessons in course order (chapters by their first lesson), or `null` if unknown. */
+export async function courseDetail(
+  kv: Deno.Kv,
+  courseId: number,
+  now: number,
+): Promise<{ course: CourseSummary; lessons: LessonSummary[] } | null> {
+  const info = await kv.get<CourseInfo>(courseInfoKey(courseId));
+  if (!info.value) return null;
+  const lessons: LessonInfo[] = [];
+  for await (const e of kv.list<LessonInfo>({ prefix: ["dash_lesson", courseId] })) {
+    lessons.push(e.value);
+  }
+  const counts: number[] = [];
+  for (let i = 0; i < lessons.length; i += KV_MAX_GET_MANY) {
+    const got = await kv.getMany<Deno.KvU64[]>(
+      lessons.slice(i, i + KV_MAX_GET_MANY).map((l) => lessonCounterKey(courseId, l.lesson_id)),
+    );
+    for (const g of got) counts.push(Number(g.value?.value ?? 0n));
+  }
+  const withCounts = lessons.map((l, i) => ({ ...l, learners: counts[i] }));
+  return { course: await summarize(kv, info.value, now), lessons: courseOrder(withCounts) };
+}
+
+/** Orders lessons by chapter (chapters by their lowest lesson position, then id), then position. */
+export function courseOrder<L extends LessonInfo>(lessons: L[]): L[] {
+  const pos = (l: LessonInfo) => l.position ?? Number.MAX_SAFE_INTEGER;
+  const chapterStart = new Map<number, number>();
+  for (const l of lessons) {
+    chapterStart.set(l.chapter_id, Math.min(chapterStart.get(l.chapter_id) ?? Infinity, pos(l)));
+  }
+  return [...lessons].sort((a, b) =>
+    chapterStart.get(a.chapter_id)! - chapterStart.get(b.chapter_id)! ||
+    a.chapter_id - b.chapter_id || pos(a) - pos(b) || a.lesson_id - b.lesson_id
+  );
+}
