@@ -15,6 +15,7 @@ import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import { jsonLogger, type Logger } from "../log.ts";
 import { apiRoutes } from "./api.ts";
+import { dashboardRoutes } from "./dashboard.tsx";
 import { HttpError } from "./errors.ts";
 import { webhookRoutes } from "./webhooks.ts";
 
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.route("/webhooks", webhookRoutes({ ...deps, log }));
   app.route("/api", apiRoutes(deps));
+  app.route("/", dashboardRoutes(deps));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

@@ -85,3 +85,18 @@ export async function listUnmatched(
   const page = await listPage<UnmatchedEntry>(kv, UNMATCHED_PREFIX, query);
   return { events: page.items, cursor: page.cursor };
 }
+
+/** The latest `limit` records matching `filter`, newest completion first. */
+export async function recentRecords(
+  kv: Deno.Kv,
+  filter: RecordFilter,
+  limit: number,
+): Promise<LessonProgressRecord[]> {
+  const out: LessonProgressRecord[] = [];
+  const iter = kv.list<LessonProgressRecord>({ prefix: recordPrefix(filter) }, {
+    reverse: true,
+    limit,
+  });
+  for await (const e of iter) out.push(e.value);
+  return out;
+}

@@ -1,0 +1,199 @@
+/**
+ * The dashboard's pages, rendered on the server with `hono/jsx`: the course overview, one course's
+ * drop-off chart and recent completions, and the unmatched queue in plain words.
+ * @module
+ */
+import { raw } from "hono/html";
+import type { Child } from "hono/jsx";
+import type { LessonProgressRecord } from "../matching/record.ts";
+import type { UnmatchedEntry } from "../store/keys.ts";
+import type { CourseSummary, LessonSummary } from "../store/stats.ts";
+import { LessonChart } from "./chart.tsx";
+import { STYLE } from "./style.ts";
+
+function when(iso: string | null): string {
+  if (!iso) return "—";
+  return iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC");
+}
+
+/** The page around every view. */
+export function Layout(props: { title: string; children: Child }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${props.title} · Lesson progress`}</title>
+        <style>{raw(STYLE)}</style>
+      </head>
+      <body>
+        <header>
+          <nav>
+            <strong>Lesson progress</strong>
+            <a href="/">Courses</a>
+            <a href="/unmatched">Unmatched</a>
+          </nav>
+        </header>
+        <main>{props.children}</main>
+      </body>
+    </html>
+  );
+}
+
+/** `GET /`: every course, newest activity first. */
+export function OverviewPage(props: { courses: CourseSummary[] }) {
+  const { courses } = props;
+  return (
+    <Layout title="Courses">
+      <h1>Courses</h1>
+      {courses.length === 0
+        ? (
+          <p class="muted">
+            No lesson completions yet. Point Thinkific's <code>lesson.completed</code> and{" "}
+            <code>enrollment.progress</code> webhooks at <code>/webhooks/thinkific</code>.
+          </p>
+        )
+        : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Course</th>
+                  <th class="num">Learners seen</th>
+                  <th class="num">Lessons completed, 7 days</th>
+                  <th class="num">30 days</th>
+                  <th class="num">Unmatched</th>
+                  <th>Last activity</th>
+                </tr>
+              </thead>
+              <tbody>
+                {courses.map((c) => (
+                  <tr>
+                    <td>
+                      <a href={`/courses/${c.course_id}`}>{c.course_name}</a>
+                      <div class="muted">school {c.tenant_id}</div>
+                    </td>
+                    <td class="num">{String(c.learners)}</td>
+                    <td class="num">{String(c.last7Days)}</td>
+                    <td class="num">{String(c.last30Days)}</td>
+                    <td class="num">{String(c.unmatched)}</td>
+                    <td>{when(c.lastActivity)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+    </Layout>
+  );
+}
+
+/** `GET /courses/:courseId`: where learners stop, and the latest completions. */
+export function CoursePage(
+  props: { course: CourseSummary; lessons: LessonSummary[]; recent: LessonProgressRecord[] },
+) {
+  const { course, lessons, recent } = props;
+  return (
+    <Layout title={course.course_name}>
+      <h1>{course.course_name}</h1>
+      <p class="muted">Course {String(course.course_id)} · school {course.tenant_id}</p>
+      <div class="cards">
+        <div class="card">
+          <b>{String(course.learners)}</b> learners seen
+        </div>
+        <div class="card">
+          <b>{String(course.completions)}</b> lessons completed
+        </div>
+        <div class="card">
+          <b>{String(course.last7Days)}</b> in the last 7 days
+        </div>
+        <div class="card">
+          <b>{String(course.unmatched)}</b> unmatched
+        </div>
+      </div>
+      <h2>Learners who completed each lesson</h2>
+      {lessons.length === 0
+        ? <p class="muted">No lesson of this course has been completed yet.</p>
+        : <LessonChart lessons={lessons} />}
+      <h2>Recent completions</h2>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>Learner</th>
+              <th>Lesson</th>
+              <th>Completed</th>
+              <th class="num">Reached</th>
+            </tr>
+          </thead>
+          <tbody>
+            {recent.map((r) => (
+              <tr>
+                <td>
+                  {r.user_email || `user ${r.user_id}`}
+                  <div class="muted">user {String(r.user_id)}</div>
+                </td>
+                <td>
+                  {r.lesson_name}
+                  <div class="muted">{r.chapter_name}</div>
+                </td>
+                <td>{when(r.completed_at)}</td>
+                <td class="num">
+                  {`${r.percentage_completed}%`}
+                  {r.previous_percentage_completed === null
+                    ? ""
+                    : <div class="muted">{`from ${r.previous_percentage_completed}%`}</div>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </Layout>
+  );
+}
+
+/** `GET /unmatched`: progress events that never found their lesson, in plain words. */
+export function UnmatchedPage(props: { events: UnmatchedEntry[] }) {
+  const { events } = props;
+  return (
+    <Layout title="Unmatched">
+      <h1>Unmatched events</h1>
+      <p class="muted">
+        Progress events that found no lesson completion within the match window. Usually an admin
+        recalculated progress (after adding or removing lessons), which fires no lesson event. A
+        lesson that arrives later still pairs with them.
+      </p>
+      {events.length === 0
+        ? <p>Nothing is waiting. Every progress event found its lesson.</p>
+        : (
+          <ul class="plain">
+            {events.map((e) => (
+              <li>
+                {`User ${e.user_id} reached a new percentage in `}
+                <a href={`/courses/${e.course_id}`}>{`course ${e.course_id}`}</a>
+                {` at ${
+                  when(e.created_at)
+                } (school ${e.tenant_id}), but no lesson completion arrived; `}
+                {`gave up after ${e.attempts} deliveries at ${when(e.gave_up_at)}. `}
+                <span class="muted">{`Event ${e.event_id}`}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+    </Layout>
+  );
+}
+
+/** A plain page for a course the dashboard does not know. */
+export function NotFoundPage(props: { message: string }) {
+  return (
+    <Layout title="Not found">
+      <h1>Not found</h1>
+      <p>{props.message}</p>
+      <p>
+        <a href="/">All courses</a>
+      </p>
+    </Layout>
+  );
+}
