@@ -4,7 +4,7 @@
  * @module
  */
 import { type Load, makeLoad, type RecordCheck, runLoad, verifyRecords } from "./_load.ts";
-import { BENCH_SECRET, type ServerKind, spawnServer } from "./_proc.ts";
+import { BENCH_SECRET, readIo, type ServerKind, spawnServer } from "./_proc.ts";
 import { median } from "./_stats.ts";
 
 /** One server, one load: what was measured. */
@@ -20,6 +20,8 @@ export interface E2eRun {
   /** Peak VmRSS polled every 50 ms, and VmHWM at the end, bytes. */
   peakRssBytes: number;
   hwmBytes: number;
+  /** Bytes the server wrote to storage (`/proc/<pid>/io` write_bytes) per accepted event. */
+  writeBytesPerEvent: number;
   statuses: Record<string, number>;
   acceptedEvents: number;
   expectedEvents: number;
@@ -58,7 +60,9 @@ export async function runE2e(
   const server = await spawnServer(kind, dir);
   try {
     await runLoad(server.url, loads.warmup, { concurrency });
+    const io0 = await readIo(server.pid);
     const r = await runLoad(server.url, loads.main, { concurrency });
+    const io1 = await readIo(server.pid);
     const records = await verifyRecords(server.url, [loads.warmup, loads.main]);
     const mem = await server.close();
     return {
@@ -72,6 +76,7 @@ export async function runE2e(
       p99Ms: r.p99Ms,
       peakRssBytes: Math.max(mem.peakRss, mem.hwm),
       hwmBytes: mem.hwm,
+      writeBytesPerEvent: (io1.writeBytes - io0.writeBytes) / r.acceptedEvents,
       statuses: r.statuses,
       acceptedEvents: r.acceptedEvents,
       expectedEvents: r.expectedEvents,
@@ -104,6 +109,7 @@ export interface Summary {
   p50Ms: number;
   p99Ms: number;
   peakRssBytes: number;
+  writeBytesPerEvent: number;
   /** Every round's records matched the pairs. */
   recordsOk: boolean;
 }
@@ -115,6 +121,7 @@ function summarize(runs: readonly E2eRun[]): Summary {
     p50Ms: median(runs.map((r) => r.p50Ms)),
     p99Ms: median(runs.map((r) => r.p99Ms)),
     peakRssBytes: median(runs.map((r) => r.peakRssBytes)),
+    writeBytesPerEvent: median(runs.map((r) => r.writeBytesPerEvent)),
     recordsOk: runs.every((r) => r.records.ok && r.acceptedEvents === r.expectedEvents),
   };
 }

@@ -97,6 +97,18 @@ export async function readMemory(pid: number): Promise<{ rss: number; hwm: numbe
   return { rss: (kb("VmRSS") || 0) * 1024, hwm: (kb("VmHWM") || 0) * 1024 };
 }
 
+/** I/O counters of a process from `/proc/<pid>/io` (bytes written to storage, write calls). */
+export async function readIo(pid: number): Promise<{ writeBytes: number; writeCalls: number }> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `cat /proc/${pid}/io`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const field = (name: string) => Number(text.match(new RegExp(`^${name}:\\s+(\\d+)`, "m"))?.[1]);
+  return { writeBytes: field("write_bytes") || 0, writeCalls: field("syscw") || 0 };
+}
+
 /** The CPU model, from `/proc/cpuinfo` (read through `sh`, as above). */
 export async function cpuModel(): Promise<string> {
   const out = await new Deno.Command("sh", {

@@ -5,6 +5,9 @@
  * Scenario A: lesson first (stored), then progress (pairs). Scenario B: progress first (409), then
  * lesson (pairs), then the progress retry (200). Scenario C (for reference, not the common path):
  * a redelivery of an already paired lesson.
+ *
+ * Two figures per webhook: KV calls (each `get`, `getMany`, `list`, `commit`) and sequential
+ * waits (calls issued while another is in flight, e.g. under `Promise.all`, share one wait).
  * @module
  */
 import { parseConfig } from "../lib/config.ts";
@@ -16,14 +19,22 @@ import { type Delivery, makeLoad } from "./_load.ts";
 import { BENCH_SECRET } from "./_proc.ts";
 
 const KINDS: KvCall[] = ["get", "getMany", "list", "commit"];
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Round trips of one step over all its webhooks. */
 export interface StepCount {
   step: string;
   expectStatus: number;
   webhooks: number;
+  /** KV calls per webhook. */
   mean: number;
   max: number;
+  /** Sequential waits on KV per webhook. */
+  waitsMean: number;
+  waitsMax: number;
+  /** Mutations (set, sum, max, delete …) and checks in its successful commit, mean. */
+  mutationsMean: number;
+  checksMean: number;
   /** Mean per webhook, by call kind. */
   byKind: Record<KvCall, number>;
   /** Webhooks answered otherwise than expected. */
@@ -36,19 +47,106 @@ export interface RoundTrips {
   /** Over every webhook of scenarios A and B. */
   commonMean: number;
   commonMax: number;
+  commonWaitsMean: number;
+  commonWaitsMax: number;
+}
+
+/** Counts sequential waits: a call started while none is in flight begins a new one. */
+function trackWaits(
+  kv: Deno.Kv,
+  s: { inflight: number; waits: number; mutations: number; checks: number },
+): Deno.Kv {
+  const track = <T>(run: () => Promise<T>): Promise<T> => {
+    if (s.inflight === 0) s.waits++;
+    s.inflight++;
+    return run().finally(() => s.inflight--);
+  };
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "get" || prop === "getMany") {
+        const fn = Reflect.get(target, prop, target) as (...a: unknown[]) => Promise<unknown>;
+        return (...args: unknown[]) => track(() => fn.apply(target, args));
+      }
+      if (prop === "list") {
+        return (...args: Parameters<Deno.Kv["list"]>) => {
+          const iter = target.list(...args);
+          let first = true;
+          return {
+            [Symbol.asyncIterator]() {
+              return this;
+            },
+            next: () => {
+              if (!first) return iter.next();
+              first = false; // one batch: later steps of a short list cost no round trip
+              return track(() => iter.next());
+            },
+            get cursor() {
+              return iter.cursor;
+            },
+          };
+        };
+      }
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          let mutations = 0;
+          let checks = 0;
+          const proxy: Deno.AtomicOperation = new Proxy(op, {
+            get(o, name) {
+              if (name === "commit") {
+                return () =>
+                  track(() => o.commit()).then((res) => {
+                    if (res.ok) (s.mutations += mutations, s.checks += checks);
+                    return res;
+                  });
+              }
+              const value = Reflect.get(o, name, o);
+              if (typeof value !== "function") return value;
+              return (...args: unknown[]) => {
+                if (name === "check") checks += args.length;
+                else if (["set", "sum", "min", "max", "delete", "enqueue"].includes(String(name))) {
+                  mutations++;
+                }
+                const result = value.apply(o, args);
+                return result === o ? proxy : result;
+              };
+            },
+          });
+          return proxy;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
   const dir = await Deno.makeTempDir({ prefix: "bench-roundtrips-" });
   const counts: Record<KvCall, number> = { get: 0, getMany: 0, list: 0, commit: 0 };
   const raw = await Deno.openKv(`${dir}/kv.sqlite3`);
-  const kv = instrumentKv(raw, { before: (call) => void counts[call]++ });
+  const waits = { inflight: 0, waits: 0, mutations: 0, checks: 0 };
+  const kv = instrumentKv(trackWaits(raw, waits), { before: (call) => void counts[call]++ });
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: BENCH_SECRET });
   const app = createApp({ kv, config, log: silentLogger });
 
-  const steps = new Map<string, { expect: number; n: number[]; kinds: number[][]; bad: number }>();
+  const steps = new Map<
+    string,
+    {
+      expect: number;
+      n: number[];
+      w: number[];
+      m: number[];
+      c: number[];
+      kinds: number[][];
+      bad: number;
+    }
+  >();
   const post = async (step: string, d: Delivery, expect: number) => {
     const before = KINDS.map((k) => counts[k]);
+    const waitsBefore = waits.waits;
+    const mutationsBefore = waits.mutations;
+    const checksBefore = waits.checks;
     const res = await app.request("/webhooks/thinkific", {
       method: "POST",
       body: d.body,
@@ -60,8 +158,11 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
     });
     await res.arrayBuffer();
     const delta = KINDS.map((k, i) => counts[k] - before[i]);
-    const s = steps.get(step) ?? { expect, n: [], kinds: [], bad: 0 };
+    const s = steps.get(step) ?? { expect, n: [], w: [], m: [], c: [], kinds: [], bad: 0 };
+    s.m.push(waits.mutations - mutationsBefore);
+    s.c.push(waits.checks - checksBefore);
     s.n.push(delta.reduce((a, b) => a + b, 0));
+    s.w.push(waits.waits - waitsBefore);
     s.kinds.push(delta);
     if (res.status !== expect) s.bad++;
     steps.set(step, s);
@@ -96,17 +197,25 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
       webhooks: s.n.length,
       mean: s.n.reduce((a, b) => a + b, 0) / s.n.length,
       max: Math.max(...s.n),
+      waitsMean: s.w.reduce((a, b) => a + b, 0) / s.w.length,
+      waitsMax: Math.max(...s.w),
+      mutationsMean: mean(s.m),
+      checksMean: mean(s.c),
       byKind: Object.fromEntries(
         KINDS.map((k, i) => [k, s.kinds.reduce((a, row) => a + row[i], 0) / s.kinds.length]),
       ) as Record<KvCall, number>,
       unexpected: s.bad,
     }),
   );
-  const common = [...steps.entries()].filter(([k]) => !k.startsWith("C")).flatMap(([, s]) => s.n);
+  const commonSteps = [...steps.entries()].filter(([k]) => !k.startsWith("C"));
+  const common = commonSteps.flatMap(([, s]) => s.n);
+  const commonWaits = commonSteps.flatMap(([, s]) => s.w);
   return {
     pairs,
     steps: out,
     commonMean: common.reduce((a, b) => a + b, 0) / common.length,
     commonMax: Math.max(...common),
+    commonWaitsMean: commonWaits.reduce((a, b) => a + b, 0) / commonWaits.length,
+    commonWaitsMax: Math.max(...commonWaits),
   };
 }
