@@ -57,7 +57,10 @@ export async function runE2e(
   concurrency = 32,
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: `bench-${kind}-` });
-  const server = await spawnServer(kind, dir);
+  const server = await spawnServer(kind, dir).catch(async (err) => {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  });
   try {
     await runLoad(server.url, loads.warmup, { concurrency });
     const io0 = await readIo(server.pid);
