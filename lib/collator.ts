@@ -3,9 +3,9 @@
  * commits the outcome in one atomic operation checked against everything it read. A commit lost
  * to a concurrent writer (another request, another process) is re-read and decided again.
  *
- * The first try assumes the event is new and skips the read of its own state: the commit's check
- * that its id is absent doubles as the duplicate check, so the common path is one range list and
- * one commit (plus one read of the enrollment summary for a progress event, or when it pairs).
+ * Every delivery costs the same three KV calls on the common path: one `getMany` (the event's
+ * state, its id and its enrollment) beside one range list of the counterparts, then one commit. A
+ * redelivery of a paired event reads its record instead of committing.
  *
  * @example
  * ```ts
@@ -17,13 +17,7 @@
 import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "./config.ts";
 import { type Candidate, choosePartner, needsRivals } from "./matching/policy.ts";
 import { buildRecord, type EventSide, type LessonProgressRecord } from "./matching/record.ts";
-import {
-  type EventState,
-  insertEvent,
-  listUnclaimed,
-  readEventState,
-  updateEvent,
-} from "./store/events.ts";
+import { insertEvent, listUnclaimed, readEventState, updateEvent } from "./store/events.ts";
 import {
   previousPercentage,
   readEnrollment,
@@ -35,7 +29,7 @@ import type { CourseInfo, StoredEvent } from "./store/keys.ts";
 import { addCompletion, addLearner, addUnmatched } from "./store/stats.ts";
 import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
 import { addOutboxEntries } from "./store/outbox.ts";
-import { writeRecord, writeUnmatched } from "./store/records.ts";
+import { getRecords, recordPositionOf, writeRecord, writeUnmatched } from "./store/records.ts";
 import type { LessonFacts, ProgressFacts, ThinkificEvent } from "./thinkific/schemas.ts";
 
 /** What happened to an event; the HTTP edge turns it into a status code. */
@@ -71,8 +65,15 @@ const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
   gaveUp: e.value.gaveUpAt !== null,
 });
 
-function newStoredEvent(event: ThinkificEvent, body: Uint8Array, now: number): StoredEvent {
-  return { ...event, body, receivedAt: now, deliveries: 1, gaveUpAt: null, pairedWith: null };
+function newStoredEvent(event: ThinkificEvent, now: number): StoredEvent {
+  return {
+    ...event,
+    receivedAt: now,
+    deliveries: 1,
+    gaveUpAt: null,
+    pairedWith: null,
+    recordAt: null,
+  };
 }
 
 function courseOf(e: Pick<StoredEvent, "tenantId" | "courseId" | "facts">): CourseInfo {
@@ -103,20 +104,28 @@ export async function collate(
   const retentionMs = options.retentionDays * 86_400_000;
   const isLogic = event.topic === options.logicTopic;
   const otherTopic = counterpartOf(event.topic);
+  const near = (e: StoredEvent | ThinkificEvent) =>
+    listUnclaimed(kv, e, otherTopic, e.at - windowMs, e.at + windowMs);
 
-  let state: EventState | null = null; // null: assume a first delivery (checked at commit)
   for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-    if (attempt > 0) {
-      if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-      state = await readEventState(kv, event);
-      if (state.record) return { status: "collated", record: state.record, fresh: false };
-      if (state.known && state.entry.value === null) {
-        // Seen before, unpaired, and expired after RETENTION_DAYS: nothing left to pair.
-        return isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" };
-      }
+    if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+    // One round trip: the event's own state and its enrollment, beside the counterpart range.
+    const [state, listed] = await Promise.all([readEventState(kv, event), near(event)]);
+    if (state.known && state.entry.value === null) {
+      // Seen before and expired after RETENTION_DAYS: nothing left to pair.
+      return isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" };
     }
-    const read = state?.entry.value ? state.entry as Deno.KvEntry<StoredEvent> : null;
-    const stored = read?.value ?? newStoredEvent(event, body, now());
+    const read = state.entry.value ? state.entry as Deno.KvEntry<StoredEvent> : null;
+    const stored = read?.value ?? newStoredEvent(event, now());
+    if (stored.recordAt) {
+      const [record] = await getRecords(kv, [stored.recordAt]);
+      if (record) return { status: "collated", record, fresh: false };
+    }
+    // A redelivery whose body moved the event (other user, course or time): use where it is.
+    const [counterEntries, enrollment] = state.moved
+      ? await Promise.all([near(stored), readEnrollment(kv, stored)])
+      : [listed, state.enrollment];
+
     const deliveries = read && isLogic ? stored.deliveries + 1 : stored.deliveries;
     const self = {
       id: stored.id,
@@ -126,13 +135,6 @@ export async function collate(
       waitedMs: now() - stored.receivedAt,
       lastChance: deliveries >= options.giveUpAfterAttempts,
     };
-
-    // A new progress event updates its enrollment summary whatever happens: read it meanwhile.
-    const isNewProgress = !read && stored.facts.kind === "progress";
-    const [counterEntries, enrollmentRead] = await Promise.all([
-      listUnclaimed(kv, stored, otherTopic, stored.at - windowMs, stored.at + windowMs),
-      isNewProgress ? readEnrollment(kv, stored) : null,
-    ]);
     const counterparts = counterEntries.map(toCandidate);
     const rivals = needsRivals({ self, counterparts, windowMs })
       ? (await listUnclaimed(
@@ -141,15 +143,13 @@ export async function collate(
         stored.topic,
         stored.at - 2 * windowMs,
         stored.at + 2 * windowMs,
-      ))
-        .map(toCandidate)
+      )).map(toCandidate)
       : undefined;
     const decision = choosePartner({ self, counterparts, rivals, windowMs });
 
     const op = kv.atomic();
     const next: StoredEvent = { ...stored, deliveries };
-    const save = () =>
-      read ? updateEvent(op, read, next, retentionMs, now()) : insertEvent(op, next, retentionMs);
+    const isNewProgress = !read && stored.facts.kind === "progress";
     let outcome: Outcome;
 
     if (decision) {
@@ -157,7 +157,6 @@ export async function collate(
       const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
       next.pairedWith = partner.id;
       const { lesson, progress } = sides(next, partner);
-      const enrollment = enrollmentRead ?? await readEnrollment(kv, stored);
       const before = enrollment.value;
       const { summary, firstTime } = withLesson(
         isNewProgress ? withProgress(before, progress.at, progress.facts.percentage) : before,
@@ -169,7 +168,7 @@ export async function collate(
         previousPercentage: previousPercentage(before, progress.at),
         collatedAt: now(),
       });
-      save();
+      next.recordAt = partner.recordAt = recordPositionOf(record);
       updateEvent(op, partnerEntry, partner, retentionMs, now());
       saveEnrollment(op, enrollment, summary);
       if (before === null) addLearner(op, courseOf(progress));
@@ -180,29 +179,24 @@ export async function collate(
       outcome = { status: "collated", record, fresh: true };
     } else if (!isLogic) {
       if (read) return { status: "stored" }; // a redelivery: nothing changes
-      save();
       outcome = { status: "stored" };
     } else if (stored.gaveUpAt !== null) {
       return { status: "unmatched", attempts: stored.deliveries };
     } else if (deliveries >= options.giveUpAfterAttempts) {
       next.gaveUpAt = now();
-      save();
       writeUnmatched(op, next, next.gaveUpAt);
       addUnmatched(op, courseOf(next), 1);
       outcome = { status: "unmatched", attempts: deliveries };
     } else {
-      save();
       outcome = { status: "pending", attempts: deliveries };
     }
 
-    if (!decision && enrollmentRead) {
+    if (read) updateEvent(op, read, next, retentionMs, now());
+    else insertEvent(op, next, body, retentionMs);
+    if (isNewProgress && !decision) {
       const { facts } = stored as EventSide<ProgressFacts>;
-      saveEnrollment(
-        op,
-        enrollmentRead,
-        withProgress(enrollmentRead.value, stored.at, facts.percentage),
-      );
-      if (enrollmentRead.value === null) addLearner(op, courseOf(stored));
+      saveEnrollment(op, enrollment, withProgress(enrollment.value, stored.at, facts.percentage));
+      if (enrollment.value === null) addLearner(op, courseOf(stored));
     }
     if ((await op.commit()).ok) return outcome;
   }

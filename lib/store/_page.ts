@@ -51,7 +51,7 @@ export async function listPage<T>(
   kv: Deno.Kv,
   prefix: Deno.KvKey,
   opts: { limit: number; from?: (string | number)[]; after?: Position },
-): Promise<{ items: T[]; cursor: string | null }> {
+): Promise<{ items: T[]; positions: Position[]; cursor: string | null }> {
   const start = opts.after
     ? [...prefix, ...opts.after, new Uint8Array()]
     : opts.from
@@ -59,6 +59,7 @@ export async function listPage<T>(
     : undefined;
   const selector = start ? { prefix, start } : { prefix };
   const items: T[] = [];
+  const positions: Position[] = [];
   let last: Position | null = null;
   let more = false;
   for await (const entry of kv.list<T>(selector, { limit: opts.limit + 1 })) {
@@ -68,6 +69,7 @@ export async function listPage<T>(
     }
     items.push(entry.value);
     last = entry.key.slice(prefix.length) as Position;
+    positions.push(last);
   }
-  return { items, cursor: more && last ? encodeCursor(last) : null };
+  return { items, positions, cursor: more && last ? encodeCursor(last) : null };
 }

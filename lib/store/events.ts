@@ -11,45 +11,47 @@
  * @module
  */
 import type { HandledTopic } from "../config.ts";
-import type { LessonProgressRecord } from "../matching/record.ts";
 import {
+  enrollmentKey,
+  type EnrollmentSummary,
+  eventBodyKey,
   type EventCoordinates,
   eventIdKey,
   eventKey,
   type EventPointer,
   eventRange,
-  pairKey,
   type StoredEvent,
 } from "./keys.ts";
 
-/** What is known about an incoming event id. */
+/** What is known about an incoming event id, and its enrollment. */
 export interface EventState {
   /** The stored event (`value: null` when it is not stored, or has expired). */
   entry: Deno.KvEntryMaybe<StoredEvent>;
   /** The id was seen before (even if the stored event has since expired). */
   known: boolean;
-  /** The record of its pair, once paired. */
-  record: LessonProgressRecord | null;
+  /** The first delivery placed the event elsewhere than this body says (other user, time…). */
+  moved: boolean;
+  /** The enrollment summary of the body's school, user and course. */
+  enrollment: Deno.KvEntryMaybe<EnrollmentSummary>;
 }
 
 type EventIdentity = EventCoordinates & { id: string; topic: HandledTopic };
 
 /**
- * Reads an event's state in one round trip. When a redelivery's body places the event elsewhere
- * than the first delivery did, the first delivery's placement wins (one more read).
+ * Reads an event's state and its enrollment in one round trip. When a redelivery's body places
+ * the event elsewhere than the first delivery did, the first delivery's placement wins (one more
+ * read, and `moved` is set).
  */
 export async function readEventState(kv: Deno.Kv, e: EventIdentity): Promise<EventState> {
-  const [entry, pointer, pair] = await kv.getMany<
-    [StoredEvent, EventPointer, LessonProgressRecord]
-  >(
-    [eventKey(e), eventIdKey(e.tenantId, e.id), pairKey(e.tenantId, e.id)],
-  );
-  let stored = entry;
+  const [entry, pointer, enrollment] = await kv.getMany<
+    [StoredEvent, EventPointer, EnrollmentSummary]
+  >([eventKey(e), eventIdKey(e.tenantId, e.id), enrollmentKey(e)]);
   const p = pointer.value;
-  if (stored.value === null && p !== null) {
-    stored = await kv.get<StoredEvent>(eventKey({ ...e, ...p }));
+  if (entry.value !== null || p === null) {
+    return { entry, known: p !== null, moved: false, enrollment };
   }
-  return { entry: stored, known: p !== null, record: pair.value };
+  const stored = await kv.get<StoredEvent>(eventKey({ ...e, ...p }));
+  return { entry: stored, known: true, moved: true, enrollment };
 }
 
 /** Unclaimed events of one topic of an enrollment with `from <= at <= to`, oldest first. */
@@ -74,9 +76,15 @@ function remaining(event: StoredEvent, retentionMs: number, now: number): number
 
 /**
  * Adds the insertion of a new event to `op`: fails the commit if its id was stored before, so a
- * redelivery or a concurrent duplicate is never stored twice.
+ * redelivery or a concurrent duplicate is never stored twice. The raw body goes under its own key,
+ * written once, so the event's own value stays small when it is updated.
  */
-export function insertEvent(op: Deno.AtomicOperation, event: StoredEvent, retentionMs: number) {
+export function insertEvent(
+  op: Deno.AtomicOperation,
+  event: StoredEvent,
+  body: Uint8Array,
+  retentionMs: number,
+) {
   const idKey = eventIdKey(event.tenantId, event.id);
   const pointer: EventPointer = {
     userId: event.userId,
@@ -86,7 +94,8 @@ export function insertEvent(op: Deno.AtomicOperation, event: StoredEvent, retent
   };
   op.check({ key: idKey, versionstamp: null })
     .set(idKey, pointer)
-    .set(eventKey(event), event, { expireIn: retentionMs });
+    .set(eventKey(event), event, { expireIn: retentionMs })
+    .set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
   return op;
 }
 

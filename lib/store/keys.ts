@@ -4,24 +4,26 @@
  * | key | value | lifetime |
  * | --- | --- | --- |
  * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
+ * | `["event_bodies", tenant, event_id]` | the raw webhook body (bytes) | `RETENTION_DAYS` |
  * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | kept |
- * | `["pairs", tenant, event_id]` | the record of the pair the event belongs to | kept |
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}: progress seen, lessons completed | kept |
  * | `["unmatched", gave_up_ms, tenant, event_id]` | {@linkcode UnmatchedEntry} | until paired |
- * | `["records", dims, ...ids, completed_ms, tenant, progress_event_id]` | the record | kept |
+ * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
+ * | `["records", dims, ...ids, completed_ms, tenant, progress_event_id]` | `null`: an index | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
  * | `["dash_course", course]` | {@linkcode CourseInfo} | kept |
- * | `["dash_course_n", course, counter]` | `Deno.KvU64`: learners, completions, unmatched, last_ms | kept |
+ * | `["dash_course_n", course, counter]` | `Deno.KvU64`: learners, unmatched | kept |
  * | `["dash_course_day", course, day]` | `Deno.KvU64`: completions that day (UTC days since 1970) | kept |
  * | `["dash_lesson", course, lesson]` | {@linkcode LessonInfo} | kept |
  * | `["dash_lesson_n", course, lesson]` | `Deno.KvU64`: distinct learners who completed it | kept |
  *
  * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
- * bounded range list over `at ± window`, never a scan. Records are written once per filter
- * combination (`dims`, see {@linkcode RECORD_DIMENSIONS}) so every `/api/records` query is one
- * ordered range as well.
+ * bounded range list over `at ± window`, never a scan. A record is stored once (`"all"`) and indexed
+ * by every other filter combination (`dims`, see {@linkcode RECORD_DIMENSIONS}) with key-only
+ * entries, so every `/api/records` query is one ordered range plus reads of the records it finds.
+ * An event's own value says whether it is paired and where its record is.
  *
  * @module
  */
@@ -29,7 +31,7 @@ import type { HandledTopic } from "../config.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import type { LessonFacts, ProgressFacts } from "../thinkific/schemas.ts";
 
-/** An event as stored. `body` is the raw JSON body, byte for byte. */
+/** An event as stored (its raw body is under {@linkcode eventBodyKey}). */
 export interface StoredEvent {
   id: string;
   topic: HandledTopic;
@@ -38,12 +40,13 @@ export interface StoredEvent {
   courseId: number;
   at: number;
   facts: LessonFacts | ProgressFacts;
-  body: Uint8Array;
   receivedAt: number;
   deliveries: number;
   gaveUpAt: number | null;
-  /** The id of the counterpart it was paired with. */
+  /** The id of the counterpart it was paired with: set once, in the record's commit. */
   pairedWith: string | null;
+  /** Where the record of its pair is (see {@linkcode recordKey}). */
+  recordAt: RecordPosition | null;
 }
 
 /** The fields of an event that make its ordered key. */
@@ -96,7 +99,11 @@ export const eventIdKey = (tenantId: string, id: string): Deno.KvKey => [
   id,
 ];
 
-export const pairKey = (tenantId: string, id: string): Deno.KvKey => ["pairs", tenantId, id];
+export const eventBodyKey = (tenantId: string, id: string): Deno.KvKey => [
+  "event_bodies",
+  tenantId,
+  id,
+];
 
 /** One learner in one course: what the records need from their history. */
 export interface EnrollmentSummary {
@@ -150,7 +157,14 @@ export function recordPrefix(filter: RecordFilter): Deno.KvKey {
 /** The key suffix that orders records: completion time, then a unique id. */
 export type RecordPosition = [completedMs: number, tenantId: string, progressEventId: string];
 
-/** Every key a record is written under, one per filter combination. */
+/** Where the record itself is stored. */
+export const recordKey = (position: RecordPosition): Deno.KvKey => [
+  "records",
+  "all",
+  ...position,
+];
+
+/** Every key a record is written under, one per filter combination (`"all"` first). */
 export function recordKeys(
   r: { tenant_id: string; user_id: number; course_id: number },
   position: RecordPosition,
@@ -214,7 +228,7 @@ export interface LessonInfo {
 }
 
 /** Counters kept per course. */
-export type CourseCounter = "learners" | "completions" | "unmatched" | "last_ms";
+export type CourseCounter = "learners" | "unmatched";
 
 export const courseInfoKey = (course: number): Deno.KvKey => ["dash_course", course];
 export const COURSE_INFO_PREFIX: Deno.KvKey = ["dash_course"];
@@ -228,6 +242,7 @@ export const courseDayKey = (course: number, day: number): Deno.KvKey => [
   course,
   day,
 ];
+export const courseDayPrefix = (course: number): Deno.KvKey => ["dash_course_day", course];
 export const lessonInfoKey = (course: number, lesson: number): Deno.KvKey => [
   "dash_lesson",
   course,

@@ -10,8 +10,8 @@
  */
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
-  pairKey,
   type RecordFilter,
+  recordKey,
   recordKeys,
   type RecordPosition,
   recordPrefix,
@@ -20,11 +20,18 @@ import {
   type UnmatchedEntry,
   unmatchedKey,
 } from "./keys.ts";
+import { KV_MAX_GET_MANY } from "./limits.ts";
 import { listPage, type Position } from "./_page.ts";
 
+/** Where a record is stored: completion time, school, progress event id. */
+export function recordPositionOf(record: LessonProgressRecord): RecordPosition {
+  return [Date.parse(record.completed_at), record.tenant_id, record.progress_event_id];
+}
+
 /**
- * Adds a record to `op`: the record under every filter combination, the pair marker of both events
- * (checked absent, so an event can never be in two records) and the end of their unmatched entries.
+ * Adds a record to `op`: stored once, indexed by every filter combination (key-only entries), and
+ * the end of its events' unmatched entries. The events themselves (updated in the same commit,
+ * checked against what was read) say they are paired, so neither can be in two records.
  */
 export function writeRecord(
   op: Deno.AtomicOperation,
@@ -32,17 +39,26 @@ export function writeRecord(
   events: readonly StoredEvent[],
 ) {
   for (const event of events) {
-    const key = pairKey(event.tenantId, event.id);
-    op.check({ key, versionstamp: null }).set(key, record);
     if (event.gaveUpAt !== null) op.delete(unmatchedKey(event.gaveUpAt, event.tenantId, event.id));
   }
-  const position: RecordPosition = [
-    Date.parse(record.completed_at),
-    record.tenant_id,
-    record.progress_event_id,
-  ];
-  for (const key of recordKeys(record, position)) op.set(key, record);
+  const [primary, ...indexes] = recordKeys(record, recordPositionOf(record));
+  op.check({ key: primary, versionstamp: null }).set(primary, record);
+  for (const key of indexes) op.set(key, null);
   return op;
+}
+
+/** Reads records by position, in order (missing ones are left out). */
+export async function getRecords(
+  kv: Deno.Kv,
+  positions: RecordPosition[],
+): Promise<LessonProgressRecord[]> {
+  const batches: Promise<Deno.KvEntryMaybe<LessonProgressRecord>[]>[] = [];
+  for (let i = 0; i < positions.length; i += KV_MAX_GET_MANY) {
+    batches.push(
+      kv.getMany<LessonProgressRecord[]>(positions.slice(i, i + KV_MAX_GET_MANY).map(recordKey)),
+    );
+  }
+  return (await Promise.all(batches)).flat().flatMap((e) => (e.value ? [e.value] : []));
 }
 
 /** Adds an unmatched entry for a logic-channel event that gave up. */
@@ -60,6 +76,15 @@ export function writeUnmatched(op: Deno.AtomicOperation, event: StoredEvent, gav
   return op.set(unmatchedKey(gaveUpAt, event.tenantId, event.id), entry);
 }
 
+/** The records of a page of `"all"` (values) or of an index (positions to read). */
+async function resolve(
+  kv: Deno.Kv,
+  page: { items: (LessonProgressRecord | null)[]; positions: Position[] },
+): Promise<LessonProgressRecord[]> {
+  if (page.items.every((r) => r !== null)) return page.items as LessonProgressRecord[];
+  return await getRecords(kv, page.positions as RecordPosition[]);
+}
+
 /** One page of records, oldest completion first. */
 export async function listRecords(
   kv: Deno.Kv,
@@ -69,12 +94,12 @@ export async function listRecords(
       (query.since === undefined || Number(query.after[0]) >= query.since)
     ? query.after
     : undefined;
-  const page = await listPage<LessonProgressRecord>(kv, recordPrefix(query.filter), {
+  const page = await listPage<LessonProgressRecord | null>(kv, recordPrefix(query.filter), {
     limit: query.limit,
     after,
     from: after || query.since === undefined ? undefined : [query.since],
   });
-  return { records: page.items, cursor: page.cursor };
+  return { records: await resolve(kv, page), cursor: page.cursor };
 }
 
 /** One page of unmatched events, oldest give-up first. */
@@ -92,11 +117,10 @@ export async function recentRecords(
   filter: RecordFilter,
   limit: number,
 ): Promise<LessonProgressRecord[]> {
-  const out: LessonProgressRecord[] = [];
-  const iter = kv.list<LessonProgressRecord>({ prefix: recordPrefix(filter) }, {
-    reverse: true,
-    limit,
-  });
-  for await (const e of iter) out.push(e.value);
-  return out;
+  const prefix = recordPrefix(filter);
+  const positions: RecordPosition[] = [];
+  for await (const e of kv.list({ prefix }, { reverse: true, limit })) {
+    positions.push(e.key.slice(prefix.length) as RecordPosition);
+  }
+  return await getRecords(kv, positions);
 }

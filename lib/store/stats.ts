@@ -1,6 +1,8 @@
 /**
  * Dashboard aggregates, kept as counters updated in the same atomic commits as the records, so a
- * page costs O(courses) or O(lessons), never O(records).
+ * page costs O(courses), O(lessons) or O(days with completions), never O(records). Only the
+ * counters that change with every record are written with every record (its day's completions);
+ * the rest change when a learner or a lesson is new, or an event gives up or is resolved.
  *
  * @example
  * ```ts
@@ -16,6 +18,7 @@ import {
   type CourseCounter,
   courseCounterKey,
   courseDayKey,
+  courseDayPrefix,
   type CourseInfo,
   courseInfoKey,
   lessonCounterKey,
@@ -23,6 +26,7 @@ import {
   lessonInfoKey,
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
+import { recentRecords } from "./records.ts";
 
 const ONE = new Deno.KvU64(1n);
 /** Adding 2⁶⁴−1 to a KvU64 (which wraps) takes one away. */
@@ -35,7 +39,10 @@ export function addLearner(op: Deno.AtomicOperation, course: CourseInfo) {
     .sum(courseCounterKey(course.course_id, "learners"), ONE.value);
 }
 
-/** Adds a record's counters to `op`. */
+/**
+ * Adds a record's counters to `op`: its day's completions, and when the learner had not completed
+ * the lesson before, the lesson's learners (and its name and place, for the chart).
+ */
 export function addCompletion(
   op: Deno.AtomicOperation,
   record: LessonProgressRecord,
@@ -43,28 +50,19 @@ export function addCompletion(
   firstTimeForLearner: boolean,
 ) {
   const course = record.course_id;
-  const completedMs = Date.parse(record.completed_at);
-  const info: LessonInfo = {
-    lesson_id: lesson.lessonId,
-    lesson_name: lesson.lessonName,
-    lesson_type: lesson.lessonType,
-    position: lesson.lessonPosition,
-    chapter_id: lesson.chapterId,
-    chapter_name: lesson.chapterName,
-  };
-  op.set(
-    courseInfoKey(course),
-    {
-      tenant_id: record.tenant_id,
-      course_id: course,
-      course_name: record.course_name,
-    } satisfies CourseInfo,
-  )
-    .set(lessonInfoKey(course, lesson.lessonId), info)
-    .sum(courseCounterKey(course, "completions"), ONE.value)
-    .max(courseCounterKey(course, "last_ms"), BigInt(completedMs))
-    .sum(courseDayKey(course, Math.floor(completedMs / DAY_MS)), ONE.value);
-  if (firstTimeForLearner) op.sum(lessonCounterKey(course, lesson.lessonId), ONE.value);
+  op.sum(courseDayKey(course, Math.floor(Date.parse(record.completed_at) / DAY_MS)), ONE.value);
+  if (firstTimeForLearner) {
+    const info: LessonInfo = {
+      lesson_id: lesson.lessonId,
+      lesson_name: lesson.lessonName,
+      lesson_type: lesson.lessonType,
+      position: lesson.lessonPosition,
+      chapter_id: lesson.chapterId,
+      chapter_name: lesson.chapterName,
+    };
+    op.set(lessonInfoKey(course, lesson.lessonId), info)
+      .sum(lessonCounterKey(course, lesson.lessonId), ONE.value);
+  }
   return op;
 }
 
@@ -87,33 +85,34 @@ export interface CourseSummary extends CourseInfo {
   lastActivity: string | null;
 }
 
-const counters: CourseCounter[] = ["learners", "completions", "unmatched", "last_ms"];
+const counters: CourseCounter[] = ["learners", "unmatched"];
 
 async function summarize(kv: Deno.Kv, info: CourseInfo, now: number): Promise<CourseSummary> {
   const id = info.course_id;
-  const values = await kv.getMany<Deno.KvU64[]>(counters.map((c) => courseCounterKey(id, c)));
+  const [values, latest] = await Promise.all([
+    kv.getMany<Deno.KvU64[]>(counters.map((c) => courseCounterKey(id, c))),
+    recentRecords(kv, { courseId: id }, 1),
+  ]);
   const n = (i: number) => Number(values[i].value?.value ?? 0n);
   const today = Math.floor(now / DAY_MS);
+  let completions = 0;
   let last7Days = 0;
   let last30Days = 0;
-  for await (
-    const e of kv.list<Deno.KvU64>({
-      start: courseDayKey(id, today - 29),
-      end: courseDayKey(id, today + 1),
-    })
-  ) {
+  for await (const e of kv.list<Deno.KvU64>({ prefix: courseDayPrefix(id) })) {
     const count = Number(e.value.value);
-    last30Days += count;
-    if ((e.key[2] as number) > today - 7) last7Days += count;
+    const day = e.key[2] as number;
+    completions += count;
+    if (day > today - 30 && day <= today) last30Days += count;
+    if (day > today - 7 && day <= today) last7Days += count;
   }
   return {
     ...info,
     learners: n(0),
-    completions: n(1),
-    unmatched: n(2),
+    completions,
+    unmatched: n(1),
     last7Days,
     last30Days,
-    lastActivity: values[3].value ? new Date(n(3)).toISOString() : null,
+    lastActivity: latest[0]?.completed_at ?? null,
   };
 }
 
