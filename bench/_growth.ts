@@ -68,8 +68,12 @@ function withoutChecks(op: Deno.AtomicOperation): Deno.AtomicOperation {
 
 const encoder = new TextEncoder();
 
-/** The two stored events of a seeded pair, as the collator would have stored them. */
-export function storedPair(p: PairSpec, paired: boolean, receivedAt: number): StoredEvent[] {
+/** The two stored events of a seeded pair (with their raw bodies), as the collator stores them. */
+export function storedPair(
+  p: PairSpec,
+  paired: boolean,
+  receivedAt: number,
+): { event: StoredEvent; body: Uint8Array }[] {
   const l = lessonBody(p);
   const g = progressBody(p);
   const common = {
@@ -80,41 +84,42 @@ export function storedPair(p: PairSpec, paired: boolean, receivedAt: number): St
     receivedAt,
     deliveries: 1,
     gaveUpAt: null,
+    recordAt: null,
+  };
+  const lesson: StoredEvent = {
+    ...common,
+    id: l.id,
+    topic: LESSON,
+    facts: {
+      kind: "lesson",
+      userEmail: l.payload.user.email,
+      courseName: l.payload.course.name,
+      enrollmentId: l.payload.enrollment.id,
+      lessonId: l.payload.lesson.id,
+      lessonName: l.payload.lesson.name,
+      lessonType: l.payload.lesson.type,
+      lessonPosition: l.payload.lesson.position,
+      chapterId: l.payload.chapter.id,
+      chapterName: l.payload.chapter.name,
+    },
+    pairedWith: paired ? g.id : null,
+  };
+  const progress: StoredEvent = {
+    ...common,
+    id: g.id,
+    topic: PROGRESS,
+    facts: {
+      kind: "progress",
+      userEmail: g.payload.user.email,
+      courseName: g.payload.course.name,
+      enrollmentId: g.payload.id,
+      percentage: Number(g.payload.percentage_completed),
+    },
+    pairedWith: paired ? l.id : null,
   };
   return [
-    {
-      ...common,
-      id: l.id,
-      topic: LESSON,
-      facts: {
-        kind: "lesson",
-        userEmail: l.payload.user.email,
-        courseName: l.payload.course.name,
-        enrollmentId: l.payload.enrollment.id,
-        lessonId: l.payload.lesson.id,
-        lessonName: l.payload.lesson.name,
-        lessonType: l.payload.lesson.type,
-        lessonPosition: l.payload.lesson.position,
-        chapterId: l.payload.chapter.id,
-        chapterName: l.payload.chapter.name,
-      },
-      body: encoder.encode(JSON.stringify(l)),
-      pairedWith: paired ? g.id : null,
-    },
-    {
-      ...common,
-      id: g.id,
-      topic: PROGRESS,
-      facts: {
-        kind: "progress",
-        userEmail: g.payload.user.email,
-        courseName: g.payload.course.name,
-        enrollmentId: g.payload.id,
-        percentage: Number(g.payload.percentage_completed),
-      },
-      body: encoder.encode(JSON.stringify(g)),
-      pairedWith: paired ? l.id : null,
-    },
+    { event: lesson, body: encoder.encode(JSON.stringify(l)) },
+    { event: progress, body: encoder.encode(JSON.stringify(g)) },
   ];
 }
 
@@ -161,7 +166,9 @@ async function seed(
     for (const p of pairs.slice(i, i + PAIRS_PER_COMMIT)) {
       // 98% of stored history is paired; the rest waits for a counterpart that never came.
       const paired = random() < 0.98;
-      for (const e of storedPair(p, paired, receivedAt)) insertEvent(op, e, RETENTION_MS);
+      for (const e of storedPair(p, paired, receivedAt)) {
+        insertEvent(op, e.event, e.body, RETENTION_MS);
+      }
     }
     const res = await op.commit();
     if (!res.ok) throw new Error("seed commit failed");

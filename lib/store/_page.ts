@@ -50,7 +50,13 @@ export const timeIdPosition = z.tuple([z.number().finite(), z.string().max(256)]
 export async function listPage<T>(
   kv: Deno.Kv,
   prefix: Deno.KvKey,
-  opts: { limit: number; from?: (string | number)[]; after?: Position },
+  opts: {
+    limit: number;
+    from?: (string | number)[];
+    after?: Position;
+    /** Keeps only the entries it accepts (the listing reads on until it has `limit` of them). */
+    keep?: (position: Position, value: T) => boolean;
+  },
 ): Promise<{ items: T[]; positions: Position[]; cursor: string | null }> {
   const start = opts.after
     ? [...prefix, ...opts.after, new Uint8Array()]
@@ -62,14 +68,16 @@ export async function listPage<T>(
   const positions: Position[] = [];
   let last: Position | null = null;
   let more = false;
-  for await (const entry of kv.list<T>(selector, { limit: opts.limit + 1 })) {
+  const keep = opts.keep;
+  for await (const entry of kv.list<T>(selector, keep ? {} : { limit: opts.limit + 1 })) {
+    const position = entry.key.slice(prefix.length) as Position;
+    if (keep && !keep(position, entry.value)) continue;
     if (items.length === opts.limit) {
       more = true;
       break;
     }
     items.push(entry.value);
-    last = entry.key.slice(prefix.length) as Position;
-    positions.push(last);
+    positions.push(last = position);
   }
   return { items, positions, cursor: more && last ? encodeCursor(last) : null };
 }

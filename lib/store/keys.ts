@@ -9,7 +9,7 @@
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}: progress seen, lessons completed | kept |
  * | `["unmatched", gave_up_ms, tenant, event_id]` | {@linkcode UnmatchedEntry} | until paired |
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
- * | `["records", dims, ...ids, completed_ms, tenant, progress_event_id]` | `null`: an index | kept |
+ * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}) | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
@@ -21,8 +21,8 @@
  *
  * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
  * bounded range list over `at ± window`, never a scan. A record is stored once (`"all"`) and indexed
- * by every other filter combination (`dims`, see {@linkcode RECORD_DIMENSIONS}) with key-only
- * entries, so every `/api/records` query is one ordered range plus reads of the records it finds.
+ * by school, user and course with small entries (see {@linkcode recordPlan}), so every
+ * `/api/records` query is one ordered range plus reads of the records it finds.
  * An event's own value says whether it is paired and where its record is.
  *
  * @module
@@ -137,22 +137,8 @@ export interface RecordFilter {
 }
 
 /** Every combination of filters a record is indexed under. */
-export const RECORD_DIMENSIONS = ["all", "t", "u", "c", "tu", "tc", "uc", "tuc"] as const;
-
-function dimensionOf(f: RecordFilter): { dims: string; ids: (string | number)[] } {
-  let dims = "";
-  const ids: (string | number)[] = [];
-  if (f.tenantId !== undefined) (dims += "t", ids.push(f.tenantId));
-  if (f.userId !== undefined) (dims += "u", ids.push(f.userId));
-  if (f.courseId !== undefined) (dims += "c", ids.push(f.courseId));
-  return { dims: dims || "all", ids };
-}
-
-/** The ordered prefix holding the records that match `filter`. */
-export function recordPrefix(filter: RecordFilter): Deno.KvKey {
-  const { dims, ids } = dimensionOf(filter);
-  return ["records", dims, ...ids];
-}
+/** The orders a record is kept in: the record itself, and key-only indexes by school, user, course. */
+export type RecordIndex = "all" | "t" | "u" | "c";
 
 /** The key suffix that orders records: completion time, then a unique id. */
 export type RecordPosition = [completedMs: number, tenantId: string, progressEventId: string];
@@ -164,19 +150,42 @@ export const recordKey = (position: RecordPosition): Deno.KvKey => [
   ...position,
 ];
 
-/** Every key a record is written under, one per filter combination (`"all"` first). */
-export function recordKeys(
-  r: { tenant_id: string; user_id: number; course_id: number },
+/**
+ * Every key a record is written under, with its value: the record under `"all"`; `null` under its
+ * school; its course id under its user and its user id under its course, so the remaining filters
+ * can be applied to an index without reading records.
+ */
+export function recordEntries(
+  r: LessonProgressRecord,
   position: RecordPosition,
-): Deno.KvKey[] {
-  return RECORD_DIMENSIONS.map((dims) => {
-    const filter: RecordFilter = {
-      tenantId: dims.includes("t") ? r.tenant_id : undefined,
-      userId: dims.includes("u") ? r.user_id : undefined,
-      courseId: dims.includes("c") ? r.course_id : undefined,
+): [Deno.KvKey, LessonProgressRecord | number | null][] {
+  return [
+    [recordKey(position), r],
+    [["records", "t", r.tenant_id, ...position], null],
+    [["records", "u", r.user_id, ...position], r.course_id],
+    [["records", "c", r.course_id, ...position], r.user_id],
+  ];
+}
+
+/**
+ * How to list the records matching `filter`: the narrowest index, and a test for the filters it
+ * does not order by. A user's or a course's records are few, so the test scans little.
+ */
+export function recordPlan(filter: RecordFilter): {
+  prefix: Deno.KvKey;
+  keep: (position: RecordPosition, value: unknown) => boolean;
+} {
+  const { tenantId: t, userId: u, courseId: c } = filter;
+  const tenantOk = (p: RecordPosition) => t === undefined || p[1] === t;
+  if (u !== undefined) {
+    return {
+      prefix: ["records", "u", u],
+      keep: (p, course) => tenantOk(p) && (c === undefined || course === c),
     };
-    return [...recordPrefix(filter), ...position];
-  });
+  }
+  if (c !== undefined) return { prefix: ["records", "c", c], keep: tenantOk };
+  if (t !== undefined) return { prefix: ["records", "t", t], keep: () => true };
+  return { prefix: ["records", "all"], keep: () => true };
 }
 
 /** One record waiting for (or done with) one forwarding destination. */

@@ -10,11 +10,11 @@
  */
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
+  recordEntries,
   type RecordFilter,
   recordKey,
-  recordKeys,
+  recordPlan,
   type RecordPosition,
-  recordPrefix,
   type StoredEvent,
   UNMATCHED_PREFIX,
   type UnmatchedEntry,
@@ -41,9 +41,9 @@ export function writeRecord(
   for (const event of events) {
     if (event.gaveUpAt !== null) op.delete(unmatchedKey(event.gaveUpAt, event.tenantId, event.id));
   }
-  const [primary, ...indexes] = recordKeys(record, recordPositionOf(record));
+  const [[primary], ...indexes] = recordEntries(record, recordPositionOf(record));
   op.check({ key: primary, versionstamp: null }).set(primary, record);
-  for (const key of indexes) op.set(key, null);
+  for (const [key, value] of indexes) op.set(key, value);
   return op;
 }
 
@@ -79,9 +79,11 @@ export function writeUnmatched(op: Deno.AtomicOperation, event: StoredEvent, gav
 /** The records of a page of `"all"` (values) or of an index (positions to read). */
 async function resolve(
   kv: Deno.Kv,
-  page: { items: (LessonProgressRecord | null)[]; positions: Position[] },
+  page: { items: unknown[]; positions: Position[] },
 ): Promise<LessonProgressRecord[]> {
-  if (page.items.every((r) => r !== null)) return page.items as LessonProgressRecord[];
+  if (page.items.every((r) => r !== null && typeof r === "object")) {
+    return page.items as LessonProgressRecord[];
+  }
   return await getRecords(kv, page.positions as RecordPosition[]);
 }
 
@@ -94,10 +96,12 @@ export async function listRecords(
       (query.since === undefined || Number(query.after[0]) >= query.since)
     ? query.after
     : undefined;
-  const page = await listPage<LessonProgressRecord | null>(kv, recordPrefix(query.filter), {
+  const plan = recordPlan(query.filter);
+  const page = await listPage<unknown>(kv, plan.prefix, {
     limit: query.limit,
     after,
     from: after || query.since === undefined ? undefined : [query.since],
+    keep: (position, value) => plan.keep(position as RecordPosition, value),
   });
   return { records: await resolve(kv, page), cursor: page.cursor };
 }
@@ -117,10 +121,12 @@ export async function recentRecords(
   filter: RecordFilter,
   limit: number,
 ): Promise<LessonProgressRecord[]> {
-  const prefix = recordPrefix(filter);
+  const { prefix, keep } = recordPlan(filter);
   const positions: RecordPosition[] = [];
-  for await (const e of kv.list({ prefix }, { reverse: true, limit })) {
-    positions.push(e.key.slice(prefix.length) as RecordPosition);
+  for await (const e of kv.list({ prefix }, { reverse: true })) {
+    const position = e.key.slice(prefix.length) as RecordPosition;
+    if (keep(position, e.value)) positions.push(position);
+    if (positions.length === limit) break;
   }
   return await getRecords(kv, positions);
 }
