@@ -10,8 +10,10 @@ export const ROOT = new URL("..", import.meta.url);
 export const ROOT_PATH = decodeURIComponent(ROOT.pathname);
 export const BENCH_SECRET = "bench-webhook-secret";
 
-/** The flags of `deno task start`. */
-export const START_FLAGS = ["--allow-net", "--allow-env", "--allow-read", "--allow-write"];
+/** The flags of `deno task start`, read from deno.json so the bench runs the service as users do. */
+export const START_FLAGS: string[] = JSON.parse(
+  await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+).tasks.start.split(/\s+/).filter((arg: string) => arg.startsWith("--"));
 
 export type ServerKind = "project" | "baseline";
 

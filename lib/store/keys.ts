@@ -29,17 +29,10 @@
  */
 import type { HandledTopic } from "../config.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
-import type { LessonFacts, ProgressFacts } from "../thinkific/schemas.ts";
+import type { ThinkificEvent } from "../thinkific/schemas.ts";
 
-/** An event as stored (its raw body is under {@linkcode eventBodyKey}). */
-export interface StoredEvent {
-  id: string;
-  topic: HandledTopic;
-  tenantId: string;
-  userId: number;
-  courseId: number;
-  at: number;
-  facts: LessonFacts | ProgressFacts;
+/** A validated event as stored, with its delivery state (the raw body is under {@linkcode eventBodyKey}). */
+export interface StoredEvent extends ThinkificEvent {
   receivedAt: number;
   deliveries: number;
   gaveUpAt: number | null;
