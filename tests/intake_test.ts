@@ -67,7 +67,7 @@ const bad: Bad[] = [
   },
   {
     name: "handled topic too large to store",
-    body: withPayload(progress, { padding: "x".repeat(60_000) }),
+    body: withPayload(progress, { padding: "x".repeat(66_000) }),
     status: 413,
     error: /cannot be stored/,
   },
