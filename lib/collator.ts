@@ -117,9 +117,10 @@ export async function collate(
     }
     const read = state.entry.value ? state.entry as Deno.KvEntry<StoredEvent> : null;
     const stored = read?.value ?? newStoredEvent(event, now());
-    if (stored.recordAt) {
-      const [record] = await getRecords(kv, [stored.recordAt]);
-      if (record) return { status: "collated", record, fresh: false };
+    if (stored.pairedWith !== null) {
+      const [record] = stored.recordAt ? await getRecords(kv, [stored.recordAt]) : [];
+      if (!record) throw new Error(`event ${stored.id} is paired but its record is missing`);
+      return { status: "collated", record, fresh: false };
     }
     // A redelivery whose body moved the event (other user, course or time): use where it is.
     const [counterEntries, enrollment] = state.moved
