@@ -119,6 +119,19 @@ export interface Delivery {
   redelivery: boolean;
 }
 
+/** The signed POST of one delivery, as Thinkific sends it. */
+export function deliveryInit(d: Delivery): RequestInit {
+  return {
+    method: "POST",
+    body: d.body,
+    headers: {
+      "content-type": "application/json",
+      "x-thinkific-topic": d.topic,
+      "x-thinkific-hmac-sha256": d.signature,
+    },
+  };
+}
+
 /** A generated load: its pairs and the deliveries in sending order. */
 export interface Load {
   pairs: PairSpec[];
@@ -283,15 +296,7 @@ export async function runLoad(url: string, load: Load, opts: RunOptions = {}): P
     const started = performance.now();
     let status = 0;
     try {
-      const res = await fetch(endpoint, {
-        method: "POST",
-        body: d.body,
-        headers: {
-          "content-type": "application/json",
-          "x-thinkific-topic": d.topic,
-          "x-thinkific-hmac-sha256": d.signature,
-        },
-      });
+      const res = await fetch(endpoint, deliveryInit(d));
       await res.arrayBuffer();
       status = res.status;
     } catch {

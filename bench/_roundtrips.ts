@@ -15,7 +15,7 @@ import { createApp } from "../lib/http/app.ts";
 import { silentLogger } from "../lib/log.ts";
 import type { KvCall } from "../lib/store/instrument.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
-import { type Delivery, makeLoad } from "./_load.ts";
+import { type Delivery, deliveryInit, makeLoad } from "./_load.ts";
 import { BENCH_SECRET } from "./_proc.ts";
 
 const KINDS: KvCall[] = ["get", "getMany", "list", "commit"];
@@ -147,15 +147,7 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
     const waitsBefore = waits.waits;
     const mutationsBefore = waits.mutations;
     const checksBefore = waits.checks;
-    const res = await app.request("/webhooks/thinkific", {
-      method: "POST",
-      body: d.body,
-      headers: {
-        "content-type": "application/json",
-        "x-thinkific-topic": d.topic,
-        "x-thinkific-hmac-sha256": d.signature,
-      },
-    });
+    const res = await app.request("/webhooks/thinkific", deliveryInit(d));
     await res.arrayBuffer();
     const delta = KINDS.map((k, i) => counts[k] - before[i]);
     const s = steps.get(step) ?? { expect, n: [], w: [], m: [], c: [], kinds: [], bad: 0 };

@@ -6,18 +6,7 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
-
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "../bench/_stats.ts"; // the same seeded PRNG as the benchmarks' load
 
 interface Delivery {
   at: number;
