@@ -43,10 +43,25 @@ export interface PairSpec {
   progressEventId: string;
 }
 
-/** A `lesson.completed` body (about 700 bytes as JSON). */
-export function lessonBody(p: PairSpec) {
+/** The learner of a pair, as both payloads carry it. */
+function userOf(p: PairSpec) {
   const first = FIRST[p.user % FIRST.length];
   const last = LAST[p.user % LAST.length];
+  return {
+    email: `${first.toLowerCase()}.${last.toLowerCase()}.${p.user}@example.com`,
+    first_name: first,
+    id: p.user,
+    last_name: last,
+    external_source: null,
+    company: "Example Learning Co.",
+  };
+}
+
+/** The enrollment of a pair's learner in its course (the same in both payloads). */
+const enrollmentIdOf = (p: PairSpec) => 90_000_000 + (p.user % 1_000_000) * 10 + (p.course % 10);
+
+/** A `lesson.completed` body (about 700 bytes as JSON). */
+export function lessonBody(p: PairSpec) {
   return {
     id: p.lessonEventId,
     resource: "lesson",
@@ -57,29 +72,20 @@ export function lessonBody(p: PairSpec) {
     payload: {
       chapter: { id: 7000 + (p.lessonId % 40), name: CHAPTERS[p.lessonId % CHAPTERS.length] },
       course: { id: p.course, name: COURSES[p.course % COURSES.length], slug: slugOf(p.course) },
-      enrollment: { id: 90_000_000 + (p.user % 1_000_000) * 10 + (p.course % 10) },
+      enrollment: { id: enrollmentIdOf(p) },
       lesson: {
         id: p.lessonId,
         name: `Lesson ${p.lessonId}: ${CHAPTERS[p.lessonId % CHAPTERS.length].toLowerCase()}`,
         position: p.lessonId % 100,
         type: TYPES[p.lessonId % TYPES.length],
       },
-      user: {
-        email: `${first.toLowerCase()}.${last.toLowerCase()}.${p.user}@example.com`,
-        first_name: first,
-        id: p.user,
-        last_name: last,
-        external_source: null,
-        company: "Example Learning Co.",
-      },
+      user: userOf(p),
     },
   };
 }
 
 /** An `enrollment.progress` body (about 700 bytes as JSON). */
 export function progressBody(p: PairSpec) {
-  const first = FIRST[p.user % FIRST.length];
-  const last = LAST[p.user % LAST.length];
   return {
     id: p.progressEventId,
     resource: "enrollment",
@@ -94,18 +100,11 @@ export function progressBody(p: PairSpec) {
       created_at: "2026-10-30T08:00:00.000Z",
       expiry_date: null,
       free_trial: false,
-      id: 90_000_000 + (p.user % 1_000_000) * 10 + (p.course % 10),
+      id: enrollmentIdOf(p),
       percentage_completed: p.percentage,
       started_at: "2026-10-30T08:03:41.120Z",
       updated_at: new Date(p.at - 14).toISOString(),
-      user: {
-        email: `${first.toLowerCase()}.${last.toLowerCase()}.${p.user}@example.com`,
-        first_name: first,
-        id: p.user,
-        last_name: last,
-        external_source: null,
-        company: "Example Learning Co.",
-      },
+      user: userOf(p),
     },
   };
 }

@@ -14,7 +14,7 @@
  * @module
  */
 import { measureColdStart } from "./_coldstart.ts";
-import { compare, makeE2eLoads, runE2e } from "./_e2e.ts";
+import { compare, type E2eRun, makeE2eLoads, runE2e } from "./_e2e.ts";
 import { measureGrowth } from "./_growth.ts";
 import { cpuModel } from "./_proc.ts";
 import { countRoundTrips } from "./_roundtrips.ts";
@@ -85,6 +85,19 @@ interface Target {
   holds: boolean;
 }
 
+/** The figures of one end-to-end run, as `--json` reports them. */
+function runFigures(r: E2eRun) {
+  return {
+    events_per_s: round(r.eventsPerSec),
+    requests_per_s: round(r.requestsPerSec),
+    p50_ms: round(r.p50Ms),
+    p99_ms: round(r.p99Ms),
+    peak_rss_bytes: r.peakRssBytes,
+    write_bytes_per_event: round(r.writeBytesPerEvent, 0),
+    statuses: r.statuses,
+  };
+}
+
 async function main() {
   const opts = parseArgs(Deno.args);
   const out: Record<string, unknown> = {
@@ -111,13 +124,7 @@ async function main() {
       deliveries: loads.main.deliveries.length,
       requests: r.requests,
       wall_ms: round(r.wallMs),
-      events_per_s: round(r.eventsPerSec),
-      requests_per_s: round(r.requestsPerSec),
-      p50_ms: round(r.p50Ms),
-      p99_ms: round(r.p99Ms),
-      peak_rss_bytes: r.peakRssBytes,
-      write_bytes_per_event: round(r.writeBytesPerEvent, 0),
-      statuses: r.statuses,
+      ...runFigures(r),
       accepted_events: r.acceptedEvents,
       expected_events: r.expectedEvents,
       records: r.records.records,
@@ -173,17 +180,7 @@ async function main() {
       baseline: c.baseline,
       events_ratio: round(c.eventsRatio, 3),
       p99_ratio: round(c.p99Ratio, 3),
-      runs: c.runs.map((r) => ({
-        kind: r.kind,
-        events_per_s: round(r.eventsPerSec),
-        requests_per_s: round(r.requestsPerSec),
-        p50_ms: round(r.p50Ms),
-        p99_ms: round(r.p99Ms),
-        peak_rss_bytes: r.peakRssBytes,
-        write_bytes_per_event: round(r.writeBytesPerEvent, 0),
-        records_ok: r.records.ok,
-        statuses: r.statuses,
-      })),
+      runs: c.runs.map((r) => ({ kind: r.kind, ...runFigures(r), records_ok: r.records.ok })),
     };
     targets.push({
       name: "vs baseline: events/s ratio",
