@@ -130,9 +130,6 @@ export interface RecordFilter {
 }
 
 /** Every combination of filters a record is indexed under. */
-/** The orders a record is kept in: the record itself, and key-only indexes by school, user, course. */
-export type RecordIndex = "all" | "t" | "u" | "c";
-
 /** The key suffix that orders records: completion time, then a unique id. */
 export type RecordPosition = [completedMs: number, tenantId: string, progressEventId: string];
 
