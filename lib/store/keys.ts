@@ -129,7 +129,6 @@ export interface RecordFilter {
   courseId?: number;
 }
 
-/** Every combination of filters a record is indexed under. */
 /** The key suffix that orders records: completion time, then a unique id. */
 export type RecordPosition = [completedMs: number, tenantId: string, progressEventId: string];
 
