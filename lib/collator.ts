@@ -1,54 +1,49 @@
 /**
- * The collator: stores an incoming event, asks the matching policy whether it can pair now, and
- * commits the outcome in one atomic operation checked against everything it read. A commit lost
- * to a concurrent writer (another request, another process) is re-read and decided again.
+ * The collator: reads what an event's delivery decides from, asks `decide` (pure) for the outcome
+ * and its commit plan, and hands the plan to the process's committer, which merges it with other
+ * requests' plans into one atomic commit. A plan lost to a concurrent writer (another request,
+ * another process) is re-read and decided again.
  *
- * Every delivery costs the same three KV calls on the common path: one `getMany` (the event's
- * state, its id and its enrollment) beside one range list of the counterparts, then one commit. A
- * redelivery of a paired event reads its record instead of committing.
+ * A logic-channel delivery left pending with no counterpart stored is held up to `holdMs`: woken
+ * when its enrollment changes (see `lib/hold.ts`), it reads and decides again, and answers with
+ * the record when its counterpart arrived meanwhile.
+ *
+ * Every delivery costs three KV calls on the common path: one `getMany` (the event's state, its id
+ * and its enrollment) beside one range list of the counterparts, then one commit (shared with
+ * other requests). A redelivery of a paired event reads its record instead of committing.
  *
  * @example
  * ```ts
- * const outcome = await collate(kv, event, rawBody, options);
+ * const outcome = await collate({ kv, committer }, event, rawBody, options);
  * if (outcome.status === "collated") console.log(outcome.record.lesson_name);
  * ```
  * @module
  */
-import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "./config.ts";
-import { type Candidate, choosePartner, needsRivals } from "./matching/policy.ts";
-import { buildRecord, type EventSide, type LessonProgressRecord } from "./matching/record.ts";
-import { insertEvent, listUnclaimed, readEventState, updateEvent } from "./store/events.ts";
-import {
-  previousPercentage,
-  readEnrollment,
-  saveEnrollment,
-  withLesson,
-  withProgress,
-} from "./store/enrollments.ts";
-import type { CourseInfo, StoredEvent } from "./store/keys.ts";
-import { addCompletion, addLearner, addUnmatched } from "./store/stats.ts";
-import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
-import { addOutboxEntries } from "./store/outbox.ts";
-import { getRecords, recordPositionOf, writeRecord, writeUnmatched } from "./store/records.ts";
-import type { LessonFacts, ProgressFacts, ThinkificEvent } from "./thinkific/schemas.ts";
+import type { Holds } from "./hold.ts";
+import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
+import type { Committer } from "./store/committer.ts";
+import { type EventIdentity, readCluster, readView } from "./store/events.ts";
+import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
+import { MAX_COMMIT_ATTEMPTS, RECORD_COMMIT_DEADLINE_MS } from "./store/limits.ts";
+import { getRecords } from "./store/records.ts";
+import type { ThinkificEvent } from "./thinkific/schemas.ts";
 
-/** What happened to an event; the HTTP edge turns it into a status code. */
-export type Outcome =
-  | { status: "collated"; record: LessonProgressRecord; /** written by this call */ fresh: boolean }
-  | { status: "pending"; attempts: number }
-  | { status: "unmatched"; attempts: number }
-  | { status: "stored" };
+export type { Outcome } from "./matching/decide.ts";
 
-/** Matching and retention settings (from {@linkcode Config}). */
-export interface CollatorOptions {
-  matchWindowMs: number;
-  logicTopic: HandledTopic;
-  giveUpAfterAttempts: number;
-  retentionDays: number;
-  /** Forwarding destinations: each new record gets an outbox entry per name, in its commit. */
-  forwardTo?: readonly string[];
+/** Matching, retention and holding settings (from {@linkcode Config}). */
+export interface CollatorOptions extends DecideOptions {
+  /** How long a pending logic-channel delivery waits for its counterpart (0: not at all). */
+  holdMs?: number;
   /** The clock; tests pass their own. */
   now?: () => number;
+}
+
+/** What the collator works with. */
+export interface CollatorDeps {
+  kv: Deno.Kv;
+  committer: Committer;
+  /** Held deliveries of this process (none: pending deliveries answer at once). */
+  holds?: Holds;
 }
 
 /** Too many concurrent writers: the caller should answer 503 and let the sender retry. */
@@ -56,36 +51,70 @@ export class ContentionError extends Error {
   override name = "ContentionError";
 }
 
-const counterpartOf = (topic: HandledTopic): HandledTopic =>
-  topic === LESSON_TOPIC ? PROGRESS_TOPIC : LESSON_TOPIC;
+/** The tag held deliveries of one enrollment wait on. */
+export const enrollmentTag = (e: Pick<StoredEvent, "tenantId" | "userId" | "courseId">): string =>
+  JSON.stringify([e.tenantId, e.userId, e.courseId]);
 
-const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
-  id: e.value.id,
-  at: e.value.at,
-  gaveUp: e.value.gaveUpAt !== null,
-});
-
-function newStoredEvent(event: ThinkificEvent, now: number): StoredEvent {
-  return {
-    ...event,
-    receivedAt: now,
-    deliveries: 1,
-    gaveUpAt: null,
-    pairedWith: null,
-    recordAt: null,
-  };
+interface Pass {
+  outcome: Outcome;
+  /** No counterpart was within the window: a pending delivery may be held for one. */
+  alone: boolean;
+  /** The enrollment's versionstamp after this pass (what a held delivery waits to change). */
+  versionstamp: string | null;
+  place: EventIdentity;
 }
 
-function courseOf(e: Pick<StoredEvent, "tenantId" | "courseId" | "facts">): CourseInfo {
-  return { tenant_id: e.tenantId, course_id: e.courseId, course_name: e.facts.courseName };
-}
-
-function sides(a: StoredEvent, b: StoredEvent) {
-  const [lesson, progress] = a.facts.kind === "lesson" ? [a, b] : [b, a];
-  return {
-    lesson: lesson as EventSide<LessonFacts>,
-    progress: progress as EventSide<ProgressFacts>,
-  };
+/** One read, decide and commit, repeated while the commit loses to another writer. */
+async function pass(
+  deps: CollatorDeps,
+  event: ThinkificEvent,
+  body: Uint8Array,
+  options: CollatorOptions,
+  flags: { counted: boolean; mayGiveUp: boolean },
+): Promise<Pass> {
+  const { kv, committer } = deps;
+  const now = options.now ?? Date.now;
+  const windowMs = options.matchWindowMs;
+  for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+    if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+    const view = await readView(kv, event, windowMs);
+    const { place, pointer } = view;
+    const alone = view.counterparts.length === 0;
+    const done = (outcome: Outcome): Pass => ({
+      outcome,
+      alone,
+      versionstamp: view.enrollment.versionstamp,
+      place,
+    });
+    if (pointer.value && pointer.value.topic !== event.topic) {
+      return done({ status: "conflict", topic: pointer.value.topic });
+    }
+    if (pointer.value && view.self === null) {
+      // Seen before and expired after RETENTION_DAYS: nothing left to pair.
+      const isLogic = event.topic === options.logicTopic;
+      return done(isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" });
+    }
+    if (view.self?.value.pairedWith) {
+      const at = view.self.value.recordAt;
+      const [record] = at ? await getRecords(kv, [at]) : [];
+      if (!record) throw new Error(`event ${event.id} is paired but its record is missing`);
+      return done({ status: "collated", record, fresh: false });
+    }
+    const input = { ...flags, event, body, view, options, now: now() };
+    const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
+    const { outcome, plan } = decide({ ...input, cluster });
+    if (plan === null) return done(outcome);
+    // A record's commit lands within RECORD_COMMIT_DEADLINE_MS of its collated_at, or not at all.
+    if (outcome.status === "collated") {
+      plan.deadline = performance.now() + RECORD_COMMIT_DEADLINE_MS;
+    }
+    const result = await committer.commit(plan);
+    if (result.ok) {
+      deps.holds?.notify(enrollmentTag(place));
+      return { outcome, alone, versionstamp: result.versionstamp, place };
+    }
+  }
+  throw new ContentionError(`event ${event.id}: too many concurrent writers`);
 }
 
 /**
@@ -94,112 +123,29 @@ function sides(a: StoredEvent, b: StoredEvent) {
  * @throws {ContentionError} when concurrent writers keep winning the commit.
  */
 export async function collate(
-  kv: Deno.Kv,
+  deps: CollatorDeps,
   event: ThinkificEvent,
   body: Uint8Array,
   options: CollatorOptions,
 ): Promise<Outcome> {
-  const now = options.now ?? Date.now;
-  const windowMs = options.matchWindowMs;
-  const retentionMs = options.retentionDays * 86_400_000;
-  const isLogic = event.topic === options.logicTopic;
-  const otherTopic = counterpartOf(event.topic);
-  const near = (e: StoredEvent | ThinkificEvent) =>
-    listUnclaimed(kv, e, otherTopic, e.at - windowMs, e.at + windowMs);
-
-  for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-    if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-    // One round trip: the event's own state and its enrollment, beside the counterpart range.
-    const [state, listed] = await Promise.all([readEventState(kv, event), near(event)]);
-    if (state.known && state.entry.value === null) {
-      // Seen before and expired after RETENTION_DAYS: nothing left to pair.
-      return isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" };
-    }
-    const read = state.entry.value ? state.entry as Deno.KvEntry<StoredEvent> : null;
-    const stored = read?.value ?? newStoredEvent(event, now());
-    if (stored.pairedWith !== null) {
-      const [record] = stored.recordAt ? await getRecords(kv, [stored.recordAt]) : [];
-      if (!record) throw new Error(`event ${stored.id} is paired but its record is missing`);
-      return { status: "collated", record, fresh: false };
-    }
-    // A redelivery whose body moved the event (other user, course or time): use where it is.
-    const [counterEntries, enrollment] = state.moved
-      ? await Promise.all([near(stored), readEnrollment(kv, stored)])
-      : [listed, state.enrollment];
-
-    const deliveries = read && isLogic ? stored.deliveries + 1 : stored.deliveries;
-    const self = {
-      id: stored.id,
-      at: stored.at,
-      deliveries,
-      isLogic,
-      waitedMs: now() - stored.receivedAt,
-      lastChance: deliveries >= options.giveUpAfterAttempts,
-    };
-    const counterparts = counterEntries.map(toCandidate);
-    const rivals = needsRivals({ self, counterparts, windowMs })
-      ? (await listUnclaimed(
-        kv,
-        stored,
-        stored.topic,
-        stored.at - 2 * windowMs,
-        stored.at + 2 * windowMs,
-      )).map(toCandidate)
-      : undefined;
-    const decision = choosePartner({ self, counterparts, rivals, windowMs });
-
-    const op = kv.atomic();
-    const next: StoredEvent = { ...stored, deliveries };
-    const isNewProgress = !read && stored.facts.kind === "progress";
-    let outcome: Outcome;
-
-    if (decision) {
-      const partnerEntry = counterEntries.find((e) => e.value.id === decision.partner.id)!;
-      const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
-      next.pairedWith = partner.id;
-      const { lesson, progress } = sides(next, partner);
-      const before = enrollment.value;
-      const { summary, firstTime } = withLesson(
-        isNewProgress ? withProgress(before, progress.at, progress.facts.percentage) : before,
-        lesson.facts.lessonId,
-      );
-      const record = buildRecord({
-        lesson,
-        progress,
-        previousPercentage: previousPercentage(before, progress.at),
-        collatedAt: now(),
-      });
-      next.recordAt = partner.recordAt = recordPositionOf(record);
-      updateEvent(op, partnerEntry, partner, retentionMs, now());
-      saveEnrollment(op, enrollment, summary);
-      if (before === null) addLearner(op, courseOf(progress));
-      writeRecord(op, record, [next, partner]);
-      addCompletion(op, record, lesson.facts, firstTime);
-      for (const e of [next, partner]) if (e.gaveUpAt !== null) addUnmatched(op, courseOf(e), -1);
-      addOutboxEntries(op, record, options.forwardTo ?? [], now());
-      outcome = { status: "collated", record, fresh: true };
-    } else if (!isLogic) {
-      if (read) return { status: "stored" }; // a redelivery: nothing changes
-      outcome = { status: "stored" };
-    } else if (stored.gaveUpAt !== null) {
-      return { status: "unmatched", attempts: stored.deliveries };
-    } else if (deliveries >= options.giveUpAfterAttempts) {
-      next.gaveUpAt = now();
-      writeUnmatched(op, next, next.gaveUpAt);
-      addUnmatched(op, courseOf(next), 1);
-      outcome = { status: "unmatched", attempts: deliveries };
-    } else {
-      outcome = { status: "pending", attempts: deliveries };
-    }
-
-    if (read) updateEvent(op, read, next, retentionMs, now());
-    else insertEvent(op, next, body, retentionMs);
-    if (isNewProgress && !decision) {
-      const { facts } = stored as EventSide<ProgressFacts>;
-      saveEnrollment(op, enrollment, withProgress(enrollment.value, stored.at, facts.percentage));
-      if (enrollment.value === null) addLearner(op, courseOf(stored));
-    }
-    if ((await op.commit()).ok) return outcome;
+  const holdMs = deps.holds ? options.holdMs ?? 0 : 0;
+  const mayHold = holdMs > 0 && event.topic === options.logicTopic;
+  const started = performance.now();
+  let counted = false;
+  for (;;) {
+    const left = holdMs - (performance.now() - started);
+    const holding = mayHold && left > 0 && !deps.holds!.closed;
+    const p = await pass(deps, event, body, options, { counted, mayGiveUp: !holding });
+    counted = true;
+    // Held only while its counterpart is not stored: a pending inexact pair rides on retries.
+    if (p.outcome.status !== "pending" || !holding || !p.alone) return p.outcome;
+    const end = await deps.holds!.wait(
+      enrollmentTag(p.place),
+      enrollmentKey(p.place),
+      p.versionstamp,
+      left,
+    );
+    if (end === "closed") return p.outcome;
+    // woken or timed out: decide again (a last delivery may now give up)
   }
-  throw new ContentionError(`event ${event.id}: too many concurrent writers`);
 }

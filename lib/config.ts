@@ -28,6 +28,10 @@ export interface Config {
   logicTopic: HandledTopic;
   pendingStatus: number;
   giveUpAfterAttempts: number;
+  /** How long a pending logic-channel delivery is held for its counterpart (0: answer at once). */
+  holdMs: number;
+  /** A lone companion event is listed as unmatched this long after it was received. */
+  unmatchedAfterMs: number;
   maxBodyBytes: number;
   retentionDays: number;
   /** Where every record is POSTed as a Standard Webhooks message (unset: not forwarded). */
@@ -89,7 +93,10 @@ const envSchema = z.object({
     return raw as HandledTopic;
   }),
   PENDING_STATUS: int("PENDING_STATUS", 400, 599, 409),
-  GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 1, 1000, 10),
+  // The first delivery never pairs inexactly (its exact partner may be in flight), so at least 2.
+  GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 2, 1000, 10),
+  HOLD_MS: int("HOLD_MS", 0, 30_000, 1500),
+  UNMATCHED_AFTER_HOURS: int("UNMATCHED_AFTER_HOURS", 0, 87_600, 72),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
   FORWARD_URL: z.string().trim().optional().transform((raw, ctx) => {
@@ -155,6 +162,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         "(unsigned webhooks are only accepted on a local machine)",
     );
   }
+  if (e.UNMATCHED_AFTER_HOURS >= e.RETENTION_DAYS * 24) {
+    throw new ConfigError(
+      "invalid configuration:\n  UNMATCHED_AFTER_HOURS must be shorter than RETENTION_DAYS " +
+        `(${e.RETENTION_DAYS * 24} hours): a lone event expires before it would be listed`,
+    );
+  }
   if (Boolean(e.FORWARD_URL) !== Boolean(e.FORWARD_SECRET)) {
     throw new ConfigError(
       "invalid configuration:\n  FORWARD_URL and FORWARD_SECRET must be set together",
@@ -169,6 +182,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     logicTopic: e.LOGIC_TOPIC,
     pendingStatus: e.PENDING_STATUS,
     giveUpAfterAttempts: e.GIVE_UP_AFTER_ATTEMPTS,
+    holdMs: e.HOLD_MS,
+    unmatchedAfterMs: e.UNMATCHED_AFTER_HOURS * 3_600_000,
     maxBodyBytes: e.MAX_BODY_BYTES,
     retentionDays: e.RETENTION_DAYS,
     forwardUrl: e.FORWARD_URL,

@@ -16,6 +16,7 @@
  * @module
  */
 import type { Config } from "./config.ts";
+import type { WakeMode } from "./hold.ts";
 
 export const DEFAULT_KV_PATH = "./data/kv.sqlite3";
 
@@ -36,4 +37,15 @@ export async function openKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): P
     if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
   }
   return await Deno.openKv(path);
+}
+
+/**
+ * How a held delivery hears of writes made by other processes on the database `config` names:
+ * `kv.watch` on Deno Deploy and remote databases, a poll of the enrollment's key on a local SQLite
+ * file (whose watchers do not see other processes' writes), nothing else in memory.
+ */
+export function wakeModeOf(config: Pick<Config, "kvPath" | "onDenoDeploy">): WakeMode {
+  if (!config.kvPath) return config.onDenoDeploy ? "watch" : "poll";
+  if (config.kvPath === ":memory:") return "memory";
+  return /^https?:\/\//.test(config.kvPath) ? "watch" : "poll";
 }

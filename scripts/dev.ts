@@ -36,6 +36,9 @@ const envSchema = z.object({
   KV_PATH: z.string().trim().optional().transform((v) => v || "./data/dev.sqlite3"),
   THINKIFIC_WEBHOOK_SECRET: z.string().optional().transform((v) => v || DEV_SECRET),
   API_TOKEN: z.string().optional().transform((v) => v || undefined),
+  // The story's lone progress event is held on each of its fast redeliveries: keep it short here.
+  HOLD_MS: z.string().trim().regex(/^\d+$/, "must be a whole number of ms").optional()
+    .default("250"),
 });
 
 const say = (line: string) => console.log(line);
@@ -203,6 +206,7 @@ async function main(): Promise<number> {
       PORT: String(port),
       KV_PATH: kvPath,
       THINKIFIC_WEBHOOK_SECRET: env.THINKIFIC_WEBHOOK_SECRET,
+      HOLD_MS: env.HOLD_MS,
     },
     stdin: "null",
     stdout: "piped",

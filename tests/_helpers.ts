@@ -139,7 +139,7 @@ export async function harness(
   env: Record<string, string> = {},
   kv?: Deno.Kv,
 ): Promise<Harness> {
-  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, ...env });
+  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0", ...env });
   const db = kv ?? await Deno.openKv(":memory:");
   const logs: LogLine[] = [];
   const clock = { now: Date.parse("2026-11-29T12:00:00.000Z") };

@@ -24,7 +24,7 @@ export async function startServer(
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
-    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, ...env },
+    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -104,7 +104,7 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 10_000) {
 async function forwardingApp(destinations: Destination[], retryDelaysMs = [50, 100, 200]) {
   const kv = await Deno.openKv(":memory:");
   const forwarder = createForwarder({ kv, destinations, retryDelaysMs });
-  const config = parseConfig({ KV_PATH: ":memory:" });
+  const config = parseConfig({ KV_PATH: ":memory:", HOLD_MS: "0" });
   const app = createApp({ kv, config, forwarder, log: () => {} });
   const post = async (body: unknown) => {
     const res = await app.request("/webhooks/thinkific", {
@@ -228,7 +228,7 @@ Deno.test("forward: a TypeScript handler runs through the same outbox and retrie
 Deno.test("forward: the outbox entry is in the record's own commit", async () => {
   const kv = await Deno.openKv(":memory:");
   const idle = idleForwarder();
-  const config = parseConfig({ KV_PATH: ":memory:" });
+  const config = parseConfig({ KV_PATH: ":memory:", HOLD_MS: "0" });
   const app = createApp({ kv, config, forwarder: idle, log: () => {} });
   try {
     for (const body of [lessonWebhook(), progressWebhook()]) {

@@ -101,7 +101,7 @@ export function apiRoutes(
   app.get("/unmatched", async (c) => {
     const q = parseQuery(c.req.url, unmatchedQuery);
     return c.json(
-      await retryWhenBusy(() => listUnmatched(kv, { limit: q.limit, after: q.cursor })),
+      await retryWhenBusy(() => listUnmatched(kv, { limit: q.limit, after: q.cursor, now: now() })),
     );
   });
 

@@ -13,6 +13,9 @@ import { Hono } from "hono";
 import { ContentionError } from "../collator.ts";
 import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
+import { createHolds, type Holds } from "../hold.ts";
+import { wakeModeOf } from "../kv.ts";
+import { type Committer, createCommitter } from "../store/committer.ts";
 import { jsonLogger, type Logger } from "../log.ts";
 import { apiRoutes } from "./api.ts";
 import { dashboardRoutes } from "./dashboard.tsx";
@@ -28,6 +31,10 @@ export interface AppDeps {
   forwarder?: Forwarder;
   /** The clock; tests pass their own. */
   now?: () => number;
+  /** The process's group committer (default: a new one on `kv`). */
+  committer?: Committer;
+  /** The process's held deliveries (default: new ones, woken as `wakeModeOf(config)` says). */
+  holds?: Holds;
 }
 
 /** Seconds a sender should wait after a 503. */
@@ -36,10 +43,12 @@ const RETRY_AFTER_SECONDS = "5";
 /** Builds the application. */
 export function createApp(deps: AppDeps): Hono {
   const log = deps.log ?? jsonLogger;
+  const committer = deps.committer ?? createCommitter(deps.kv);
+  const holds = deps.holds ?? createHolds(deps.kv, { mode: wakeModeOf(deps.config) });
   const app = new Hono();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.route("/webhooks", webhookRoutes({ ...deps, log }));
+  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds }));
   app.route("/api", apiRoutes(deps));
   app.route("/", dashboardRoutes(deps));
 

@@ -52,7 +52,7 @@ export function dashboardRoutes(
   });
 
   app.get("/unmatched", async (c) => {
-    const page = await retryWhenBusy(() => listUnmatched(kv, { limit: 200 }));
+    const page = await retryWhenBusy(() => listUnmatched(kv, { limit: 200, now: now() }));
     return c.html(<UnmatchedPage events={page.events} />);
   });
 

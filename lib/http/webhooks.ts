@@ -13,6 +13,8 @@ import { Hono } from "hono";
 import { collate, type Outcome } from "../collator.ts";
 import { type Config, LESSON_TOPIC } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
+import type { Holds } from "../hold.ts";
+import type { Committer } from "../store/committer.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
 import { retryWhenBusy } from "../store/retry.ts";
@@ -28,6 +30,8 @@ export interface WebhookDeps {
   log: Logger;
   forwarder?: Forwarder;
   now?: () => number;
+  committer: Committer;
+  holds?: Holds;
 }
 
 interface LogFields {
@@ -67,7 +71,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log, forwarder } = deps;
+  const { kv, config, log, forwarder, committer, holds } = deps;
   const key = config.webhookSecret ? importSigningKey(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -132,9 +136,20 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
       );
     }
     const outcome = await retryWhenBusy(() =>
-      collate(kv, event, body, { ...config, forwardTo: forwarder?.destinations, now: deps.now })
+      collate({ kv, committer, holds }, event, body, {
+        ...config,
+        forwardTo: forwarder?.destinations,
+        now: deps.now,
+      })
     );
     fields.outcome = outcome.status;
+    if (outcome.status === "conflict") {
+      throw new HttpError(
+        422,
+        `event id ${event.id} was already received as a ${outcome.topic} event: ` +
+          `an id names one event`,
+      );
+    }
     if (outcome.status === "collated" && outcome.fresh) forwarder?.kick();
     const status = statusOf(outcome, config.pendingStatus);
     const answer = outcome.status === "collated"

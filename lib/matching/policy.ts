@@ -4,9 +4,10 @@
  * Rules (SPEC "Matching rules"):
  * - only unclaimed counterparts of the same school, user and course, within ±window, are candidates;
  * - an exact timestamp always wins and is claimed at once, by either side;
- * - otherwise the closest wins, one-to-one: the policy runs a closest-first greedy matching over
- *   the neighbourhood (the event, its rivals of the same topic, and the counterparts), so an event
- *   never takes a counterpart that is closer to a rival;
+ * - otherwise the closest wins, one-to-one: the policy runs a closest-first greedy matching over the
+ *   whole chain of overlapping windows around the event (its cluster: see {@linkcode clusterSpan}),
+ *   so an event never takes a counterpart that is closer to a rival, and the outcome does not
+ *   depend on which event of the chain is delivered first;
  * - because a closer (usually exact) partner may still be in flight, an inexact pair is made only
  *   by the logic channel on a delivery after its first once {@linkcode INEXACT_SETTLE_MS} have
  *   passed since its first delivery (or on its last delivery before giving up, whatever the time),
@@ -58,11 +59,14 @@ export interface Self {
 /** What the policy needs to decide. */
 export interface PolicyInput {
   self: Self;
-  /** Unclaimed events of the other topic, same school, user and course (any order). */
+  /**
+   * Unclaimed events of the other topic, same school, user and course (any order): those within
+   * ±window, or when rivals are given, every one in the event's cluster.
+   */
   counterparts: readonly Candidate[];
   /**
-   * Unclaimed events of the same topic as `self` (excluding it) within ±2 windows. Leave out when
-   * not read: {@linkcode needsRivals} says when they matter.
+   * Unclaimed events of the same topic as `self` in its cluster (`self` is ignored if listed).
+   * Leave out when not read: {@linkcode needsRivals} says when they matter.
    */
   rivals?: readonly Candidate[];
   windowMs: number;
@@ -105,13 +109,33 @@ function mayPairInexact(self: Self, c: Candidate): boolean {
 
 /**
  * True when {@linkcode choosePartner} needs the rivals to decide: no exact counterpart, but an
- * inexact one that this delivery is allowed to take.
+ * inexact one that this delivery is allowed to take. The caller then reads the event's cluster.
  */
 export function needsRivals(input: Omit<PolicyInput, "rivals">): boolean {
   const { self, counterparts, windowMs } = input;
   const near = counterparts.filter((c) => inWindow(self, c, windowMs));
   if (near.some((c) => c.at === self.at)) return false;
   return near.some((c) => mayPairInexact(self, c));
+}
+
+/**
+ * The chain of overlapping windows around `selfAt`: the longest run of event times (both topics,
+ * unclaimed, `selfAt` included) whose consecutive gaps are at most `windowMs`. Every event that
+ * can change whom `self` gets is in it, so a read must cover `[from - windowMs, to + windowMs]`
+ * to be sure it saw the whole chain.
+ */
+export function clusterSpan(
+  ats: readonly number[],
+  selfAt: number,
+  windowMs: number,
+): { from: number; to: number } {
+  const sorted = [...ats, selfAt].sort((a, b) => a - b);
+  const i = sorted.indexOf(selfAt);
+  let lo = i;
+  let hi = i;
+  while (lo > 0 && sorted[lo] - sorted[lo - 1] <= windowMs) lo--;
+  while (hi < sorted.length - 1 && sorted[hi + 1] - sorted[hi] <= windowMs) hi++;
+  return { from: sorted[lo], to: sorted[hi] };
 }
 
 /**
@@ -147,20 +171,16 @@ function greedyPartner(
  */
 export function choosePartner(input: PolicyInput): Decision | null {
   const { self, windowMs } = input;
-  const counterparts = input.counterparts.filter((c) => inWindow(self, c, windowMs));
-  if (counterparts.length === 0) return null;
+  if (!input.counterparts.some((c) => inWindow(self, c, windowMs))) return null;
   const selfCandidate: Candidate = { id: self.id, at: self.at, gaveUp: false };
   const rivals = (input.rivals ?? []).filter((r) => r.id !== self.id);
-
-  const exact = counterparts.filter((c) => c.at === self.at);
-  if (exact.length > 0) {
-    // Only rivals at the very same instant can compete for an exact counterpart.
-    const sameInstant = rivals.filter((r) => r.at === self.at);
-    const partner = greedyPartner(selfCandidate, [selfCandidate, ...sameInstant], exact, 0);
-    return partner ? { partner, exact: true } : null;
-  }
-
-  const partner = greedyPartner(selfCandidate, [selfCandidate, ...rivals], counterparts, windowMs);
-  if (partner === null || !mayPairInexact(self, partner)) return null;
-  return { partner, exact: false };
+  const partner = greedyPartner(
+    selfCandidate,
+    [selfCandidate, ...rivals],
+    input.counterparts,
+    windowMs,
+  );
+  if (partner === null) return null;
+  if (partner.at === self.at) return { partner, exact: true };
+  return mayPairInexact(self, partner) ? { partner, exact: false } : null;
 }

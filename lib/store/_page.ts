@@ -54,6 +54,8 @@ export async function listPage<T>(
     limit: number;
     from?: (string | number)[];
     after?: Position;
+    /** Stops before this position prefix (exclusive). */
+    before?: (string | number)[];
     /** Keeps only the entries it accepts (the listing reads on until it has `limit` of them). */
     keep?: (position: Position, value: T) => boolean;
   },
@@ -63,7 +65,14 @@ export async function listPage<T>(
     : opts.from
     ? [...prefix, ...opts.from]
     : undefined;
-  const selector = start ? { prefix, start } : { prefix };
+  const end = opts.before ? [...prefix, ...opts.before] : undefined;
+  const selector = start && end
+    ? { start, end }
+    : start
+    ? { prefix, start }
+    : end
+    ? { prefix, end }
+    : { prefix };
   const items: T[] = [];
   const positions: Position[] = [];
   let last: Position | null = null;

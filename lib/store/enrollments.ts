@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import type { Mutations } from "./plan.ts";
 import { enrollmentKey, type EnrollmentSummary, type EventCoordinates } from "./keys.ts";
 import { MAX_ENROLLMENT_LESSONS, MAX_ENROLLMENT_PROGRESS } from "./limits.ts";
 
@@ -22,6 +23,11 @@ export function readEnrollment(
   e: Enrollment,
 ): Promise<Deno.KvEntryMaybe<EnrollmentSummary>> {
   return kv.get<EnrollmentSummary>(enrollmentKey(e));
+}
+
+/** Whether a summary holds nothing yet (no progress, no lesson). */
+export function isEmptySummary(summary: EnrollmentSummary | null): boolean {
+  return summary === null || (summary.progress.length === 0 && summary.lessons.length === 0);
 }
 
 /** The latest percentage seen strictly before `before`, or `null`. */
@@ -67,7 +73,7 @@ export function withLesson(
 
 /** Adds the checked write of a summary to `op`. */
 export function saveEnrollment(
-  op: Deno.AtomicOperation,
+  op: Mutations,
   read: Deno.KvEntryMaybe<EnrollmentSummary>,
   next: EnrollmentSummary,
 ) {

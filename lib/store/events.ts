@@ -1,19 +1,21 @@
 /**
- * Data access for stored events: reads, range lists and the atomic mutations that insert and update
- * them. Callers compose the mutations into one commit.
+ * Data access for stored events: the read of an event's surroundings, and the mutations that insert
+ * and update events. Callers compose the mutations into one commit plan.
  *
  * @example
  * ```ts
- * const op = kv.atomic();
- * insertEvent(op, stored, retentionMs);
- * const { ok } = await op.commit(); // false when the event id was already stored
+ * const view = await readView(kv, event, 500);
+ * const plan = new CommitPlan();
+ * insertEvent(plan, stored, body, retentionMs);
  * ```
  * @module
  */
-import type { HandledTopic } from "../config.ts";
+import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "../config.ts";
+import { clusterSpan } from "../matching/policy.ts";
 import {
   enrollmentKey,
   type EnrollmentSummary,
+  EVENT_ID_GRACE_MS,
   eventBodyKey,
   type EventCoordinates,
   eventIdKey,
@@ -22,37 +24,28 @@ import {
   eventRange,
   type StoredEvent,
 } from "./keys.ts";
+import { MAX_CLUSTER_SPAN_MS } from "./limits.ts";
+import type { Mutations } from "./plan.ts";
 
-/** What is known about an incoming event id, and its enrollment. */
-export interface EventState {
-  /** The stored event (`value: null` when it is not stored, or has expired). */
-  entry: Deno.KvEntryMaybe<StoredEvent>;
-  /** The id was seen before (even if the stored event has since expired). */
-  known: boolean;
-  /** The first delivery placed the event elsewhere than this body says (other user, time…). */
-  moved: boolean;
-  /** The enrollment summary of the body's school, user and course. */
+/** An event's identity and place. */
+export type EventIdentity = EventCoordinates & { id: string; topic: HandledTopic };
+
+/** What one delivery reads before it decides. */
+export interface EventView {
+  /** Where the event is: the body's place, or the first delivery's when a redelivery moved it. */
+  place: EventIdentity;
+  /** The event-id index entry (`value: null`: the id was never seen, or has expired). */
+  pointer: Deno.KvEntryMaybe<EventPointer>;
+  /** The stored event, if it is stored. */
+  self: Deno.KvEntry<StoredEvent> | null;
+  /** The enrollment's summary: also its serial-order key, checked by every commit. */
   enrollment: Deno.KvEntryMaybe<EnrollmentSummary>;
+  /** Unclaimed events of the other topic within `at ± window`, oldest first. */
+  counterparts: Deno.KvEntry<StoredEvent>[];
 }
 
-type EventIdentity = EventCoordinates & { id: string; topic: HandledTopic };
-
-/**
- * Reads an event's state and its enrollment in one round trip. When a redelivery's body places
- * the event elsewhere than the first delivery did, the first delivery's placement wins (one more
- * read, and `moved` is set).
- */
-export async function readEventState(kv: Deno.Kv, e: EventIdentity): Promise<EventState> {
-  const [entry, pointer, enrollment] = await kv.getMany<
-    [StoredEvent, EventPointer, EnrollmentSummary]
-  >([eventKey(e), eventIdKey(e.tenantId, e.id), enrollmentKey(e)]);
-  const p = pointer.value;
-  if (entry.value !== null || p === null) {
-    return { entry, known: p !== null, moved: false, enrollment };
-  }
-  const stored = await kv.get<StoredEvent>(eventKey({ ...e, ...p }));
-  return { entry: stored, known: true, moved: true, enrollment };
-}
+const counterpartOf = (topic: HandledTopic): HandledTopic =>
+  topic === LESSON_TOPIC ? PROGRESS_TOPIC : LESSON_TOPIC;
 
 /** Unclaimed events of one topic of an enrollment with `from <= at <= to`, oldest first. */
 export async function listUnclaimed(
@@ -63,14 +56,96 @@ export async function listUnclaimed(
   to: number,
 ): Promise<Deno.KvEntry<StoredEvent>[]> {
   const out: Deno.KvEntry<StoredEvent>[] = [];
+  if (to < from) return out;
   for await (const entry of kv.list<StoredEvent>(eventRange(e, topic, from, to))) {
     if (entry.value.pairedWith === null) out.push(entry);
   }
   return out;
 }
 
+/**
+ * Reads what a delivery decides from, in one round trip: the stored event, the event-id index and
+ * the enrollment (one `getMany`) beside one range list of the counterpart topic over `at ± window`.
+ * When a redelivery's body places the event elsewhere than its first delivery did, the first
+ * delivery's place wins (one more read).
+ */
+export async function readView(
+  kv: Deno.Kv,
+  e: EventIdentity,
+  windowMs: number,
+): Promise<EventView> {
+  const other = counterpartOf(e.topic);
+  const near = (x: EventIdentity) => listUnclaimed(kv, x, other, x.at - windowMs, x.at + windowMs);
+  const [[self, pointer, enrollment], counterparts] = await Promise.all([
+    kv.getMany<[StoredEvent, EventPointer, EnrollmentSummary]>([
+      eventKey(e),
+      eventIdKey(e.tenantId, e.id),
+      enrollmentKey(e),
+    ]),
+    near(e),
+  ]);
+  const p = pointer.value;
+  if (self.value !== null || p === null || p.topic !== e.topic) {
+    return {
+      place: e,
+      pointer,
+      self: self.value ? self as Deno.KvEntry<StoredEvent> : null,
+      enrollment,
+      counterparts,
+    };
+  }
+  // Seen before, elsewhere (or expired): read it where its first delivery put it.
+  const place: EventIdentity = { ...e, userId: p.userId, courseId: p.courseId, at: p.at };
+  const [[moved, placeEnrollment], placeCounterparts] = await Promise.all([
+    kv.getMany<[StoredEvent, EnrollmentSummary]>([eventKey(place), enrollmentKey(place)]),
+    near(place),
+  ]);
+  return {
+    place,
+    pointer,
+    self: moved.value ? moved as Deno.KvEntry<StoredEvent> : null,
+    enrollment: placeEnrollment,
+    counterparts: placeCounterparts,
+  };
+}
+
+/**
+ * The unclaimed events of both topics in the chain of overlapping windows around `place` (its
+ * cluster, see `clusterSpan`): read only when an inexact pair is possible, since rivals and their
+ * own counterparts then decide who gets whom. The range starts at `at ± 2 windows` and grows until
+ * it holds the whole chain, up to {@linkcode MAX_CLUSTER_SPAN_MS} either side.
+ */
+export async function readCluster(
+  kv: Deno.Kv,
+  place: EventIdentity,
+  windowMs: number,
+): Promise<Deno.KvEntry<StoredEvent>[]> {
+  const topics = [place.topic, counterpartOf(place.topic)];
+  const lowest = place.at - MAX_CLUSTER_SPAN_MS;
+  const highest = place.at + MAX_CLUSTER_SPAN_MS;
+  let from = place.at - 2 * windowMs;
+  let to = place.at + 2 * windowMs;
+  const both = (a: number, b: number) =>
+    Promise.all(topics.map((t) => listUnclaimed(kv, place, t, a, b))).then((x) => x.flat());
+  let events = await both(from, to);
+  for (;;) {
+    const others = events.filter((x) => x.value.id !== place.id || x.value.topic !== place.topic);
+    const span = clusterSpan(others.map((x) => x.value.at), place.at, windowMs);
+    if (
+      (span.from - windowMs >= from || from <= lowest) &&
+      (span.to + windowMs <= to || to >= highest)
+    ) return events;
+    const newFrom = Math.max(lowest, Math.min(from, span.from - 2 * windowMs));
+    const newTo = Math.min(highest, Math.max(to, span.to + 2 * windowMs));
+    const [before, after] = await Promise.all([both(newFrom, from - 1), both(to + 1, newTo)]);
+    events = [...before, ...events, ...after];
+    from = newFrom;
+    to = newTo;
+  }
+}
+
 /** How long a stored event has left to live, given when it was first stored. */
-function remaining(event: StoredEvent, retentionMs: number, now: number): number {
+export function remaining(event: StoredEvent, retentionMs: number, now: number): number {
   return Math.max(60_000, event.receivedAt + retentionMs - now);
 }
 
@@ -80,7 +155,7 @@ function remaining(event: StoredEvent, retentionMs: number, now: number): number
  * written once, so the event's own value stays small when it is updated.
  */
 export function insertEvent(
-  op: Deno.AtomicOperation,
+  op: Mutations,
   event: StoredEvent,
   body: Uint8Array,
   retentionMs: number,
@@ -93,7 +168,7 @@ export function insertEvent(
     at: event.at,
   };
   op.check({ key: idKey, versionstamp: null })
-    .set(idKey, pointer)
+    .set(idKey, pointer, { expireIn: retentionMs + EVENT_ID_GRACE_MS })
     .set(eventKey(event), event, { expireIn: retentionMs })
     .set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
   return op;
@@ -104,7 +179,7 @@ export function insertEvent(
  * concurrent change makes the commit fail and the caller re-read.
  */
 export function updateEvent(
-  op: Deno.AtomicOperation,
+  op: Mutations,
   read: Deno.KvEntry<StoredEvent>,
   next: StoredEvent,
   retentionMs: number,

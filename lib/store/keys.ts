@@ -5,22 +5,25 @@
  * | --- | --- | --- |
  * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
  * | `["event_bodies", tenant, event_id]` | the raw webhook body (bytes) | `RETENTION_DAYS` |
- * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | kept |
- * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}: progress seen, lessons completed | kept |
- * | `["unmatched", gave_up_ms, tenant, event_id]` | {@linkcode UnmatchedEntry} | until paired |
+ * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | `RETENTION_DAYS` + {@linkcode EVENT_ID_GRACE_MS} |
+ * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}; written by every commit that changes the enrollment's events (its serial order) | kept |
+ * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until paired, or the event expires |
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
  * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}) | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
  * | `["dash_course", course]` | {@linkcode CourseInfo} | kept |
- * | `["dash_course_n", course, counter]` | `Deno.KvU64`: learners, unmatched | kept |
+ * | `["dash_course_n", course, counter]` | `Deno.KvU64`: learners | kept |
  * | `["dash_course_day", course, day]` | `Deno.KvU64`: completions that day (UTC days since 1970) | kept |
  * | `["dash_lesson", course, lesson]` | {@linkcode LessonInfo} | kept |
  * | `["dash_lesson_n", course, lesson]` | `Deno.KvU64`: distinct learners who completed it | kept |
  *
  * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
- * bounded range list over `at ± window`, never a scan. A record is stored once (`"all"`) and indexed
+ * bounded range list over `at ± window`, never a scan.
+ * Every commit that stores, pairs or gives up an event of an enrollment checks and rewrites the
+ * enrollment's key, so two deliveries of one learner in one course never both decide from a view
+ * without each other: one commit fails, re-reads and decides again. A record is stored once (`"all"`) and indexed
  * by school, user and course with small entries (see {@linkcode recordPlan}), so every
  * `/api/records` query is one ordered range plus reads of the records it finds.
  * An event's own value says whether it is paired and where its record is.
@@ -40,7 +43,18 @@ export interface StoredEvent extends ThinkificEvent {
   pairedWith: string | null;
   /** Where the record of its pair is (see {@linkcode recordKey}). */
   recordAt: RecordPosition | null;
+  /**
+   * When it shows in the unmatched list (the time in its {@linkcode unmatchedKey}): when a logic
+   * event gave up, or when a lone companion event passes the unmatched horizon. `null`: never listed.
+   */
+  listedAt?: number | null;
 }
+
+/**
+ * How long the event-id index outlives `RETENTION_DAYS`: a redelivery within it is recognised
+ * (and answered from the state left), after it the event is stored again as new.
+ */
+export const EVENT_ID_GRACE_MS = 30 * 86_400_000;
 
 /** The fields of an event that make its ordered key. */
 export type EventCoordinates = Pick<StoredEvent, "tenantId" | "userId" | "courseId" | "at">;
@@ -53,7 +67,10 @@ export interface EventPointer {
   at: number;
 }
 
-/** A logic-channel event that gave up waiting for its counterpart (the `/api/unmatched` shape). */
+/**
+ * An event that found no counterpart (the `/api/unmatched` shape): a logic-channel event that gave
+ * up, or a companion event still alone after the unmatched horizon.
+ */
 export interface UnmatchedEntry {
   event_id: string;
   topic: HandledTopic;
@@ -98,11 +115,14 @@ export const eventBodyKey = (tenantId: string, id: string): Deno.KvKey => [
   id,
 ];
 
-/** One learner in one course: what the records need from their history. */
+/**
+ * One learner in one course: what the records need from their history. Small and bounded (see
+ * limits.ts), because every commit of the enrollment rewrites it.
+ */
 export interface EnrollmentSummary {
-  /** Progress seen, oldest first: `[at_ms, percentage]` (the latest ones, see limits.ts). */
+  /** Progress seen, oldest first: `[at_ms, percentage]` (the latest ones). */
   progress: [number, number][];
-  /** Lessons this learner completed (ids, in the order first seen). */
+  /** Lessons this learner completed (ids, the latest ones first seen). */
   lessons: number[];
 }
 
@@ -115,9 +135,9 @@ export const enrollmentKey = (e: Omit<EventCoordinates, "at">): Deno.KvKey => [
 
 export const UNMATCHED_PREFIX: Deno.KvKey = ["unmatched"];
 
-export const unmatchedKey = (gaveUpAt: number, tenantId: string, id: string): Deno.KvKey => [
+export const unmatchedKey = (listedAt: number, tenantId: string, id: string): Deno.KvKey => [
   ...UNMATCHED_PREFIX,
-  gaveUpAt,
+  listedAt,
   tenantId,
   id,
 ];
@@ -225,8 +245,8 @@ export interface LessonInfo {
   chapter_name: string;
 }
 
-/** Counters kept per course. */
-export type CourseCounter = "learners" | "unmatched";
+/** Counters kept per course (unmatched events are counted from their list, which expires). */
+export type CourseCounter = "learners";
 
 export const courseInfoKey = (course: number): Deno.KvKey => ["dash_course", course];
 export const COURSE_INFO_PREFIX: Deno.KvKey = ["dash_course"];

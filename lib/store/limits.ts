@@ -1,11 +1,35 @@
 /**
- * Deno KV's limits, in one place, and what this service derives from them. (The largest commit,
- * a pairing, has about 14 mutations and 4 checks, far under Deno KV's 1000 and 100.)
+ * Deno KV's limits, in one place, and what this service derives from them. (The largest plan, a
+ * pairing, has about 14 mutations and 5 checks; the committer merges plans up to the atomic limits
+ * below.)
  * @module
  */
 
 /** Largest value Deno KV stores. */
 export const KV_MAX_VALUE_BYTES = 65_536;
+
+/** Largest key Deno KV writes. */
+export const KV_MAX_KEY_BYTES = 2048;
+
+/**
+ * One atomic commit's limits (Deno KV: 100 checks, 1000 mutations, 80 KiB of keys, 800 KiB in
+ * all), with a margin because plan sizes are estimated from above.
+ */
+export const ATOMIC_LIMITS = {
+  checks: 100,
+  mutations: 1000,
+  keyBytes: 80 * 1024,
+  totalBytes: 800 * 1024,
+} as const;
+
+/** Plans merged into one commit at most (a bound on one commit's latency). */
+export const MAX_PLANS_PER_COMMIT = 64;
+
+/**
+ * A plan that writes a record is committed within this time of the record's `collated_at`, or
+ * decided again with a fresh clock, so the change feed can serve entries older than its delay.
+ */
+export const RECORD_COMMIT_DEADLINE_MS = 2_000;
 
 /**
  * Largest raw webhook body stored: it is a KV value of its own (see `eventBodyKey`), so it must fit
@@ -28,8 +52,22 @@ export const MAX_PAGE_SIZE = 500;
 /** Commits lost to a concurrent writer are re-read and retried at most this many times. */
 export const MAX_COMMIT_ATTEMPTS = 25;
 
-/** Progress events kept in an enrollment summary (older ones are dropped; only the latest matter). */
-export const MAX_ENROLLMENT_PROGRESS = 400;
+/**
+ * Progress events kept in an enrollment summary: older ones are dropped, since a record's previous
+ * percentage is the latest one before it (a progress event arriving more than this many events
+ * late would see a later one as its previous).
+ */
+export const MAX_ENROLLMENT_PROGRESS = 24;
 
-/** Lessons kept in an enrollment summary (a course with more would miscount its later lessons). */
-export const MAX_ENROLLMENT_LESSONS = 4000;
+/**
+ * Lessons kept in an enrollment summary, latest first seen: every commit of the enrollment
+ * rewrites the summary, so it stays under about 2 KB. A learner completing a lesson again after
+ * more than this many other lessons is counted again in that lesson's learners on the dashboard.
+ */
+export const MAX_ENROLLMENT_LESSONS = 200;
+
+/**
+ * How far the read around an event grows to take in a whole chain of overlapping match windows
+ * (ms either side of the event): past it, the chain is decided from what was read.
+ */
+export const MAX_CLUSTER_SPAN_MS = 60_000;

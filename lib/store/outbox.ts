@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
   OUTBOX_DEAD_PREFIX,
@@ -33,7 +34,7 @@ export function messageIdOf(record: LessonProgressRecord): string {
 
 /** Adds one pending entry per destination to the record's commit. */
 export function addOutboxEntries(
-  op: Deno.AtomicOperation,
+  op: Mutations,
   record: LessonProgressRecord,
   destinations: readonly string[],
   now: number,

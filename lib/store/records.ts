@@ -8,6 +8,7 @@
  * ```
  * @module
  */
+import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
   recordEntries,
@@ -34,12 +35,13 @@ export function recordPositionOf(record: LessonProgressRecord): RecordPosition {
  * checked against what was read) say they are paired, so neither can be in two records.
  */
 export function writeRecord(
-  op: Deno.AtomicOperation,
+  op: Mutations,
   record: LessonProgressRecord,
   events: readonly StoredEvent[],
 ) {
   for (const event of events) {
-    if (event.gaveUpAt !== null) op.delete(unmatchedKey(event.gaveUpAt, event.tenantId, event.id));
+    const listedAt = event.listedAt ?? event.gaveUpAt;
+    if (listedAt != null) op.delete(unmatchedKey(listedAt, event.tenantId, event.id));
   }
   const [[primary], ...indexes] = recordEntries(record, recordPositionOf(record));
   op.check({ key: primary, versionstamp: null }).set(primary, record);
@@ -61,8 +63,17 @@ export async function getRecords(
   return (await Promise.all(batches)).flat().flatMap((e) => (e.value ? [e.value] : []));
 }
 
-/** Adds an unmatched entry for a logic-channel event that gave up. */
-export function writeUnmatched(op: Deno.AtomicOperation, event: StoredEvent, gaveUpAt: number) {
+/**
+ * Adds an event's unmatched entry, listed from `listedAt` on (when a logic-channel event gave up,
+ * or when a lone companion event passes the unmatched horizon), and gone with the event itself
+ * after `expireIn`.
+ */
+export function writeUnmatched(
+  op: Mutations,
+  event: StoredEvent,
+  listedAt: number,
+  expireIn: number,
+) {
   const entry: UnmatchedEntry = {
     event_id: event.id,
     topic: event.topic,
@@ -71,9 +82,9 @@ export function writeUnmatched(op: Deno.AtomicOperation, event: StoredEvent, gav
     course_id: event.courseId,
     created_at: new Date(event.at).toISOString(),
     attempts: event.deliveries,
-    gave_up_at: new Date(gaveUpAt).toISOString(),
+    gave_up_at: new Date(listedAt).toISOString(),
   };
-  return op.set(unmatchedKey(gaveUpAt, event.tenantId, event.id), entry);
+  return op.set(unmatchedKey(listedAt, event.tenantId, event.id), entry, { expireIn });
 }
 
 /** The records of a page of `"all"` (values) or of an index (positions to read). */
@@ -106,13 +117,27 @@ export async function listRecords(
   return { records: await resolve(kv, page), cursor: page.cursor };
 }
 
-/** One page of unmatched events, oldest give-up first. */
+/** One page of the events unmatched at `now`, oldest first. */
 export async function listUnmatched(
   kv: Deno.Kv,
-  query: { limit: number; after?: Position },
+  query: { limit: number; after?: Position; now: number },
 ): Promise<{ events: UnmatchedEntry[]; cursor: string | null }> {
-  const page = await listPage<UnmatchedEntry>(kv, UNMATCHED_PREFIX, query);
+  const page = await listPage<UnmatchedEntry>(kv, UNMATCHED_PREFIX, {
+    limit: query.limit,
+    after: query.after,
+    before: [query.now + 1],
+  });
   return { events: page.items, cursor: page.cursor };
+}
+
+/** How many events of each course are unmatched at `now` (one scan of the unmatched list). */
+export async function countUnmatched(kv: Deno.Kv, now: number): Promise<Map<number, number>> {
+  const counts = new Map<number, number>();
+  const range = { start: [...UNMATCHED_PREFIX], end: [...UNMATCHED_PREFIX, now + 1] };
+  for await (const e of kv.list<UnmatchedEntry>(range)) {
+    counts.set(e.value.course_id, (counts.get(e.value.course_id) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /** The latest `limit` records matching `filter`, newest completion first. */

@@ -11,11 +11,11 @@
  * ```
  * @module
  */
+import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import type { LessonFacts } from "../thinkific/schemas.ts";
 import {
   COURSE_INFO_PREFIX,
-  type CourseCounter,
   courseCounterKey,
   courseDayKey,
   courseDayPrefix,
@@ -26,15 +26,13 @@ import {
   lessonInfoKey,
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
-import { recentRecords } from "./records.ts";
+import { countUnmatched, recentRecords } from "./records.ts";
 
 const ONE = new Deno.KvU64(1n);
-/** Adding 2⁶⁴−1 to a KvU64 (which wraps) takes one away. */
-const MINUS_ONE = new Deno.KvU64(0xffff_ffff_ffff_ffffn);
 const DAY_MS = 86_400_000;
 
 /** Adds "this course has one more learner" to `op`. */
-export function addLearner(op: Deno.AtomicOperation, course: CourseInfo) {
+export function addLearner(op: Mutations, course: CourseInfo) {
   return op.set(courseInfoKey(course.course_id), course)
     .sum(courseCounterKey(course.course_id, "learners"), ONE.value);
 }
@@ -44,7 +42,7 @@ export function addLearner(op: Deno.AtomicOperation, course: CourseInfo) {
  * the lesson before, the lesson's learners (and its name and place, for the chart).
  */
 export function addCompletion(
-  op: Deno.AtomicOperation,
+  op: Mutations,
   record: LessonProgressRecord,
   lesson: LessonFacts,
   firstTimeForLearner: boolean,
@@ -66,13 +64,9 @@ export function addCompletion(
   return op;
 }
 
-/** Adds one more (`+1`) or one fewer (`-1`) unmatched event of a course to `op`. */
-export function addUnmatched(op: Deno.AtomicOperation, course: CourseInfo, delta: 1 | -1) {
-  if (delta === 1) op.set(courseInfoKey(course.course_id), course);
-  return op.sum(
-    courseCounterKey(course.course_id, "unmatched"),
-    delta === 1 ? ONE.value : MINUS_ONE.value,
-  );
+/** Adds "this course exists" to `op` (for a course first seen through an unmatched event). */
+export function addCourse(op: Mutations, course: CourseInfo) {
+  return op.set(courseInfoKey(course.course_id), course);
 }
 
 /** One course on the overview. */
@@ -85,15 +79,17 @@ export interface CourseSummary extends CourseInfo {
   lastActivity: string | null;
 }
 
-const counters: CourseCounter[] = ["learners", "unmatched"];
-
-async function summarize(kv: Deno.Kv, info: CourseInfo, now: number): Promise<CourseSummary> {
+async function summarize(
+  kv: Deno.Kv,
+  info: CourseInfo,
+  now: number,
+  unmatched: Map<number, number>,
+): Promise<CourseSummary> {
   const id = info.course_id;
-  const [values, latest] = await Promise.all([
-    kv.getMany<Deno.KvU64[]>(counters.map((c) => courseCounterKey(id, c))),
+  const [learners, latest] = await Promise.all([
+    kv.get<Deno.KvU64>(courseCounterKey(id, "learners")),
     recentRecords(kv, { courseId: id }, 1),
   ]);
-  const n = (i: number) => Number(values[i].value?.value ?? 0n);
   const today = Math.floor(now / DAY_MS);
   let completions = 0;
   let last7Days = 0;
@@ -107,9 +103,9 @@ async function summarize(kv: Deno.Kv, info: CourseInfo, now: number): Promise<Co
   }
   return {
     ...info,
-    learners: n(0),
+    learners: Number(learners.value?.value ?? 0n),
     completions,
-    unmatched: n(1),
+    unmatched: unmatched.get(id) ?? 0,
     last7Days,
     last30Days,
     lastActivity: latest[0]?.completed_at ?? null,
@@ -120,7 +116,8 @@ async function summarize(kv: Deno.Kv, info: CourseInfo, now: number): Promise<Co
 export async function courseOverview(kv: Deno.Kv, now: number): Promise<CourseSummary[]> {
   const infos: CourseInfo[] = [];
   for await (const e of kv.list<CourseInfo>({ prefix: COURSE_INFO_PREFIX })) infos.push(e.value);
-  const out = await Promise.all(infos.map((info) => summarize(kv, info, now)));
+  const unmatched = await countUnmatched(kv, now);
+  const out = await Promise.all(infos.map((info) => summarize(kv, info, now, unmatched)));
   return out.sort((a, b) => (b.lastActivity ?? "").localeCompare(a.lastActivity ?? ""));
 }
 
@@ -149,7 +146,11 @@ export async function courseDetail(
     for (const g of got) counts.push(Number(g.value?.value ?? 0n));
   }
   const withCounts = lessons.map((l, i) => ({ ...l, learners: counts[i] }));
-  return { course: await summarize(kv, info.value, now), lessons: courseOrder(withCounts) };
+  const unmatched = await countUnmatched(kv, now);
+  return {
+    course: await summarize(kv, info.value, now, unmatched),
+    lessons: courseOrder(withCounts),
+  };
 }
 
 /** Orders lessons by chapter (chapters by their lowest lesson position, then id), then position. */

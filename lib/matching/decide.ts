@@ -1,0 +1,220 @@
+/**
+ * What one delivery does, decided from what it read: the outcome, and the commit plan that makes it
+ * so. Pure: no I/O, no clock (the caller passes `now`). The collator (`lib/collator.ts`) reads,
+ * calls {@linkcode decide}, commits the plan, and decides again from a fresh read when the commit
+ * lost to another writer.
+ *
+ * Every plan that stores, pairs or gives up an event checks and rewrites the enrollment's summary:
+ * the enrollment's serial order. Two deliveries of one learner in one course therefore never both
+ * commit from a view without each other.
+ *
+ * @example
+ * ```ts
+ * const { outcome, plan } = decide({ event, body, view, options, now: Date.now(), counted: false, mayGiveUp: true });
+ * if (plan) await committer.commit(plan);
+ * ```
+ * @module
+ */
+import type { HandledTopic } from "../config.ts";
+import { insertEvent, remaining, updateEvent } from "../store/events.ts";
+import type { EventView } from "../store/events.ts";
+import {
+  isEmptySummary,
+  previousPercentage,
+  saveEnrollment,
+  withLesson,
+  withProgress,
+} from "../store/enrollments.ts";
+import type { CourseInfo, EnrollmentSummary, StoredEvent } from "../store/keys.ts";
+import { addOutboxEntries } from "../store/outbox.ts";
+import { CommitPlan } from "../store/plan.ts";
+import { recordPositionOf, writeRecord, writeUnmatched } from "../store/records.ts";
+import { addCompletion, addCourse, addLearner } from "../store/stats.ts";
+import type { LessonFacts, ProgressFacts, ThinkificEvent } from "../thinkific/schemas.ts";
+import { type Candidate, choosePartner, needsRivals, type Self } from "./policy.ts";
+import { buildRecord, type EventSide, type LessonProgressRecord } from "./record.ts";
+
+/** What happened to an event; the HTTP edge turns it into a status code. */
+export type Outcome =
+  | {
+    status: "collated";
+    record: LessonProgressRecord;
+    /** written by this call */
+    fresh: boolean;
+  }
+  | { status: "pending"; attempts: number }
+  | { status: "unmatched"; attempts: number }
+  | { status: "stored" }
+  /** The id was first received with another topic: refused, nothing stored. */
+  | { status: "conflict"; topic: HandledTopic };
+
+/** Matching and retention settings (from `Config`). */
+export interface DecideOptions {
+  matchWindowMs: number;
+  logicTopic: HandledTopic;
+  giveUpAfterAttempts: number;
+  retentionDays: number;
+  /** A lone companion event is listed as unmatched this long after it was received. */
+  unmatchedAfterMs: number;
+  /** Forwarding destinations: each new record gets an outbox entry per name, in its commit. */
+  forwardTo?: readonly string[];
+}
+
+/** What {@linkcode decide} needs. */
+export interface DecideInput {
+  event: ThinkificEvent;
+  body: Uint8Array;
+  view: EventView;
+  /** The unclaimed events of the event's cluster, when read (see `needsRivals`). */
+  cluster?: readonly Deno.KvEntry<StoredEvent>[];
+  options: DecideOptions;
+  now: number;
+  /** This request already counted its delivery (a held delivery deciding again). */
+  counted: boolean;
+  /** A lone logic event on its last delivery may give up now (false while it is held). */
+  mayGiveUp: boolean;
+}
+
+/** The outcome, and the plan to commit for it (`null`: nothing to write). */
+export interface Decided {
+  outcome: Outcome;
+  plan: CommitPlan | null;
+}
+
+const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
+  id: e.value.id,
+  at: e.value.at,
+  gaveUp: e.value.gaveUpAt !== null,
+});
+
+/** A new event as stored on its first delivery. */
+function newStoredEvent(event: ThinkificEvent, now: number): StoredEvent {
+  return {
+    ...event,
+    receivedAt: now,
+    deliveries: 1,
+    gaveUpAt: null,
+    pairedWith: null,
+    recordAt: null,
+    listedAt: null,
+  };
+}
+
+function courseOf(e: Pick<StoredEvent, "tenantId" | "courseId" | "facts">): CourseInfo {
+  return { tenant_id: e.tenantId, course_id: e.courseId, course_name: e.facts.courseName };
+}
+
+function sides(a: StoredEvent, b: StoredEvent) {
+  const [lesson, progress] = a.facts.kind === "lesson" ? [a, b] : [b, a];
+  return {
+    lesson: lesson as EventSide<LessonFacts>,
+    progress: progress as EventSide<ProgressFacts>,
+  };
+}
+
+/** The event as the policy sees it on this delivery. */
+function prepare(input: Omit<DecideInput, "cluster" | "body">) {
+  const { event, view, options, now } = input;
+  const isLogic = event.topic === options.logicTopic;
+  const stored = view.self?.value ?? newStoredEvent(event, now);
+  const deliveries = view.self && isLogic && !input.counted
+    ? stored.deliveries + 1
+    : stored.deliveries;
+  const self: Self = {
+    id: stored.id,
+    at: stored.at,
+    deliveries,
+    isLogic,
+    waitedMs: now - stored.receivedAt,
+    lastChance: deliveries >= options.giveUpAfterAttempts,
+  };
+  return { stored, deliveries, self, isLogic };
+}
+
+/**
+ * Whether this delivery must read its cluster before deciding (an inexact pair is possible, so
+ * rivals and their counterparts decide who gets whom).
+ */
+export function needsCluster(input: Omit<DecideInput, "cluster" | "body">): boolean {
+  return needsRivals({
+    self: prepare(input).self,
+    counterparts: input.view.counterparts.map(toCandidate),
+    windowMs: input.options.matchWindowMs,
+  });
+}
+
+/** Decides what one delivery does (see the module doc). */
+export function decide(input: DecideInput): Decided {
+  const { view, options, now } = input;
+  const retentionMs = options.retentionDays * 86_400_000;
+  const read = view.self;
+  const { stored, deliveries, self, isLogic } = prepare(input);
+  const pool = input.cluster ?? view.counterparts;
+  const others = pool.filter((e) => e.value.topic !== stored.topic);
+  const rivals = input.cluster
+    ? input.cluster.filter((e) => e.value.topic === stored.topic && e.value.id !== stored.id)
+      .map(toCandidate)
+    : undefined;
+  const decision = choosePartner({
+    self,
+    counterparts: others.map(toCandidate),
+    rivals,
+    windowMs: options.matchWindowMs,
+  });
+
+  const plan = new CommitPlan();
+  const next: StoredEvent = { ...stored, deliveries };
+  const before = view.enrollment.value;
+  let summary: EnrollmentSummary | null = before;
+  if (!read && stored.facts.kind === "progress") {
+    summary = withProgress(summary, stored.at, (stored.facts as ProgressFacts).percentage);
+  }
+  let outcome: Outcome;
+
+  if (decision) {
+    const partnerEntry = others.find((e) => e.value.id === decision.partner.id)!;
+    const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
+    next.pairedWith = partner.id;
+    const { lesson, progress } = sides(next, partner);
+    const added = withLesson(summary, lesson.facts.lessonId);
+    summary = added.summary;
+    const record = buildRecord({
+      lesson,
+      progress,
+      previousPercentage: previousPercentage(before, progress.at),
+      collatedAt: now,
+    });
+    next.recordAt = partner.recordAt = recordPositionOf(record);
+    updateEvent(plan, partnerEntry, partner, retentionMs, now);
+    writeRecord(plan, record, [next, partner]);
+    addCompletion(plan, record, lesson.facts, added.firstTime);
+    addOutboxEntries(plan, record, options.forwardTo ?? [], now);
+    outcome = { status: "collated", record, fresh: true };
+  } else if (!isLogic) {
+    if (read) return { outcome: { status: "stored" }, plan: null }; // a redelivery: nothing changes
+    const listedAt = stored.receivedAt + options.unmatchedAfterMs;
+    if (options.unmatchedAfterMs < retentionMs) {
+      next.listedAt = listedAt;
+      writeUnmatched(plan, next, listedAt, retentionMs);
+    }
+    outcome = { status: "stored" };
+  } else if (stored.gaveUpAt !== null) {
+    return { outcome: { status: "unmatched", attempts: stored.deliveries }, plan: null };
+  } else if (self.lastChance && input.mayGiveUp) {
+    next.gaveUpAt = next.listedAt = now;
+    writeUnmatched(plan, next, now, remaining(next, retentionMs, now));
+    addCourse(plan, courseOf(next));
+    outcome = { status: "unmatched", attempts: deliveries };
+  } else {
+    outcome = { status: "pending", attempts: deliveries };
+    if (read && deliveries === stored.deliveries) return { outcome, plan: null }; // nothing new
+  }
+
+  if (read) updateEvent(plan, read, next, retentionMs, now);
+  else insertEvent(plan, next, input.body, retentionMs);
+  // The enrollment's serial order: checked and rewritten by every plan that changes its events.
+  const after = summary ?? { progress: [], lessons: [] };
+  saveEnrollment(plan, view.enrollment, after);
+  if (isEmptySummary(before) && !isEmptySummary(after)) addLearner(plan, courseOf(next));
+  return { outcome, plan };
+}

@@ -1,0 +1,184 @@
+/**
+ * Group commit: one committer per process merges the commit plans waiting into one `kv.atomic()`
+ * as soon as the previous commit finishes. There is no timer: an idle committer commits a lone plan
+ * at once, a busy one gathers what arrived meanwhile. Deno KV's local backend runs every commit as
+ * one SQLite transaction with an fsync on one thread, so fewer, larger commits carry more events.
+ *
+ * Merging keeps each plan's meaning:
+ * - Plans of which one checks a key that the other checks or mutates never share a commit (Deno
+ *   KV evaluates every check before any mutation, so two plans checking one key would both pass).
+ *   Plans that only mutate the same keys may share one: mutations apply in order, as two commits
+ *   would.
+ * - A merged commit stays within Deno KV's atomic limits.
+ * - When a merged commit fails (a check lost to another writer), its plans are committed one by
+ *   one, so each request learns whether its own plan held; a request whose plan failed re-reads
+ *   and decides again, as it would after a lone commit.
+ * - A plan Deno KV would refuse (a key or value too large) is committed alone, so it fails only its
+ *   own request, and a merged commit that throws is retried plan by plan in the same way.
+ * - A plan past its deadline is answered `{ ok: false }` without being committed.
+ *
+ * Several processes on one database each have their committer; the checks keep them correct.
+ *
+ * @example
+ * ```ts
+ * const committer = createCommitter(kv);
+ * const plan = new CommitPlan().check({ key: ["k"], versionstamp: null }).set(["k"], 1);
+ * const result = await committer.commit(plan); // { ok: true, versionstamp } or { ok: false }
+ * ```
+ * @module
+ */
+import { ATOMIC_LIMITS, MAX_PLANS_PER_COMMIT } from "./limits.ts";
+import type { CommitPlan, PlanSize } from "./plan.ts";
+import { isBusyError } from "./retry.ts";
+
+/** What the committer answers for one plan. */
+export type PlanResult = Deno.KvCommitResult | Deno.KvCommitError;
+
+/** A process's committer. */
+export interface Committer {
+  /** Commits `plan`, alone or merged with others. Rejects only if Deno KV throws for it. */
+  commit(plan: CommitPlan): Promise<PlanResult>;
+  /** Counters since creation: commits made and plans committed through them. */
+  readonly stats: CommitterStats;
+}
+
+/** What a committer has done, for benchmarks and tests. */
+export interface CommitterStats {
+  /** `kv.atomic().commit()` calls. */
+  commits: number;
+  /** Plans answered. */
+  plans: number;
+  /** Merged commits that failed and were retried plan by plan. */
+  fallbacks: number;
+  /** The largest number of plans in one commit. */
+  largestBatch: number;
+}
+
+interface Waiting {
+  plan: CommitPlan;
+  size: PlanSize;
+  keys: { checked: Set<string>; mutated: Set<string> };
+  resolve(result: PlanResult): void;
+  reject(err: unknown): void;
+}
+
+/** Options of {@linkcode createCommitter}. */
+export interface CommitterOptions {
+  /** Plans merged into one commit at most (default {@linkcode MAX_PLANS_PER_COMMIT}; 1 turns merging off). */
+  maxPlans?: number;
+  /** The clock deadlines are compared with (default `performance.now`). */
+  now?: () => number;
+}
+
+function conflicts(a: Waiting, b: Waiting): boolean {
+  for (const k of a.keys.checked) if (b.keys.checked.has(k) || b.keys.mutated.has(k)) return true;
+  for (const k of b.keys.checked) if (a.keys.mutated.has(k)) return true;
+  return false;
+}
+
+function fits(total: PlanSize, add: PlanSize): boolean {
+  return total.checks + add.checks <= ATOMIC_LIMITS.checks &&
+    total.mutations + add.mutations <= ATOMIC_LIMITS.mutations &&
+    total.keyBytes + add.keyBytes <= ATOMIC_LIMITS.keyBytes &&
+    total.totalBytes + add.totalBytes <= ATOMIC_LIMITS.totalBytes;
+}
+
+/** Creates the committer of `kv`. */
+export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Committer {
+  const maxPlans = Math.max(1, options.maxPlans ?? MAX_PLANS_PER_COMMIT);
+  const now = options.now ?? (() => performance.now());
+  const queue: Waiting[] = [];
+  const stats: CommitterStats = { commits: 0, plans: 0, fallbacks: 0, largestBatch: 0 };
+  let running = false;
+
+  /** Takes the next batch from the queue: compatible plans, in queue order, within the limits. */
+  function take(): Waiting[] {
+    const batch: Waiting[] = [];
+    const total: PlanSize = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
+    for (let i = 0; i < queue.length && batch.length < maxPlans;) {
+      const w = queue[i];
+      const alone = w.plan.problem() !== null;
+      if (alone && batch.length > 0) {
+        i++;
+        continue;
+      }
+      if (batch.length > 0 && (!fits(total, w.size) || batch.some((b) => conflicts(b, w)))) {
+        i++;
+        continue;
+      }
+      queue.splice(i, 1);
+      batch.push(w);
+      total.checks += w.size.checks;
+      total.mutations += w.size.mutations;
+      total.keyBytes += w.size.keyBytes;
+      total.totalBytes += w.size.totalBytes;
+      if (alone) break;
+    }
+    return batch;
+  }
+
+  async function commitOne(w: Waiting) {
+    stats.commits++;
+    stats.plans++;
+    try {
+      w.resolve(await w.plan.applyTo(kv.atomic()).commit());
+    } catch (err) {
+      w.reject(err);
+    }
+  }
+
+  async function commitBatch(batch: Waiting[]) {
+    const t = now();
+    const live: Waiting[] = [];
+    for (const w of batch) {
+      if (w.plan.deadline < t) {
+        stats.plans++;
+        w.resolve({ ok: false });
+      } else live.push(w);
+    }
+    if (live.length === 0) return;
+    if (live.length === 1) return await commitOne(live[0]);
+    stats.largestBatch = Math.max(stats.largestBatch, live.length);
+    let result: PlanResult | null = null;
+    try {
+      const op = kv.atomic();
+      for (const w of live) w.plan.applyTo(op);
+      stats.commits++;
+      result = await op.commit();
+    } catch (err) {
+      if (isBusyError(err)) {
+        // Another process holds the database: every request retries (lib/store/retry.ts).
+        stats.plans += live.length;
+        for (const w of live) w.reject(err);
+        return;
+      }
+      result = null; // one plan Deno KV refused: retried one by one below
+    }
+    if (result?.ok) {
+      stats.plans += live.length;
+      for (const w of live) w.resolve(result);
+      return;
+    }
+    stats.fallbacks++;
+    for (const w of live) await commitOne(w);
+  }
+
+  async function run() {
+    running = true;
+    try {
+      while (queue.length > 0) await commitBatch(take());
+    } finally {
+      running = false;
+    }
+  }
+
+  return {
+    stats,
+    commit(plan) {
+      return new Promise<PlanResult>((resolve, reject) => {
+        queue.push({ plan, size: plan.size(), keys: plan.keySets(), resolve, reject });
+        if (!running) void run();
+      });
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * A commit plan: the checks and mutations of one atomic commit, built without committing, so a
+ * committer can merge the plans of concurrent requests into one `kv.atomic()` (see
+ * `committer.ts`). It has the four methods the data-access modules use on an atomic operation, so
+ * they build plans and atomic operations alike.
+ *
+ * @example
+ * ```ts
+ * const plan = new CommitPlan();
+ * plan.check({ key: ["ids", "1"], versionstamp: null }).set(["ids", "1"], true);
+ * const { ok } = await plan.applyTo(kv.atomic()).commit();
+ * ```
+ * @module
+ */
+import { KV_MAX_KEY_BYTES, KV_MAX_VALUE_BYTES } from "./limits.ts";
+
+/** What data-access modules call to add to a commit: a plan or a `Deno.AtomicOperation`. */
+export interface Mutations {
+  check(...checks: Deno.AtomicCheck[]): this;
+  set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }): this;
+  sum(key: Deno.KvKey, n: bigint): this;
+  delete(key: Deno.KvKey): this;
+}
+
+/** The size of a plan, in the units of Deno KV's atomic limits. */
+export interface PlanSize {
+  checks: number;
+  mutations: number;
+  /** Bytes of keys (checks and mutations), estimated from above. */
+  keyBytes: number;
+  /** Bytes of keys and values, estimated from above. */
+  totalBytes: number;
+}
+
+const encoder = new TextEncoder();
+
+/** An upper estimate of a key's encoded size. */
+export function keyBytes(key: Deno.KvKey): number {
+  let n = 0;
+  for (const part of key) {
+    if (typeof part === "string") n += encoder.encode(part).byteLength + 2;
+    else if (part instanceof Uint8Array) n += part.byteLength * 2 + 2;
+    else n += 10;
+  }
+  return n;
+}
+
+/** An upper estimate of a value's serialized size (V8 writes strings as Latin-1 or UTF-16). */
+export function valueBytes(value: unknown): number {
+  if (value instanceof Uint8Array) return value.byteLength + 16;
+  if (value instanceof Deno.KvU64 || typeof value === "bigint") return 16;
+  return 2 * (JSON.stringify(value)?.length ?? 4) + 16;
+}
+
+/** The text of a key, to compare keys by value. */
+export function keyId(key: Deno.KvKey): string {
+  return JSON.stringify(
+    key.map((p) =>
+      typeof p === "bigint"
+        ? { n: String(p) }
+        : p instanceof Uint8Array
+        ? { u: Array.from(p) }
+        : typeof p === "boolean"
+        ? { b: p }
+        : p
+    ),
+  );
+}
+
+/** One plan of one request, ready to be committed alone or merged with others. */
+export class CommitPlan implements Mutations {
+  readonly checks: Deno.AtomicCheck[] = [];
+  readonly mutations: Deno.KvMutation[] = [];
+  /**
+   * The plan must be committed before this time (`performance.now()`) or not at all: a committer
+   * answers a late plan `{ ok: false }`, so its request decides again with a fresh clock.
+   */
+  deadline = Infinity;
+
+  check(...checks: Deno.AtomicCheck[]): this {
+    for (const c of checks) this.checks.push({ key: c.key, versionstamp: c.versionstamp });
+    return this;
+  }
+
+  set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }): this {
+    this.mutations.push({ type: "set", key, value, expireIn: options?.expireIn });
+    return this;
+  }
+
+  sum(key: Deno.KvKey, n: bigint): this {
+    this.mutations.push({ type: "sum", key, value: new Deno.KvU64(n) });
+    return this;
+  }
+
+  delete(key: Deno.KvKey): this {
+    this.mutations.push({ type: "delete", key });
+    return this;
+  }
+
+  /** Whether the plan changes nothing. */
+  get empty(): boolean {
+    return this.mutations.length === 0;
+  }
+
+  /** Adds this plan's checks and mutations to `op`. */
+  applyTo(op: Deno.AtomicOperation): Deno.AtomicOperation {
+    if (this.checks.length) op.check(...this.checks);
+    if (this.mutations.length) op.mutate(...this.mutations);
+    return op;
+  }
+
+  /** Its size against Deno KV's atomic limits. */
+  size(): PlanSize {
+    let keys = 0;
+    let total = 0;
+    for (const c of this.checks) keys += keyBytes(c.key);
+    for (const m of this.mutations) {
+      const k = keyBytes(m.key);
+      keys += k;
+      total += k + ("value" in m ? valueBytes(m.value) : 0);
+    }
+    return {
+      checks: this.checks.length,
+      mutations: this.mutations.length,
+      keyBytes: keys,
+      totalBytes: total + keys,
+    };
+  }
+
+  /**
+   * Why Deno KV would refuse this plan on its own (a key or value too large), or `null`. Such a plan
+   * is never merged with others, so it can fail only its own request.
+   */
+  problem(): string | null {
+    for (const c of this.checks) {
+      if (keyBytes(c.key) > KV_MAX_KEY_BYTES) return "a checked key is too large";
+    }
+    for (const m of this.mutations) {
+      if (keyBytes(m.key) > KV_MAX_KEY_BYTES) return "a key is too large";
+      if ("value" in m && valueBytes(m.value) > KV_MAX_VALUE_BYTES) return "a value is too large";
+    }
+    return null;
+  }
+
+  /** The keys it checks, and the keys it mutates (by {@linkcode keyId}). */
+  keySets(): { checked: Set<string>; mutated: Set<string> } {
+    return {
+      checked: new Set(this.checks.map((c) => keyId(c.key))),
+      mutated: new Set(this.mutations.map((m) => keyId(m.key))),
+    };
+  }
+}
