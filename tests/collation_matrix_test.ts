@@ -332,6 +332,70 @@ const rows: Row[] = [
     records: ["P+L"],
   },
   {
+    name: "a progress arriving after its lesson was paired does not take it again",
+    events: { L: L(T), P1: P(T), P2: P(T) },
+    steps: [
+      post("L", 200, "stored"),
+      post("P1", 200, "collated"),
+      post("P2", 409, "pending"),
+      deliver("P2", 200, "unmatched"),
+    ],
+    records: ["P1+L"],
+    unmatched: ["P2"],
+  },
+  {
+    name: "the same id under another topic is refused, never paired with itself",
+    events: { L: L(T, { id: "77001" }), X: P(T, { id: "77001" }), P: P(T) },
+    steps: [post("L", 200, "stored"), post("X", 422), post("P", 200, "collated")],
+    records: ["P+L"],
+  },
+  {
+    // P@0 and R@600 are more than one window apart: P sees R only by reading its cluster.
+    name: "a rival beyond one window still keeps the lesson closer to it",
+    events: { L2: L(T - 450, { lesson: 2 }), L: L(T + 400), P: P(T), R: P(T + 600) },
+    steps: [
+      post("L2", 200),
+      post("L", 200),
+      post("P", 409),
+      post("R", 409),
+      wait,
+      post("P", 200, "collated"),
+      post("R", 200, "collated"),
+    ],
+    records: ["P+L2", "R+L"],
+  },
+  ...(["P", "R"] as const).map((first): Row => ({
+    // Issue 11: P@1000 and R@1500; lessons C2@600, C@1300, C'@1550. The chain decides: R-C' (50),
+    // then P-C (300); C2 stays alone, whichever progress settles first.
+    name: `the whole chain of windows decides, ${first} settling first`,
+    events: {
+      C2: L(T + 600, { lesson: 2 }),
+      C: L(T + 1300, { lesson: 3 }),
+      "C'": L(T + 1550, { lesson: 4 }),
+      P: P(T + 1000),
+      R: P(T + 1500),
+    },
+    steps: [
+      post("C2", 200),
+      post("C", 200),
+      post("C'", 200),
+      post("P", 409),
+      post("R", 409),
+      wait,
+      post(first, 200, "collated"),
+      post(first === "P" ? "R" : "P", 200, "collated"),
+    ],
+    records: ["P+C", "R+C'"],
+  })),
+  {
+    name: "a lone lesson is listed as unmatched after the horizon, and leaves when it pairs",
+    env: { UNMATCHED_AFTER_HOURS: "1" },
+    events: { L: L(T), P: P(T + 3) },
+    steps: [post("L", 200, "stored"), { advance: 3_600_000 }],
+    records: [],
+    unmatched: ["L"],
+  },
+  {
     name: "MATCH_WINDOW_MS=50",
     env: { MATCH_WINDOW_MS: "50" },
     events: {
@@ -355,7 +419,8 @@ for (const row of rows) {
   Deno.test(`matrix: ${row.name}`, async () => {
     const h = await harness(row.env);
     try {
-      const nameOf = new Map(Object.entries(row.events).map(([n, e]) => [e.id, n]));
+      // The first event named with an id names it (one row reuses an id under another topic).
+      const nameOf = new Map(Object.entries(row.events).reverse().map(([n, e]) => [e.id, n]));
       for (const [i, step] of row.steps.entries()) {
         const where = `step ${i + 1} of "${row.name}"`;
         if ("advance" in step) {

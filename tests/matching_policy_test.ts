@@ -2,6 +2,7 @@ import { assertEquals } from "./_assert.ts";
 import {
   type Candidate,
   choosePartner,
+  clusterSpan,
   INEXACT_SETTLE_MS,
   needsRivals,
   type Self,
@@ -232,6 +233,21 @@ const table: Row[] = [
     want: null,
   },
   {
+    // Issue 11: R takes C' (50 ms), so C (300 ms) is P's, and C2 stays alone.
+    name: "the whole chain decides: a rival's closer partner outside self's window counts",
+    self: logic(1000, 2, "P"),
+    counterparts: [c("C2", 600), c("C", 1300), c("C'", 1550)],
+    rivals: [c("R", 1500)],
+    want: "C",
+  },
+  {
+    name: "the chain, seen from the rival",
+    self: logic(1500, 2, "R"),
+    counterparts: [c("C2", 600), c("C", 1300), c("C'", 1550)],
+    rivals: [c("P", 1000)],
+    want: "C'",
+  },
+  {
     name: "window 0: only exact",
     self: logic(1000, 3),
     counterparts: [c("L1", 1001)],
@@ -276,6 +292,13 @@ Deno.test("policy: the decision does not depend on the order of candidates", () 
     assertEquals(d?.partner.id, first?.partner.id);
   }
   assertEquals(first?.partner.id, "L4");
+});
+
+Deno.test("policy: the cluster is the run of events whose gaps are within one window", () => {
+  assertEquals(clusterSpan([600, 1300, 1550, 1500], 1000, W), { from: 600, to: 1550 });
+  assertEquals(clusterSpan([1600, 3000], 1000, W), { from: 1000, to: 1000 });
+  assertEquals(clusterSpan([500, 0, 2100], 1000, W), { from: 0, to: 1000 });
+  assertEquals(clusterSpan([], 1000, W), { from: 1000, to: 1000 });
 });
 
 Deno.test("policy: both sides of a neighbourhood agree on who pairs with whom", () => {
