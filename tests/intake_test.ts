@@ -58,8 +58,16 @@ const bad: Bad[] = [
     status: 401,
     error: /signature/,
   },
+  { name: "blank signature", body: progress, signature: "", status: 401, error: /signature/ },
   {
-    name: "body over MAX_BODY_BYTES with Content-Length",
+    name: "blank signature (spaces)",
+    body: progress,
+    signature: "   ",
+    status: 401,
+    error: /signature/,
+  },
+  {
+    name: "body over MAX_BODY_BYTES",
     body: "x".repeat(2048),
     env: { MAX_BODY_BYTES: "1024" },
     status: 413,
@@ -68,6 +76,12 @@ const bad: Bad[] = [
   {
     name: "handled topic too large to store",
     body: withPayload(progress, { padding: "x".repeat(66_000) }),
+    status: 413,
+    error: /cannot be stored/,
+  },
+  {
+    name: "handled topic too large to store and failing the schema (size is checked first)",
+    body: withPayload(progress, { padding: "x".repeat(66_000), percentage_completed: "abc" }),
     status: 413,
     error: /cannot be stored/,
   },
@@ -263,6 +277,61 @@ Deno.test("intake: 422 issues carry zod's paths", async () => {
     assertEquals(r.status, 422);
     const issues = r.json.issues as { path: unknown[] }[];
     assertEquals(issues[0].path, ["payload", "percentage_completed"]);
+  } finally {
+    h.close();
+  }
+});
+
+/** `webhook` with a padding field making its JSON exactly `bytes` long. */
+function sized(webhook: typeof progress | typeof lesson, bytes: number): string {
+  const empty = JSON.stringify(withPayload(webhook, { padding: "" }));
+  return JSON.stringify(withPayload(webhook, { padding: "x".repeat(bytes - empty.length) }));
+}
+
+Deno.test("intake: the stored-body limit is exactly 65,000 bytes, on both sides", async () => {
+  const h = await harness();
+  try {
+    for (const make of [lessonWebhook, progressWebhook]) {
+      const fits = sized(make(), 65_000);
+      assertEquals(enc.encode(fits).byteLength, 65_000);
+      const ok = await h.app.request("/webhooks/thinkific", await signedInit(fits));
+      assert(ok.status === 200 || ok.status === 409, `65,000 bytes: ${ok.status}`);
+      await ok.body?.cancel();
+
+      const before = await dump(h.kv);
+      const over = sized(make(), 65_001);
+      const res = await h.app.request("/webhooks/thinkific", await signedInit(over));
+      assertEquals(res.status, 413, "65,001 bytes");
+      assertMatch((await res.json()).error, /cannot be stored/);
+      assertEquals(await dump(h.kv), before, "nothing stored");
+    }
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("intake: a Content-Length over the limit is refused before the body is read", async () => {
+  const h = await harness({ MAX_BODY_BYTES: "1024" });
+  try {
+    let pulls = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulls++;
+        controller.enqueue(enc.encode("{}"));
+        controller.close();
+      },
+    }, { highWaterMark: 0 });
+    const req = new Request("http://x/webhooks/thinkific", {
+      method: "POST",
+      body: stream,
+      headers: { "content-type": "application/json", "content-length": "2048" },
+    });
+    assertEquals(req.headers.get("content-length"), "2048");
+    const res = await h.app.request(req);
+    assertEquals(res.status, 413);
+    assertMatch((await res.json()).error, /larger than 1024 bytes/);
+    assertEquals(pulls, 0, "the body was not read");
+    assertEquals(await dump(h.kv), []);
   } finally {
     h.close();
   }
