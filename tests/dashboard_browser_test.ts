@@ -14,6 +14,7 @@ Deno.test({
   name: "dashboard in Chromium: courses, lesson names and the chart are on the screen",
   ignore: chromium === null,
   async fn() {
+    const leftovers = await chromiumLeftovers();
     const dir = await Deno.makeTempDir();
     const server = await startServer({ KV_PATH: `${dir}/kv.sqlite3`, API_TOKEN: "browser-token" });
     const browser = await launch(chromium!);
@@ -56,5 +57,16 @@ Deno.test({
       await server.close();
       await Deno.remove(dir, { recursive: true });
     }
+    const left = (await chromiumLeftovers()).filter((name) => !leftovers.includes(name));
+    assertEquals(left, [], "Chromium left nothing in the temporary folder");
   },
 });
+
+/** `org.chromium.*` entries in the system's temporary folder. */
+async function chromiumLeftovers(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(Deno.env.get("TMPDIR") ?? "/tmp")) {
+    if (e.name.startsWith("org.chromium.")) names.push(e.name);
+  }
+  return names;
+}
