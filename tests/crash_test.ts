@@ -19,46 +19,23 @@ import {
   type Webhook,
 } from "./_helpers.ts";
 import { freePort, postTo, startServer } from "./_server.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
 
 /** A KV handle whose commits wait until the test releases them. */
 function heldCommits(kv: Deno.Kv) {
-  const waiting: { release: () => void }[] = [];
+  const waiting: (() => void)[] = [];
   let entered: () => void = () => {};
-  const state = {
+  const held = instrumentKv(kv, {
+    before() {},
+    holdCommit: () => new Promise<void>((release) => (waiting.push(release), entered())),
+  });
+  return {
+    kv: held,
     /** Resolves when the next commit is waiting. */
     nextCommit: () => new Promise<void>((r) => (entered = r)),
     /** Lets every waiting commit through. */
-    releaseAll: () => waiting.splice(0).forEach((w) => w.release()),
+    releaseAll: () => waiting.splice(0).forEach((release) => release()),
   };
-  const held = new Proxy(kv, {
-    get(target, prop) {
-      if (prop !== "atomic") {
-        const value = Reflect.get(target, prop, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      }
-      return () => {
-        const op = target.atomic();
-        const proxy: Deno.AtomicOperation = new Proxy(op, {
-          get(t, p) {
-            if (p === "commit") {
-              return async () => {
-                await new Promise<void>((release) => (waiting.push({ release }), entered()));
-                return await t.commit();
-              };
-            }
-            const value = Reflect.get(t, p, t);
-            if (typeof value !== "function") return value;
-            return (...args: unknown[]) => {
-              const result = value.apply(t, args);
-              return result === t ? proxy : result;
-            };
-          },
-        });
-        return proxy;
-      };
-    },
-  });
-  return { kv: held, ...state };
 }
 
 /** Whether `p` has settled once every queued task has run. */
