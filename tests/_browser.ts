@@ -23,6 +23,8 @@ export interface Browser {
   evaluate<T>(expression: string): Promise<T>;
   /** Saves a PNG screenshot of the page. */
   screenshot(path: string): Promise<void>;
+  /** Chromium's `TMPDIR`, removed (with its profile) by `close`. */
+  tmpDir: string;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function launch(executable: string): Promise<Browser> {
   await send("Network.enable");
 
   return {
+    tmpDir: tmp,
     async open(url, headers = {}) {
       await send("Network.setExtraHTTPHeaders", { headers });
       const loaded = new Promise<void>((resolve) => {
