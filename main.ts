@@ -3,7 +3,8 @@
  * application.
  *
  * `deno serve main.ts` serves it as it is (`export default { fetch }`); `deno task start` runs
- * `start.ts`, which serves it on `PORT`.
+ * `start.ts`, which serves it on `PORT`. A configuration that cannot work (a bad variable, a
+ * database that cannot be opened) stops it with one line on stderr naming the variable, exit 1.
  *
  * @module
  */
@@ -39,9 +40,10 @@ import { jsonLogger } from "./lib/log.ts";
  */
 const handlers: Record<string, RecordHandler> = {};
 
-function loadConfig() {
+/** Runs a start-up step; a {@linkcode ConfigError} ends the process with its one line. */
+async function orExit<T>(step: () => T | Promise<T>): Promise<T> {
   try {
-    return parseConfig(Deno.env.toObject());
+    return await step();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);
@@ -51,8 +53,8 @@ function loadConfig() {
   }
 }
 
-export const config = loadConfig();
-const kv = await openKv(config);
+export const config = await orExit(() => parseConfig(Deno.env.toObject()));
+const kv = await orExit(() => openKv(config));
 
 const destinations: Destination[] = Object.entries(handlers).map(([name, handler]) =>
   handlerDestination(name, handler)
@@ -73,20 +75,24 @@ if (forwarder) {
 
 export const app = createApp({ kv, config, log: jsonLogger, forwarder });
 
-jsonLogger({
-  msg: "ready",
-  kv: describeKv(config),
-  logic_topic: config.logicTopic,
-  match_window_ms: config.matchWindowMs,
-  signed_webhooks: Boolean(config.webhookSecret),
-  api_token: Boolean(config.apiToken),
-  forwarding: forwarder?.destinations ?? [],
-});
-if (!config.webhookSecret) {
+/** Logs the start-up facts: by `start.ts` once listening, by `deno serve` at once. */
+export function logReady() {
   jsonLogger({
-    level: "warn",
-    msg: "THINKIFIC_WEBHOOK_SECRET is not set: unsigned webhooks are accepted (local use only)",
+    msg: "ready",
+    kv: describeKv(config),
+    logic_topic: config.logicTopic,
+    match_window_ms: config.matchWindowMs,
+    signed_webhooks: Boolean(config.webhookSecret),
+    api_token: Boolean(config.apiToken),
+    forwarding: forwarder?.destinations ?? [],
   });
+  if (!config.webhookSecret) {
+    jsonLogger({
+      level: "warn",
+      msg: "THINKIFIC_WEBHOOK_SECRET is not set: unsigned webhooks are accepted (local use only)",
+    });
+  }
 }
+if (import.meta.main) logReady();
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

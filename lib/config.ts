@@ -72,12 +72,29 @@ const secret = (name: string) =>
     return raw;
   });
 
+/** Host names that mean this machine (plain http is allowed to them). */
+const LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
+
 /** Environment variables Deno Deploy sets; any one of them means we run there. */
 const DEPLOY_MARKERS = ["DENO_DEPLOYMENT_ID", "DENO_DEPLOY", "DENO_DEPLOY_APP_SLUG"] as const;
 
 const envSchema = z.object({
   PORT: int("PORT", 0, 65535, 8000),
-  KV_PATH: z.string().trim().optional().transform((v) => (v ? v : undefined)),
+  KV_PATH: z.string().trim().optional().transform((raw, ctx) => {
+    if (!raw) return undefined;
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1].toLowerCase();
+    if (scheme === undefined || scheme === "https") return raw;
+    const host = URL.parse(raw)?.hostname;
+    if (scheme === "http" && host !== undefined && LOCAL_HOSTS.includes(host)) return raw;
+    ctx.addIssue({
+      code: "custom",
+      message: `KV_PATH must be a file path, :memory: or an https:// KV Connect URL ` +
+        `(http:// only for localhost), got "${raw}"`,
+    });
+    return z.NEVER;
+  }),
+  /** Only whether it is set is read here (Deno reads the token itself). */
+  DENO_KV_ACCESS_TOKEN: z.string().optional().transform((v) => Boolean(v)),
   THINKIFIC_WEBHOOK_SECRET: secret("THINKIFIC_WEBHOOK_SECRET"),
   API_TOKEN: secret("API_TOKEN"),
   MATCH_WINDOW_MS: int("MATCH_WINDOW_MS", 0, 60_000, 500),
@@ -92,7 +109,7 @@ const envSchema = z.object({
     }
     return raw as HandledTopic;
   }),
-  PENDING_STATUS: int("PENDING_STATUS", 400, 599, 409),
+  PENDING_STATUS: int("PENDING_STATUS", 400, 499, 409),
   // The first delivery never pairs inexactly (its exact partner may be in flight), so at least 2.
   GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 2, 1000, 10),
   HOLD_MS: int("HOLD_MS", 0, 30_000, 1500),
@@ -108,7 +125,7 @@ const envSchema = z.object({
       ctx.addIssue({ code: "custom", message: `FORWARD_URL must be a URL, got "${raw}"` });
       return z.NEVER;
     }
-    const local = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+    const local = LOCAL_HOSTS.includes(url.hostname);
     if (url.protocol !== "https:" && !(url.protocol === "http:" && local)) {
       ctx.addIssue({
         code: "custom",
@@ -135,7 +152,7 @@ const envSchema = z.object({
   DENO_DEPLOY_APP_SLUG: z.string().optional(),
 });
 
-/** A configuration problem; its message names the variable. */
+/** A configuration problem; its message, one line, names the variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -143,7 +160,7 @@ export class ConfigError extends Error {
 /**
  * Parses environment variables into a {@linkcode Config}.
  *
- * @throws {ConfigError} naming every invalid variable.
+ * @throws {ConfigError} naming every invalid variable, in one line.
  */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const parsed = envSchema.safeParse(env);
@@ -152,25 +169,30 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       const name = String(issue.path[0] ?? "environment");
       return issue.message.startsWith(name) ? issue.message : `${name}: ${issue.message}`;
     });
-    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
   }
   const e = parsed.data;
   const onDenoDeploy = DEPLOY_MARKERS.some((name) => Boolean(e[name]));
   if (onDenoDeploy && !e.THINKIFIC_WEBHOOK_SECRET) {
     throw new ConfigError(
-      "invalid configuration:\n  THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
+      "invalid configuration: THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
         "(unsigned webhooks are only accepted on a local machine)",
     );
   }
   if (e.UNMATCHED_AFTER_HOURS >= e.RETENTION_DAYS * 24) {
     throw new ConfigError(
-      "invalid configuration:\n  UNMATCHED_AFTER_HOURS must be shorter than RETENTION_DAYS " +
+      "invalid configuration: UNMATCHED_AFTER_HOURS must be shorter than RETENTION_DAYS " +
         `(${e.RETENTION_DAYS * 24} hours): a lone event expires before it would be listed`,
     );
   }
   if (Boolean(e.FORWARD_URL) !== Boolean(e.FORWARD_SECRET)) {
     throw new ConfigError(
-      "invalid configuration:\n  FORWARD_URL and FORWARD_SECRET must be set together",
+      "invalid configuration: FORWARD_URL and FORWARD_SECRET must be set together",
+    );
+  }
+  if (e.KV_PATH && /^https?:\/\//i.test(e.KV_PATH) && !e.DENO_KV_ACCESS_TOKEN) {
+    throw new ConfigError(
+      "invalid configuration: KV_PATH is a KV Connect URL, so DENO_KV_ACCESS_TOKEN must be set too",
     );
   }
   return {

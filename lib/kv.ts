@@ -8,6 +8,10 @@
  * | `:memory:` | in memory (tests) |
  * | a file path | SQLite file (its folder is created) |
  * | `https://…` | a remote database over KV Connect (`DENO_KV_ACCESS_TOKEN`) |
+ * | `http://localhost…` | a local `denokv` over KV Connect |
+ *
+ * A database that cannot be opened (a folder, a folder that cannot be created, a file that is not
+ * a database) is a {@linkcode ConfigError} naming `KV_PATH`, in one line.
  *
  * @example
  * ```ts
@@ -15,7 +19,7 @@
  * ```
  * @module
  */
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import type { WakeMode } from "./hold.ts";
 
 export const DEFAULT_KV_PATH = "./data/kv.sqlite3";
@@ -23,20 +27,38 @@ export const DEFAULT_KV_PATH = "./data/kv.sqlite3";
 /** Where `config` says the database is, in words for the start-up log. */
 export function describeKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): string {
   if (config.kvPath) {
-    return config.kvPath.startsWith("https://") ? "remote (KV Connect)" : config.kvPath;
+    return isRemote(config.kvPath) ? "remote (KV Connect)" : config.kvPath;
   }
   return config.onDenoDeploy ? "Deno Deploy database" : DEFAULT_KV_PATH;
 }
 
-/** Opens the database `config` names. */
+const isRemote = (path: string) => /^https?:\/\//i.test(path);
+
+const firstLine = (err: unknown) =>
+  (err instanceof Error ? err.message : String(err)).split("\n")[0].trim();
+
+/** Opens the database `config` names; a failure is a one-line {@linkcode ConfigError}. */
 export async function openKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): Promise<Deno.Kv> {
   if (!config.kvPath && config.onDenoDeploy) return await Deno.openKv();
   const path = config.kvPath ?? DEFAULT_KV_PATH;
-  if (path !== ":memory:" && !/^https?:\/\//.test(path)) {
+  const named = config.kvPath ? `KV_PATH "${path}"` : `KV_PATH (unset, so "${path}")`;
+  if (path !== ":memory:" && !isRemote(path)) {
+    const isFolder = await Deno.stat(path).then((s) => s.isDirectory, () => false);
+    if (isFolder) {
+      throw new ConfigError(`${named} is a folder: give a file path, such as ${path}/kv.sqlite3`);
+    }
     const dir = path.replace(/[\\/][^\\/]*$/, "");
-    if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
+    try {
+      if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new ConfigError(`${named}: its folder cannot be created (${firstLine(err)})`);
+    }
   }
-  return await Deno.openKv(path);
+  try {
+    return await Deno.openKv(path);
+  } catch (err) {
+    throw new ConfigError(`${named} cannot be opened (${firstLine(err)})`);
+  }
 }
 
 /**
@@ -47,5 +69,5 @@ export async function openKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): P
 export function wakeModeOf(config: Pick<Config, "kvPath" | "onDenoDeploy">): WakeMode {
   if (!config.kvPath) return config.onDenoDeploy ? "watch" : "poll";
   if (config.kvPath === ":memory:") return "memory";
-  return /^https?:\/\//.test(config.kvPath) ? "watch" : "poll";
+  return isRemote(config.kvPath) ? "watch" : "poll";
 }

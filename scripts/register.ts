@@ -7,8 +7,17 @@
  * - `--list`: prints the registered webhooks (only those for `--url` when given);
  * - `--remove`: deletes the webhooks for `--url` (only the `--topics` ones when given).
  *
- * Environment: `THINKIFIC_API_TOKEN` (required), `THINKIFIC_API_URL` (default
- * `https://api.thinkific.com/api/v2`). A target URL without a path gets `/webhooks/thinkific`.
+ * Two ways to authenticate, chosen by which variables are set (exactly one):
+ *
+ * | variables | headers | API (default base) | paging |
+ * | --- | --- | --- | --- |
+ * | `THINKIFIC_API_KEY` + `THINKIFIC_SUBDOMAIN` (a school owner's API key) | `X-Auth-API-Key`, `X-Auth-Subdomain` | public API v1 (`https://api.thinkific.com/api/public/v1`) | `page`/`limit`, `meta.pagination.next_page` |
+ * | `THINKIFIC_OAUTH_TOKEN` (an OAuth app's access token) | `Authorization: Bearer` | Webhooks API v2 (`https://api.thinkific.com/api/v2`) | `next`/`limit`, `meta.page.has_next` + opaque `next_page` |
+ *
+ * `THINKIFIC_API_URL` overrides the base URL. Thinkific allows 120 requests a minute per site and
+ * answers 429 with `RateLimit-Reset` beyond that: the script says so on stderr, waits until the
+ * reset (at most 60 s, at most 3 times per request) and retries. A target URL without a path gets
+ * `/webhooks/thinkific`.
  *
  * @module
  */
@@ -17,15 +26,27 @@ import { z } from "zod";
 import { HANDLED_TOPICS } from "../lib/config.ts";
 import { networkErrorMessage, WEBHOOK_PATH, webhookUrl } from "./_deliver.ts";
 
-const DEFAULT_API_URL = "https://api.thinkific.com/api/v2";
-const MAX_PAGES = 100;
+/** Base URL of the public API v1, which takes a school's API key. */
+export const API_KEY_BASE_URL = "https://api.thinkific.com/api/public/v1";
+/** Base URL of the Webhooks API v2, which takes an OAuth access token. */
+export const OAUTH_BASE_URL = "https://api.thinkific.com/api/v2";
+/** Items asked for per page (the v2 default). */
+const PAGE_SIZE = 25;
+/** A listing longer than this many pages is refused rather than read in part. */
+const MAX_PAGES = 1000;
+/** Longest wait for a rate limit to reset, and how many waits one request may take. */
+export const MAX_RATE_LIMIT_WAIT_MS = 60_000;
+const MAX_RATE_LIMIT_WAITS = 3;
 
 const USAGE = `usage: deno task register --url https://… [--topics a.b,c.d] [--list] [--remove]
   --url      where Thinkific should post (https; http://localhost for testing; no path: ${WEBHOOK_PATH})
   --topics   comma-separated topics (default ${HANDLED_TOPICS.join(",")})
   --list     print the registered webhooks (those for --url when given)
   --remove   delete the webhooks for --url
-environment: THINKIFIC_API_TOKEN (required), THINKIFIC_API_URL (default ${DEFAULT_API_URL})`;
+environment (one of):
+  THINKIFIC_API_KEY + THINKIFIC_SUBDOMAIN   your school's API key and subdomain (public API v1)
+  THINKIFIC_OAUTH_TOKEN                     an OAuth app's access token (Webhooks API v2)
+  THINKIFIC_API_URL                         overrides the API's base URL`;
 
 /** What `main` needs from the outside world; tests pass their own. */
 export interface RegisterDeps {
@@ -33,6 +54,10 @@ export interface RegisterDeps {
   env?: Record<string, string | undefined>;
   stdout?: (line: string) => void;
   stderr?: (line: string) => void;
+  /** Waits `ms` (rate limits); tests record the waits instead. */
+  sleep?: (ms: number) => Promise<void>;
+  /** The clock, in epoch milliseconds (to read an absolute `RateLimit-Reset`). */
+  now?: () => number;
 }
 
 class RegisterError extends Error {
@@ -98,12 +123,53 @@ const argsSchema = z.object({
   }
 });
 
+/** How the script authenticates, and which API dialect that implies. */
+type Auth =
+  | { kind: "api_key"; apiKey: string; subdomain: string }
+  | { kind: "oauth"; token: string };
+
+const AUTH_HELP = "export THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN (your school's API key), " +
+  "or THINKIFIC_OAUTH_TOKEN (an OAuth app's access token)";
+
+const optionalText = z.string().trim().optional().transform((v) => v || undefined);
+
 const envSchema = z.object({
-  THINKIFIC_API_TOKEN: z.string({
-    error: "THINKIFIC_API_TOKEN is not set: export a Thinkific API access token",
-  }).trim().min(1, "THINKIFIC_API_TOKEN is empty: export a Thinkific API access token"),
-  THINKIFIC_API_URL: z.string().trim().optional().transform((v) => v || DEFAULT_API_URL)
-    .pipe(secureUrl("THINKIFIC_API_URL")),
+  THINKIFIC_API_KEY: optionalText,
+  THINKIFIC_SUBDOMAIN: optionalText.pipe(
+    z.string().regex(/^[a-z0-9][a-z0-9-]*$/i, {
+      error: "THINKIFIC_SUBDOMAIN must be the subdomain alone (e.g. my-school, not a URL)",
+    }).optional(),
+  ),
+  THINKIFIC_OAUTH_TOKEN: optionalText,
+  THINKIFIC_API_TOKEN: optionalText,
+  THINKIFIC_API_URL: optionalText.pipe(secureUrl("THINKIFIC_API_URL").optional()),
+}).transform((e, ctx) => {
+  const fail = (message: string) => {
+    ctx.addIssue({ code: "custom", message });
+    return z.NEVER;
+  };
+  if (e.THINKIFIC_API_TOKEN) {
+    return fail(`THINKIFIC_API_TOKEN is no longer read: ${AUTH_HELP}`);
+  }
+  const keyed = e.THINKIFIC_API_KEY !== undefined || e.THINKIFIC_SUBDOMAIN !== undefined;
+  if (keyed && e.THINKIFIC_OAUTH_TOKEN) {
+    return fail("set THINKIFIC_API_KEY + THINKIFIC_SUBDOMAIN or THINKIFIC_OAUTH_TOKEN, not both");
+  }
+  let auth: Auth;
+  if (e.THINKIFIC_OAUTH_TOKEN) {
+    auth = { kind: "oauth", token: e.THINKIFIC_OAUTH_TOKEN };
+  } else if (!keyed) {
+    return fail(`no Thinkific credentials: ${AUTH_HELP}`);
+  } else if (!e.THINKIFIC_API_KEY) {
+    return fail("THINKIFIC_API_KEY is not set (it goes with THINKIFIC_SUBDOMAIN)");
+  } else if (!e.THINKIFIC_SUBDOMAIN) {
+    return fail("THINKIFIC_SUBDOMAIN is not set (it goes with THINKIFIC_API_KEY)");
+  } else {
+    auth = { kind: "api_key", apiKey: e.THINKIFIC_API_KEY, subdomain: e.THINKIFIC_SUBDOMAIN };
+  }
+  const base = e.THINKIFIC_API_URL?.href ??
+    (auth.kind === "oauth" ? OAUTH_BASE_URL : API_KEY_BASE_URL);
+  return { auth, base };
 });
 
 const webhookSchema = z.looseObject({
@@ -113,7 +179,19 @@ const webhookSchema = z.looseObject({
 });
 type Webhook = z.output<typeof webhookSchema>;
 
-const listSchema = z.union([
+/** Webhooks API v2: `{items, meta: {page: {has_next, next_page, …}}}`. */
+const v2PageSchema = z.looseObject({
+  items: z.array(webhookSchema),
+  meta: z.looseObject({
+    page: z.looseObject({
+      has_next: z.boolean().nullish(),
+      next_page: z.union([z.string(), z.number()]).nullish(),
+    }),
+  }),
+});
+
+/** Public API v1: `{items, meta: {pagination: {next_page, …}}}` (or a bare array). */
+const v1PageSchema = z.union([
   z.array(webhookSchema),
   z.looseObject({
     items: z.array(webhookSchema),
@@ -127,24 +205,49 @@ function firstIssue(error: z.ZodError): string {
   return error.issues[0].message;
 }
 
-/** A thin client of the webhooks endpoints. */
+/**
+ * How long to wait after a 429, from `RateLimit-Reset`. Thinkific's pages call its value both
+ * "epoch time" and "the time until the reset", so: a value of 10⁹ or more is an epoch time (in
+ * seconds, or in milliseconds from 10¹²), a value up to 60 is seconds to wait, a larger one
+ * milliseconds. The result is kept between 1 s and {@linkcode MAX_RATE_LIMIT_WAIT_MS}; a missing or
+ * unreadable header waits the whole minute.
+ */
+export function rateLimitWaitMs(header: string | null, now: number): number {
+  const value = header === null ? NaN : Number(header.trim());
+  let ms: number;
+  if (header === null || header.trim() === "" || !Number.isFinite(value) || value < 0) {
+    ms = MAX_RATE_LIMIT_WAIT_MS;
+  } else if (value >= 1e12) ms = value - now;
+  else if (value >= 1e9) ms = value * 1000 - now;
+  else if (value <= 60) ms = value * 1000;
+  else ms = value;
+  return Math.min(MAX_RATE_LIMIT_WAIT_MS, Math.max(1000, Math.ceil(ms)));
+}
+
+/** A thin client of the webhooks endpoints, in the dialect of its authentication. */
 class WebhooksApi {
   constructor(
     private base: string,
-    private token: string,
-    private fetchFn: typeof fetch,
+    private auth: Auth,
+    private deps: {
+      fetch: typeof fetch;
+      sleep: (ms: number) => Promise<void>;
+      now: () => number;
+      warn: (line: string) => void;
+    },
   ) {}
 
-  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
-    const url = `${this.base.replace(/\/+$/, "")}${path}`;
-    const headers: Record<string, string> = {
-      Authorization: `Bearer ${this.token}`,
-      Accept: "application/json",
-    };
+  private headers(): Record<string, string> {
+    return this.auth.kind === "oauth"
+      ? { Authorization: `Bearer ${this.auth.token}` }
+      : { "X-Auth-API-Key": this.auth.apiKey, "X-Auth-Subdomain": this.auth.subdomain };
+  }
+
+  private async send(method: string, url: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = { ...this.headers(), Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    let res: Response;
     try {
-      res = await this.fetchFn(url, {
+      return await this.deps.fetch(url, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -152,9 +255,34 @@ class WebhooksApi {
     } catch (err) {
       throw new RegisterError(`cannot reach ${this.base}: ${networkErrorMessage(err)}`);
     }
+  }
+
+  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const url = `${this.base.replace(/\/+$/, "")}${path}`;
+    let res = await this.send(method, url, body);
+    for (let waits = 0; res.status === 429; waits++) {
+      await res.body?.cancel();
+      if (waits === MAX_RATE_LIMIT_WAITS) {
+        throw new RegisterError(
+          `Thinkific API still answers 429 (rate limited) to ${method} ${path} after ` +
+            `${MAX_RATE_LIMIT_WAITS} waits: try again in a few minutes`,
+        );
+      }
+      const ms = rateLimitWaitMs(res.headers.get("ratelimit-reset"), this.deps.now());
+      this.deps.warn(
+        `register: rate limited by Thinkific (429 to ${method} ${path}): waiting ` +
+          `${Math.ceil(ms / 1000)} s for RateLimit-Reset, then retrying`,
+      );
+      await this.deps.sleep(ms);
+      res = await this.send(method, url, body);
+    }
     const text = await res.text();
     if (!res.ok) {
-      const hint = res.status === 401 ? " (is THINKIFIC_API_TOKEN valid?)" : "";
+      const hint = res.status === 401
+        ? this.auth.kind === "oauth"
+          ? " (is THINKIFIC_OAUTH_TOKEN valid?)"
+          : " (are THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN valid?)"
+        : "";
       throw new RegisterError(
         `Thinkific API answered ${res.status} to ${method} ${path}${hint}: ` +
           text.replace(/\s+/g, " ").slice(0, 200),
@@ -168,25 +296,65 @@ class WebhooksApi {
     }
   }
 
-  /** Every registered webhook, following pagination. */
+  private parsePage<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      throw new RegisterError(
+        `unexpected answer to GET /webhooks: ${parsed.error.issues[0].path.join(".")} ` +
+          firstIssue(parsed.error),
+      );
+    }
+    return parsed.data;
+  }
+
+  /** Every registered webhook, following pagination to the end (or failing: never a part). */
   async list(): Promise<Webhook[]> {
+    return this.auth.kind === "oauth" ? await this.listV2() : await this.listV1();
+  }
+
+  /** v2: `?limit=&next=<next_page>` while `has_next`. */
+  private async listV2(): Promise<Webhook[]> {
     const all: Webhook[] = [];
-    let page: number | null = 1;
-    for (let n = 0; page !== null && n < MAX_PAGES; n++) {
-      const raw = await this.request("GET", `/webhooks?page=${page}&limit=100`);
-      const parsed = listSchema.safeParse(raw);
-      if (!parsed.success) {
+    const seen = new Set<string>();
+    let next: string | null = null;
+    for (let n = 0; n < MAX_PAGES; n++) {
+      const query: string = `?limit=${PAGE_SIZE}` +
+        (next === null ? "" : `&next=${encodeURIComponent(next)}`);
+      const page = this.parsePage(v2PageSchema, await this.request("GET", `/webhooks${query}`));
+      all.push(...page.items);
+      const { has_next, next_page } = page.meta.page;
+      if (!has_next) return all;
+      next = next_page === null || next_page === undefined ? "" : String(next_page);
+      if (next === "" || seen.has(next)) {
         throw new RegisterError(
-          `unexpected answer to GET /webhooks: ${parsed.error.issues[0].path.join(".")} ` +
-            firstIssue(parsed.error),
+          "unexpected answer to GET /webhooks: has_next is true but next_page is " +
+            (next === "" ? "empty" : `"${next}" again`),
         );
       }
-      if (Array.isArray(parsed.data)) return [...all, ...parsed.data];
-      all.push(...parsed.data.items);
-      const next: number | null = parsed.data.meta?.pagination?.next_page ?? null;
-      page = next !== null && next > page ? next : null;
+      seen.add(next);
     }
-    return all;
+    throw new RegisterError(`GET /webhooks has more than ${MAX_PAGES} pages`);
+  }
+
+  /** v1: `?page=N&limit=` while `meta.pagination.next_page` is a later page. */
+  private async listV1(): Promise<Webhook[]> {
+    const all: Webhook[] = [];
+    let page = 1;
+    for (let n = 0; n < MAX_PAGES; n++) {
+      const raw = await this.request("GET", `/webhooks?page=${page}&limit=${PAGE_SIZE}`);
+      const parsed = this.parsePage(v1PageSchema, raw);
+      if (Array.isArray(parsed)) return [...all, ...parsed];
+      all.push(...parsed.items);
+      const next = parsed.meta?.pagination?.next_page ?? null;
+      if (next === null) return all;
+      if (next <= page) {
+        throw new RegisterError(
+          `unexpected answer to GET /webhooks: next_page ${next} after page ${page}`,
+        );
+      }
+      page = next;
+    }
+    throw new RegisterError(`GET /webhooks has more than ${MAX_PAGES} pages`);
   }
 
   async create(topic: string, targetUrl: string): Promise<Webhook | null> {
@@ -255,11 +423,12 @@ export async function main(args: string[], deps: RegisterDeps = {}): Promise<num
     const env = envSchema.safeParse(deps.env ?? Deno.env.toObject());
     if (!env.success) throw new RegisterError(firstIssue(env.error));
 
-    const api = new WebhooksApi(
-      env.data.THINKIFIC_API_URL.href,
-      env.data.THINKIFIC_API_TOKEN,
-      deps.fetch ?? fetch,
-    );
+    const api = new WebhooksApi(env.data.base, env.data.auth, {
+      fetch: deps.fetch ?? fetch,
+      sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+      now: deps.now ?? Date.now,
+      warn: err,
+    });
     const { url, list, remove } = cli.data;
     const existing = await api.list();
 

@@ -23,13 +23,23 @@ export interface Browser {
   evaluate<T>(expression: string): Promise<T>;
   /** Saves a PNG screenshot of the page. */
   screenshot(path: string): Promise<void>;
+  /** Chromium's `TMPDIR`, removed (with its profile) by `close`. */
+  tmpDir: string;
   close(): Promise<void>;
 }
 
-/** Starts headless Chromium with one page. */
+/**
+ * Starts headless Chromium with one page. Its profile and its temporary files (`TMPDIR`, where it
+ * puts `org.chromium.Chromium.*` folders it cannot clean up when killed) live in one temporary
+ * folder that {@linkcode Browser.close} removes.
+ */
 export async function launch(executable: string): Promise<Browser> {
-  const profile = await Deno.makeTempDir();
+  const root = await Deno.makeTempDir({ prefix: "chromium-test-" });
+  const profile = `${root}/profile`;
+  const tmp = `${root}/tmp`;
+  await Deno.mkdir(tmp);
   const child = new Deno.Command(executable, {
+    env: { TMPDIR: tmp },
     args: [
       "--headless",
       "--no-sandbox",
@@ -92,6 +102,7 @@ export async function launch(executable: string): Promise<Browser> {
   await send("Network.enable");
 
   return {
+    tmpDir: tmp,
     async open(url, headers = {}) {
       await send("Network.setExtraHTTPHeaders", { headers });
       const loaded = new Promise<void>((resolve) => {
@@ -121,7 +132,7 @@ export async function launch(executable: string): Promise<Browser> {
       child.kill("SIGKILL");
       await child.status;
       await drain.catch(() => {});
-      await Deno.remove(profile, { recursive: true }).catch(() => {});
+      await Deno.remove(root, { recursive: true });
     },
   };
 }

@@ -195,3 +195,27 @@ export async function allRecords(h: Harness, query = ""): Promise<Record<string,
   } while (cursor);
   return out;
 }
+
+/**
+ * A temporary folder, removed on dispose (`await using`). SQLite may still be closing its `-wal` and
+ * `-shm` files in it when a KV handle or a server has just been closed, so removal is retried
+ * until the folder is gone rather than left behind with a database in it.
+ */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir();
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      for (let attempt = 1;; attempt++) {
+        try {
+          await Deno.remove(path, { recursive: true });
+          return;
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) return;
+          if (attempt >= 50) throw err;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    },
+  };
+}

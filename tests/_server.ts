@@ -10,17 +10,30 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * The README's `deno serve --parallel …` command, as arguments of `deno`, on `port`: the test runs
+ * exactly what the README tells operators to run.
+ */
+export async function readmeServeParallelArgs(port: number): Promise<string[]> {
+  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+  const line = /^(?:npx -y deno@[\d.]+|deno) (serve --parallel .*)$/m.exec(readme)?.[1];
+  if (!line) throw new Error("README.md has no `deno serve --parallel …` command line");
+  const args = line.trim().split(/\s+/);
+  const at = args.indexOf("--port");
+  if (at < 0) throw new Error(`the README's command gives no --port: ${line}`);
+  args[at + 1] = String(port);
+  return args;
+}
+
 /** Starts `start.ts` in a child process and waits until it answers. */
 export async function startServer(
   env: Record<string, string>,
   port = freePort(),
-  /** `run` runs start.ts as `deno task start` does; `serve-parallel` runs `deno serve --parallel main.ts`. */
+  /** `run` runs start.ts as `deno task start` does; `serve-parallel` runs the README's command. */
   how: "run" | "serve-parallel" = "run",
 ) {
   const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-write"];
-  const args = how === "run"
-    ? ["run", ...perms, "start.ts"]
-    : ["serve", "--parallel", "--port", String(port), ...perms, "main.ts"];
+  const args = how === "run" ? ["run", ...perms, "start.ts"] : await readmeServeParallelArgs(port);
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,

@@ -58,6 +58,11 @@ const invalid: [Record<string, string>, RegExp][] = [
   [{ MATCH_WINDOW_MS: "1.5" }, /MATCH_WINDOW_MS/],
   [{ LOGIC_TOPIC: "order.created" }, /LOGIC_TOPIC/],
   [{ PENDING_STATUS: "200" }, /PENDING_STATUS/],
+  [{ PENDING_STATUS: "500" }, /PENDING_STATUS must be between 400 and 499/],
+  [{ PENDING_STATUS: "503" }, /PENDING_STATUS/],
+  [{ KV_PATH: "https://kv.example.com/db" }, /KV_PATH .*DENO_KV_ACCESS_TOKEN must be set/],
+  [{ KV_PATH: "http://kv.example.com/db" }, /KV_PATH must be .*http:\/\/ only for localhost/],
+  [{ KV_PATH: "ftp://kv.example.com/db" }, /KV_PATH must be/],
   [{ GIVE_UP_AFTER_ATTEMPTS: "0" }, /GIVE_UP_AFTER_ATTEMPTS/],
   [{ MAX_BODY_BYTES: "10" }, /MAX_BODY_BYTES/],
   [{ RETENTION_DAYS: "0" }, /RETENTION_DAYS/],
@@ -85,19 +90,77 @@ for (const [env, name] of invalid) {
   });
 }
 
+Deno.test("config: KV Connect URLs: https with a token, http only to localhost", () => {
+  const remote = parseConfig({ KV_PATH: "https://kv.example.com/db", DENO_KV_ACCESS_TOKEN: "t" });
+  assertEquals(remote.kvPath, "https://kv.example.com/db");
+  const local = parseConfig({ KV_PATH: "http://localhost:4512", DENO_KV_ACCESS_TOKEN: "t" });
+  assertEquals(local.kvPath, "http://localhost:4512");
+});
+
 Deno.test("config: on Deno Deploy with a secret, the attached database is used", () => {
   const c = parseConfig({ DENO_DEPLOYMENT_ID: "abc", THINKIFIC_WEBHOOK_SECRET: "abcdefgh" });
   assertEquals([c.onDenoDeploy, c.kvPath], [true, undefined]);
 });
 
-Deno.test("config: a bad value stops start-up naming the variable", async () => {
+/** Runs `start.ts` as `deno task start` does and returns its exit code and output. */
+async function start(env: Record<string, string>) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "start.ts"],
     cwd: new URL("..", import.meta.url),
-    env: { MATCH_WINDOW_MS: "soon", KV_PATH: ":memory:" },
+    env,
+    clearEnv: true,
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assertEquals(out.code, 1);
-  assertMatch(new TextDecoder().decode(out.stderr), /MATCH_WINDOW_MS must be a whole number/);
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Asserts that start-up stopped with exit 1 and one stderr line matching `pattern`. */
+function assertStopped(r: Awaited<ReturnType<typeof start>>, pattern: RegExp) {
+  assertEquals(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assertEquals(lines.length, 1, `one line, got:\n${r.stderr}`);
+  assertMatch(lines[0], pattern);
+  assert(!r.stdout.includes('"msg":"ready"'), `no "ready" before failing:\n${r.stdout}`);
+}
+
+Deno.test("config: a bad value stops start-up naming the variable", async () => {
+  assertStopped(
+    await start({ MATCH_WINDOW_MS: "soon", KV_PATH: ":memory:" }),
+    /MATCH_WINDOW_MS must be a whole number/,
+  );
+});
+
+Deno.test("config: a database that cannot be opened stops start-up in one line naming KV_PATH", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "not a folder");
+    for (
+      const [kvPath, pattern] of [
+        [dir, /^KV_PATH ".*" is a folder/],
+        [`${dir}/file/sub/kv.sqlite3`, /^KV_PATH ".*": its folder cannot be created/],
+        [`${dir}/file`, /^KV_PATH ".*" cannot be opened/],
+        ["https://kv.example.com/db", /KV_PATH .* DENO_KV_ACCESS_TOKEN must be set/],
+        ["http://kv.example.com/db", /KV_PATH must be .*http:\/\/ only for localhost/],
+      ] as const
+    ) {
+      assertStopped(await start({ KV_PATH: kvPath }), pattern);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test('config: a busy PORT stops start-up in one line naming PORT, before any "ready"', async () => {
+  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  try {
+    const port = (listener.addr as Deno.NetAddr).port;
+    assertStopped(
+      await start({ PORT: String(port), KV_PATH: ":memory:" }),
+      new RegExp(`^PORT ${port} is already in use`),
+    );
+  } finally {
+    listener.close();
+  }
 });

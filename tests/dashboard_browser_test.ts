@@ -51,10 +51,23 @@ Deno.test({
       assert(bars[0].w > bars[2].w, "the drop-off shows: more learners on the first lesson");
       await browser.screenshot(`${dir}/course.png`);
       assert((await Deno.stat(`${dir}/course.png`)).size > 1000);
+      // Chromium's own temporary folders (which it cannot clean up when killed) are in ours.
+      assert((await chromiumFolders(browser.tmpDir)).length > 0, "Chromium uses our TMPDIR");
     } finally {
       await browser.close();
       await server.close();
       await Deno.remove(dir, { recursive: true });
     }
+    const gone = await Deno.stat(browser.tmpDir).then(() => false, () => true);
+    assert(gone, "Chromium's temporary folder is removed");
   },
 });
+
+/** `org.chromium.*` entries of `dir`. */
+async function chromiumFolders(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.startsWith("org.chromium.")) names.push(e.name);
+  }
+  return names;
+}

@@ -1,6 +1,8 @@
 /**
  * `deno task dev` end to end: starts the real server on a free port with a throw-away database,
- * plays the fixture story, prints the records and the unmatched list, then stops on SIGINT.
+ * plays the fixture story, prints the records and the unmatched list, then stops on SIGINT. The
+ * README's sample record and its quoted line of output are checked against what it produced, so
+ * they cannot drift from the fixtures.
  */
 import assert from "node:assert/strict";
 
@@ -80,6 +82,7 @@ Deno.test({
       assert.match(story, /03-enrollment\.progress\.json\s+409 pending/);
       assert.match(story, /08-order\.created\.json\s+200 ignored/);
       assert.doesNotMatch(story, /ada@example\.com/);
+      await assertReadmeExamples(`http://127.0.0.1:${port}`, story);
       // The server's output is forwarded.
       assert.ok(out.some((l) => l.startsWith("[server] ") && l.includes('"msg":"webhook"')));
     } finally {
@@ -92,3 +95,31 @@ Deno.test({
     }
   },
 });
+
+/** The README's quoted line of output and its sample record are what `deno task dev` produced. */
+async function assertReadmeExamples(base: string, story: string) {
+  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+  const line = story.split("\n").find((l) => /^\s*• user .*“Wet on wet”/.test(l));
+  assert.ok(line, story);
+  assert.ok(
+    readme.includes(line.replace(/^\s*• /, "")),
+    `the README quotes this line of output:\n${line.trim()}`,
+  );
+
+  const res = await fetch(`${base}/api/records`, {
+    headers: { authorization: "Bearer dev-test-api-token" },
+  });
+  const { records } = await res.json() as { records: Record<string, unknown>[] };
+  const record = records.find((r) => r.lesson_name === "Wet on wet");
+  assert.ok(record, JSON.stringify(records));
+  const block = /### The record\s+```json\n([\s\S]*?)\n```/.exec(readme)?.[1];
+  assert.ok(block, "README: no JSON block under ### The record");
+  const sample = JSON.parse(block) as Record<string, unknown>;
+  // collated_at is the clock at collation: only its form is compared.
+  assert.match(String(sample.collated_at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.deepEqual(
+    { ...sample, collated_at: "(clock)" },
+    { ...record, collated_at: "(clock)" },
+    `README's sample record differs from the fixtures' record:\n${JSON.stringify(record, null, 2)}`,
+  );
+}

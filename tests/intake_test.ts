@@ -58,8 +58,16 @@ const bad: Bad[] = [
     status: 401,
     error: /signature/,
   },
+  { name: "blank signature", body: progress, signature: "", status: 401, error: /signature/ },
   {
-    name: "body over MAX_BODY_BYTES with Content-Length",
+    name: "blank signature (spaces)",
+    body: progress,
+    signature: "   ",
+    status: 401,
+    error: /signature/,
+  },
+  {
+    name: "body over MAX_BODY_BYTES",
     body: "x".repeat(2048),
     env: { MAX_BODY_BYTES: "1024" },
     status: 413,
@@ -68,6 +76,12 @@ const bad: Bad[] = [
   {
     name: "handled topic too large to store",
     body: withPayload(progress, { padding: "x".repeat(66_000) }),
+    status: 413,
+    error: /cannot be stored/,
+  },
+  {
+    name: "handled topic too large to store and failing the schema (size is checked first)",
+    body: withPayload(progress, { padding: "x".repeat(66_000), percentage_completed: "abc" }),
     status: 413,
     error: /cannot be stored/,
   },
@@ -268,31 +282,73 @@ Deno.test("intake: 422 issues carry zod's paths", async () => {
   }
 });
 
-Deno.test("intake: a body over the limit without Content-Length is cut off while reading", async () => {
-  const h = await harness({ MAX_BODY_BYTES: "1024" });
+/** `webhook` with a padding field making its JSON exactly `bytes` long. */
+function sized(webhook: typeof progress | typeof lesson, bytes: number): string {
+  const empty = JSON.stringify(withPayload(webhook, { padding: "" }));
+  return JSON.stringify(withPayload(webhook, { padding: "x".repeat(bytes - empty.length) }));
+}
+
+Deno.test("intake: the stored-body limit is exactly 65,000 bytes, on both sides", async () => {
+  const h = await harness();
   try {
-    const chunks = 100;
-    let sent = 0;
-    const stream = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (sent++ >= chunks) return controller.close();
-        controller.enqueue(new Uint8Array(512).fill(0x20));
-      },
-    });
-    const req = new Request("http://x/webhooks/thinkific", {
-      method: "POST",
-      body: stream,
-      headers: { "content-type": "application/json" },
-    });
-    assertEquals(req.headers.get("content-length"), null);
-    const res = await h.app.request(req);
-    assertEquals(res.status, 413);
-    await res.body?.cancel();
-    assert(sent < chunks, `read ${sent} of ${chunks} chunks`);
-    assertEquals(await dump(h.kv), []);
+    for (const make of [lessonWebhook, progressWebhook]) {
+      const fits = sized(make(), 65_000);
+      assertEquals(enc.encode(fits).byteLength, 65_000);
+      const ok = await h.app.request("/webhooks/thinkific", await signedInit(fits));
+      assert(ok.status === 200 || ok.status === 409, `65,000 bytes: ${ok.status}`);
+      await ok.body?.cancel();
+
+      const before = await dump(h.kv);
+      const over = sized(make(), 65_001);
+      const res = await h.app.request("/webhooks/thinkific", await signedInit(over));
+      assertEquals(res.status, 413, "65,001 bytes");
+      assertMatch((await res.json()).error, /cannot be stored/);
+      assertEquals(await dump(h.kv), before, "nothing stored");
+    }
   } finally {
     h.close();
   }
+});
+
+/**
+ * Posts a streamed body of `chunks` chunks of 512 spaces (to an app whose limit is 1024 bytes),
+ * counting the chunks the app reads; `contentLength` is declared when given.
+ */
+async function postStreamed(chunks: number, contentLength?: number) {
+  const h = await harness({ MAX_BODY_BYTES: "1024" });
+  try {
+    let read = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (read >= chunks) return controller.close();
+        read++;
+        controller.enqueue(new Uint8Array(512).fill(0x20));
+      },
+    }, { highWaterMark: 0 });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (contentLength !== undefined) headers["content-length"] = String(contentLength);
+    const req = new Request("http://x/webhooks/thinkific", { method: "POST", body, headers });
+    assertEquals(req.headers.get("content-length"), contentLength?.toString() ?? null);
+    const res = await h.app.request(req);
+    const json = await res.json();
+    assertEquals(await dump(h.kv), [], "nothing stored");
+    return { status: res.status, error: String(json.error), read };
+  } finally {
+    h.close();
+  }
+}
+
+Deno.test("intake: a Content-Length over the limit is refused before the body is read", async () => {
+  const r = await postStreamed(4, 2048);
+  assertEquals(r.status, 413);
+  assertMatch(r.error, /larger than 1024 bytes/);
+  assertEquals(r.read, 0, "the body was not read");
+});
+
+Deno.test("intake: a body over the limit without Content-Length is cut off while reading", async () => {
+  const r = await postStreamed(100);
+  assertEquals(r.status, 413);
+  assert(r.read < 100, `read ${r.read} of 100 chunks`);
 });
 
 Deno.test("intake: other topics are acknowledged and ignored, nothing stored", async () => {

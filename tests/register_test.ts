@@ -1,15 +1,20 @@
 /**
- * `scripts/register.ts` against a local fake of Thinkific's webhooks API (paginated two per page).
+ * `scripts/register.ts` against local fakes of Thinkific's two webhook APIs, each of its published
+ * shape: the Webhooks API v2 (OAuth `Authorization: Bearer`; `next` + `limit`, default 25;
+ * `meta.page.has_next` and an opaque `next_page`) and the public API v1 (API key headers
+ * `X-Auth-API-Key` + `X-Auth-Subdomain`; `page` + `limit`; `meta.pagination.next_page`).
  */
 import assert from "node:assert/strict";
-import { main } from "../scripts/register.ts";
+import { main, rateLimitWaitMs } from "../scripts/register.ts";
 
-const TOKEN = "test-api-token";
+const TOKEN = "test-oauth-token";
+const API_KEY = "test-api-key";
+const SUBDOMAIN = "acme-school";
 const TARGET = "https://collator.example.com/webhooks/thinkific";
 const OTHER = "https://other.example.com/hooks";
 
 interface Hook {
-  id: number;
+  id: string;
   topic: string;
   target_url: string;
   created_at: string;
@@ -18,37 +23,91 @@ interface Hook {
 interface Call {
   method: string;
   path: string;
-  auth: string | null;
+  headers: Headers;
   body: unknown;
 }
 
-function fakeThinkific(initial: Omit<Hook, "id" | "created_at">[], opts: { bare?: boolean } = {}) {
+type Dialect = "v2" | "v1";
+
+interface FakeOptions {
+  /** v1 only: answer the listing as a bare array. */
+  bare?: boolean;
+  /** Answer this many requests with 429 first, with this `RateLimit-Reset`. */
+  rateLimited?: { times: number; reset: string | null };
+}
+
+/**
+ * A fake Thinkific: `v2` (OAuth) at `/api/v2`, `v1` (API key) at `/api/public/v1`. Webhook ids are
+ * strings, as v2 publishes them. The v2 `next_page` is an opaque token (not a number).
+ */
+function fakeThinkific(
+  initial: Omit<Hook, "id" | "created_at">[],
+  dialect: Dialect = "v2",
+  opts: FakeOptions = {},
+) {
   let nextId = 100;
   const hooks: Hook[] = initial.map((h) => ({
     ...h,
-    id: nextId++,
+    id: String(nextId++),
     created_at: "2026-11-01T10:00:00.000Z",
   }));
   const calls: Call[] = [];
+  const tokens = new Map<string, number>();
+  let limited = opts.rateLimited?.times ?? 0;
+  const root = dialect === "v2" ? "/api/v2" : "/api/public/v1";
+  const authorized = (h: Headers) =>
+    dialect === "v2"
+      ? h.get("authorization") === `Bearer ${TOKEN}` && !h.has("x-auth-api-key")
+      : h.get("x-auth-api-key") === API_KEY && h.get("x-auth-subdomain") === SUBDOMAIN &&
+        !h.has("authorization");
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
     const text = await req.text();
     calls.push({
       method: req.method,
       path: url.pathname + url.search,
-      auth: req.headers.get("authorization"),
+      headers: req.headers,
       body: text ? JSON.parse(text) : null,
     });
-    if (req.headers.get("authorization") !== `Bearer ${TOKEN}`) {
-      return Response.json({ error: "Unauthorized" }, { status: 401 });
+    if (limited > 0) {
+      limited--;
+      const headers = new Headers();
+      if (opts.rateLimited?.reset != null) headers.set("RateLimit-Reset", opts.rateLimited.reset);
+      return Response.json({ error: "Rate Limit Exceeded" }, { status: 429, headers });
     }
-    if (url.pathname === "/api/v2/webhooks" && req.method === "GET") {
+    if (!authorized(req.headers)) {
+      return Response.json({ error: "Authentication Error" }, { status: 401 });
+    }
+    if (url.pathname === `${root}/webhooks` && req.method === "GET") {
       if (opts.bare) return Response.json(hooks);
+      const limit = Number(url.searchParams.get("limit") ?? "25");
+      if (dialect === "v2") {
+        if (url.searchParams.has("page")) {
+          return Response.json({ error: "unknown parameter page" }, { status: 400 });
+        }
+        const next = url.searchParams.get("next");
+        const from = next === null ? 0 : tokens.get(next);
+        if (from === undefined) return Response.json({ error: "bad next" }, { status: 400 });
+        const items = hooks.slice(from, from + limit);
+        const hasNext = from + limit < hooks.length;
+        const token = hasNext ? crypto.randomUUID().replaceAll("-", "") : "";
+        if (hasNext) tokens.set(token, from + limit);
+        return Response.json({
+          items,
+          meta: {
+            page: {
+              has_next: hasNext,
+              next_page: token,
+              page_items: items.length,
+              total_items: hooks.length,
+            },
+          },
+        });
+      }
       const page = Number(url.searchParams.get("page") ?? "1");
-      const perPage = 2;
-      const totalPages = Math.max(1, Math.ceil(hooks.length / perPage));
+      const totalPages = Math.max(1, Math.ceil(hooks.length / limit));
       return Response.json({
-        items: hooks.slice((page - 1) * perPage, page * perPage),
+        items: hooks.slice((page - 1) * limit, page * limit),
         meta: {
           pagination: {
             current_page: page,
@@ -60,37 +119,44 @@ function fakeThinkific(initial: Omit<Hook, "id" | "created_at">[], opts: { bare?
         },
       });
     }
-    if (url.pathname === "/api/v2/webhooks" && req.method === "POST") {
+    if (url.pathname === `${root}/webhooks` && req.method === "POST") {
       const body = JSON.parse(text) as { topic: string; target_url: string };
-      const hook = { id: nextId++, ...body, created_at: "2026-11-02T10:00:00.000Z" };
+      const hook = { id: String(nextId++), ...body, created_at: "2026-11-02T10:00:00.000Z" };
       hooks.push(hook);
       return Response.json(hook, { status: 201 });
     }
-    const m = /^\/api\/v2\/webhooks\/(\d+)$/.exec(url.pathname);
+    const m = new RegExp(`^${root}/webhooks/(\\w+)$`).exec(url.pathname);
     if (m && req.method === "DELETE") {
-      const i = hooks.findIndex((h) => h.id === Number(m[1]));
+      const i = hooks.findIndex((h) => h.id === m[1]);
       if (i < 0) return Response.json({ error: "Not found" }, { status: 404 });
       hooks.splice(i, 1);
       return new Response(null, { status: 204 });
     }
     return Response.json({ error: "Not found" }, { status: 404 });
   });
-  const env = {
-    THINKIFIC_API_TOKEN: TOKEN,
-    THINKIFIC_API_URL: `http://127.0.0.1:${server.addr.port}/api/v2`,
-  };
-  return { server, hooks, calls, env };
+  const base = `http://127.0.0.1:${server.addr.port}${root}`;
+  const env: Record<string, string> = dialect === "v2"
+    ? { THINKIFIC_OAUTH_TOKEN: TOKEN, THINKIFIC_API_URL: base }
+    : { THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: SUBDOMAIN, THINKIFIC_API_URL: base };
+  return { server, hooks, calls, env, base, [Symbol.asyncDispose]: () => server.shutdown() };
 }
 
-async function run(args: string[], env: Record<string, string | undefined>) {
+async function run(
+  args: string[],
+  env: Record<string, string | undefined>,
+  clock: { now?: number; waits?: number[] } = {},
+) {
   const out: string[] = [];
   const err: string[] = [];
+  const waits = clock.waits ?? [];
   const code = await main(args, {
     env,
     stdout: (l) => out.push(l),
     stderr: (l) => err.push(l),
+    sleep: (ms) => (waits.push(ms), Promise.resolve()),
+    now: () => clock.now ?? Date.parse("2026-11-29T12:00:00.000Z"),
   });
-  return { code, out, err };
+  return { code, out, err, waits };
 }
 
 const unrelated = [
@@ -99,156 +165,259 @@ const unrelated = [
   { topic: "enrollment.progress", target_url: OTHER },
 ];
 
-Deno.test("register creates both topics for the target URL, reading every page first", async () => {
-  const api = fakeThinkific(unrelated);
-  try {
+/** 120 other webhooks, then ours at positions 121 and 122. */
+const crowded = [
+  ...Array.from({ length: 120 }, (_, i) => ({
+    topic: ["order.created", "lesson.completed", "enrollment.progress"][i % 3],
+    target_url: `${OTHER}/${i}`,
+  })),
+  { topic: "lesson.completed", target_url: TARGET },
+  { topic: "enrollment.progress", target_url: TARGET },
+];
+
+for (const dialect of ["v2", "v1"] as const) {
+  const what = dialect === "v2" ? "OAuth, Webhooks API v2" : "API key, public API v1";
+
+  Deno.test(`register (${what}): 122 webhooks, ours at 121-122: list, skip, remove see them all`, async () => {
+    await using api = fakeThinkific(crowded, dialect);
+    const all = await run(["--list"], api.env);
+    assert.equal(all.code, 0, all.err.join("\n"));
+    assert.match(all.out[0], /^122 webhook\(s\) registered:/);
+    assert.equal(all.out.length, 123);
+
+    const mine = await run(["--list", "--url", TARGET], api.env);
+    assert.match(mine.out[0], /^2 webhook\(s\) registered for /);
+
+    const again = await run(["--url", TARGET], api.env);
+    assert.equal(again.code, 0, again.err.join("\n"));
+    assert.equal(api.calls.filter((c) => c.method === "POST").length, 0, "no duplicate");
+    assert.equal(again.out.filter((l) => l.startsWith("already registered")).length, 2);
+
+    const gets = api.calls.filter((c) => c.method === "GET").slice(0, 5).map((c) => c.path);
+    if (dialect === "v2") {
+      assert.equal(gets[0], "/api/v2/webhooks?limit=25");
+      for (const path of gets.slice(1)) {
+        assert.match(path, /^\/api\/v2\/webhooks\?limit=25&next=\w+$/);
+      }
+    } else {
+      assert.deepEqual(
+        gets,
+        [1, 2, 3, 4, 5].map((p) => `/api/public/v1/webhooks?page=${p}&limit=25`),
+      );
+    }
+
+    const removed = await run(["--remove", "--url", TARGET], api.env);
+    assert.equal(removed.code, 0, removed.err.join("\n"));
+    assert.equal(removed.out.filter((l) => l.startsWith("removed")).length, 2);
+    assert.equal(api.hooks.length, 120);
+    assert.ok(api.hooks.every((h) => h.target_url !== TARGET));
+  });
+
+  Deno.test(`register (${what}) creates both topics for the target URL, reading every page first`, async () => {
+    await using api = fakeThinkific(crowded.slice(0, 30), dialect);
     const r = await run(["--url", "https://collator.example.com"], api.env);
     assert.equal(r.code, 0, r.err.join("\n"));
-    const gets = api.calls.filter((c) => c.method === "GET");
-    assert.deepEqual(gets.map((c) => c.path), [
-      "/api/v2/webhooks?page=1&limit=100",
-      "/api/v2/webhooks?page=2&limit=100",
-    ]);
+    const methods = api.calls.map((c) => c.method);
+    assert.deepEqual(methods, ["GET", "GET", "POST", "POST"]);
     const posts = api.calls.filter((c) => c.method === "POST");
     assert.deepEqual(posts.map((c) => c.body), [
       { topic: "lesson.completed", target_url: TARGET },
       { topic: "enrollment.progress", target_url: TARGET },
     ]);
-    assert.ok(api.calls.every((c) => c.auth === `Bearer ${TOKEN}`));
+    for (const c of api.calls) {
+      if (dialect === "v2") {
+        assert.equal(c.headers.get("authorization"), `Bearer ${TOKEN}`);
+      } else {
+        assert.equal(c.headers.get("x-auth-api-key"), API_KEY);
+        assert.equal(c.headers.get("x-auth-subdomain"), SUBDOMAIN);
+      }
+    }
     assert.equal(api.hooks.filter((h) => h.target_url === TARGET).length, 2);
     assert.match(r.out.join("\n"), /registered lesson\.completed → .* \(id \d+\)/);
-  } finally {
-    await api.server.shutdown();
-  }
+  });
+}
+
+Deno.test("register: the default base URL follows the credentials", async () => {
+  const seen: { url: string; headers: Headers }[] = [];
+  const fetchStub: typeof fetch = (input, init) => {
+    seen.push({ url: String(input), headers: new Headers(init?.headers) });
+    return Promise.resolve(
+      Response.json({ items: [], meta: { page: { has_next: false, next_page: "" } } }),
+    );
+  };
+  const out = (env: Record<string, string>) =>
+    main(["--list"], { env, fetch: fetchStub, stdout: () => {}, stderr: () => {} });
+  assert.equal(await out({ THINKIFIC_OAUTH_TOKEN: TOKEN }), 0);
+  assert.equal(seen[0].url, "https://api.thinkific.com/api/v2/webhooks?limit=25");
+  await out({ THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: SUBDOMAIN });
+  assert.equal(seen[1].url, "https://api.thinkific.com/api/public/v1/webhooks?page=1&limit=25");
+  assert.equal(seen[1].headers.get("x-auth-subdomain"), SUBDOMAIN);
 });
 
 Deno.test("register skips topics already registered for that URL (found on a later page)", async () => {
-  const api = fakeThinkific([...unrelated, { topic: "enrollment.progress", target_url: TARGET }]);
-  try {
-    const r = await run(["--url", TARGET], api.env);
-    assert.equal(r.code, 0, r.err.join("\n"));
-    const posts = api.calls.filter((c) => c.method === "POST");
-    assert.deepEqual(posts.map((c) => c.body), [{ topic: "lesson.completed", target_url: TARGET }]);
-    assert.match(r.out.join("\n"), /already registered: enrollment\.progress .*\(id 103\)/);
+  await using api = fakeThinkific([
+    ...crowded.slice(0, 27),
+    { topic: "enrollment.progress", target_url: TARGET },
+  ]);
+  const r = await run(["--url", TARGET], api.env);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  const posts = api.calls.filter((c) => c.method === "POST");
+  assert.deepEqual(posts.map((c) => c.body), [{ topic: "lesson.completed", target_url: TARGET }]);
+  assert.match(r.out.join("\n"), /already registered: enrollment\.progress .*\(id 127\)/);
 
-    const again = await run(["--url", TARGET], api.env);
-    assert.equal(again.code, 0);
-    assert.equal(api.calls.filter((c) => c.method === "POST").length, 1);
-    assert.equal(again.out.filter((l) => l.startsWith("already registered")).length, 2);
-  } finally {
-    await api.server.shutdown();
-  }
+  const again = await run(["--url", TARGET], api.env);
+  assert.equal(again.code, 0);
+  assert.equal(api.calls.filter((c) => c.method === "POST").length, 1);
+  assert.equal(again.out.filter((l) => l.startsWith("already registered")).length, 2);
 });
 
 Deno.test("register --topics registers only the named topics", async () => {
-  const api = fakeThinkific([]);
-  try {
-    const r = await run(["--url", TARGET, "--topics", "lesson.completed"], api.env);
-    assert.equal(r.code, 0, r.err.join("\n"));
-    assert.deepEqual(api.hooks.map((h) => h.topic), ["lesson.completed"]);
-  } finally {
-    await api.server.shutdown();
-  }
+  await using api = fakeThinkific([]);
+  const r = await run(["--url", TARGET, "--topics", "lesson.completed"], api.env);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  assert.deepEqual(api.hooks.map((h) => h.topic), ["lesson.completed"]);
 });
 
-Deno.test("register --list prints every webhook, or those of --url; bare arrays are accepted", async () => {
-  const api = fakeThinkific([...unrelated, { topic: "lesson.completed", target_url: TARGET }]);
-  try {
-    const all = await run(["--list"], api.env);
-    assert.equal(all.code, 0, all.err.join("\n"));
-    assert.match(all.out[0], /^4 webhook\(s\) registered:/);
-    for (const id of [100, 101, 102, 103]) assert.ok(all.out.some((l) => l.includes(` ${id} `)));
+Deno.test("register --list prints every webhook, or those of --url; v1 bare arrays are accepted", async () => {
+  await using api = fakeThinkific([...unrelated, {
+    topic: "lesson.completed",
+    target_url: TARGET,
+  }]);
+  const all = await run(["--list"], api.env);
+  assert.equal(all.code, 0, all.err.join("\n"));
+  assert.match(all.out[0], /^4 webhook\(s\) registered:/);
+  for (const id of [100, 101, 102, 103]) assert.ok(all.out.some((l) => l.includes(` ${id} `)));
 
-    const mine = await run(["--list", "--url", TARGET], api.env);
-    assert.match(mine.out[0], /^1 webhook\(s\) registered for /);
-    assert.equal(mine.out.length, 2);
-    assert.match(mine.out[1], /103\s+lesson\.completed\s+https:\/\/collator/);
-    assert.equal(api.calls.filter((c) => c.method !== "GET").length, 0);
-  } finally {
-    await api.server.shutdown();
-  }
-  const bare = fakeThinkific(unrelated, { bare: true });
-  try {
-    const r = await run(["--list"], bare.env);
-    assert.equal(r.code, 0, r.err.join("\n"));
-    assert.match(r.out[0], /^3 webhook\(s\) registered:/);
-  } finally {
-    await bare.server.shutdown();
-  }
+  const mine = await run(["--list", "--url", TARGET], api.env);
+  assert.match(mine.out[0], /^1 webhook\(s\) registered for /);
+  assert.equal(mine.out.length, 2);
+  assert.match(mine.out[1], /103\s+lesson\.completed\s+https:\/\/collator/);
+  assert.equal(api.calls.filter((c) => c.method !== "GET").length, 0);
+
+  await using bare = fakeThinkific(unrelated, "v1", { bare: true });
+  const r = await run(["--list"], bare.env);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  assert.match(r.out[0], /^3 webhook\(s\) registered:/);
 });
 
 Deno.test("register --remove deletes only the webhooks for that URL", async () => {
-  const api = fakeThinkific([
+  await using api = fakeThinkific([
     ...unrelated,
     { topic: "lesson.completed", target_url: TARGET },
     { topic: "enrollment.progress", target_url: TARGET },
   ]);
-  try {
-    const r = await run(["--remove", "--url", TARGET], api.env);
-    assert.equal(r.code, 0, r.err.join("\n"));
-    const deletes = api.calls.filter((c) => c.method === "DELETE").map((c) => c.path);
-    assert.deepEqual(deletes, ["/api/v2/webhooks/103", "/api/v2/webhooks/104"]);
-    assert.deepEqual(api.hooks.map((h) => h.target_url), [OTHER, OTHER, OTHER]);
-    assert.equal(r.out.filter((l) => l.startsWith("removed")).length, 2);
+  const r = await run(["--remove", "--url", TARGET], api.env);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  const deletes = api.calls.filter((c) => c.method === "DELETE").map((c) => c.path);
+  assert.deepEqual(deletes, ["/api/v2/webhooks/103", "/api/v2/webhooks/104"]);
+  assert.deepEqual(api.hooks.map((h) => h.target_url), [OTHER, OTHER, OTHER]);
+  assert.equal(r.out.filter((l) => l.startsWith("removed")).length, 2);
 
-    const none = await run(["--remove", "--url", TARGET], api.env);
-    assert.equal(none.code, 0);
-    assert.match(none.out[0], /no webhooks registered for/);
-  } finally {
-    await api.server.shutdown();
-  }
+  const none = await run(["--remove", "--url", TARGET], api.env);
+  assert.equal(none.code, 0);
+  assert.match(none.out[0], /no webhooks registered for/);
 });
 
-Deno.test("register refuses to run without THINKIFIC_API_TOKEN, naming it", async () => {
-  const api = fakeThinkific([]);
-  try {
-    const r = await run(["--url", TARGET], { THINKIFIC_API_URL: api.env.THINKIFIC_API_URL });
-    assert.equal(r.code, 1);
+Deno.test("register: a 429 is waited out (RateLimit-Reset, bounded) and said on stderr", async () => {
+  const now = Date.parse("2026-11-29T12:00:00.000Z");
+  await using api = fakeThinkific([], "v2", {
+    rateLimited: { times: 2, reset: String((now + 12_000) / 1000) },
+  });
+  const r = await run(["--url", TARGET], api.env, { now });
+  assert.equal(r.code, 0, r.err.join("\n"));
+  assert.deepEqual(r.waits, [12_000, 12_000]);
+  assert.equal(r.err.length, 2);
+  assert.match(r.err[0], /rate limited by Thinkific \(429 to GET \/webhooks.*\): waiting 12 s/);
+  assert.equal(api.hooks.length, 2);
+
+  await using stuck = fakeThinkific([], "v2", {
+    rateLimited: { times: 99, reset: String(now / 1000 + 3600) },
+  });
+  const gave = await run(["--list"], stuck.env, { now });
+  assert.equal(gave.code, 1);
+  assert.deepEqual(gave.waits, [60_000, 60_000, 60_000], "each wait at most a minute");
+  assert.match(gave.err.at(-1) ?? "", /still answers 429 .* after 3 waits/);
+});
+
+Deno.test("register: RateLimit-Reset as epoch seconds, epoch ms, seconds or ms to wait", () => {
+  const now = 1_800_000_000_000;
+  assert.equal(rateLimitWaitMs(String(now / 1000 + 30), now), 30_000);
+  assert.equal(rateLimitWaitMs(String(now + 4_500), now), 4_500);
+  assert.equal(rateLimitWaitMs("20", now), 20_000);
+  assert.equal(rateLimitWaitMs("2500", now), 2_500);
+  assert.equal(rateLimitWaitMs(String(now / 1000 - 5), now), 1_000, "a reset in the past");
+  assert.equal(rateLimitWaitMs(null, now), 60_000);
+  assert.equal(rateLimitWaitMs("soon", now), 60_000);
+  assert.equal(rateLimitWaitMs(String(now + 3_600_000), now), 60_000);
+});
+
+Deno.test("register names the credentials it needs, and which one is which", async () => {
+  await using api = fakeThinkific([]);
+  const base = { THINKIFIC_API_URL: api.env.THINKIFIC_API_URL };
+  for (
+    const [env, pattern] of [
+      [
+        {},
+        /no Thinkific credentials: export THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN .* or THINKIFIC_OAUTH_TOKEN/,
+      ],
+      [{ THINKIFIC_API_KEY: API_KEY }, /THINKIFIC_SUBDOMAIN is not set/],
+      [{ THINKIFIC_SUBDOMAIN: SUBDOMAIN }, /THINKIFIC_API_KEY is not set/],
+      [
+        { THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: "https://acme.thinkific.com" },
+        /subdomain alone/,
+      ],
+      [
+        {
+          THINKIFIC_API_KEY: API_KEY,
+          THINKIFIC_SUBDOMAIN: SUBDOMAIN,
+          THINKIFIC_OAUTH_TOKEN: TOKEN,
+        },
+        /not both/,
+      ],
+      [{ THINKIFIC_API_TOKEN: TOKEN }, /THINKIFIC_API_TOKEN is no longer read/],
+    ] as [Record<string, string>, RegExp][]
+  ) {
+    const r = await run(["--url", TARGET], { ...base, ...env });
+    assert.equal(r.code, 1, JSON.stringify(env));
     assert.equal(r.err.length, 1);
-    assert.match(r.err[0], /THINKIFIC_API_TOKEN is not set/);
-    assert.equal(api.calls.length, 0);
-  } finally {
-    await api.server.shutdown();
+    assert.match(r.err[0], pattern);
   }
+  assert.equal(api.calls.length, 0);
 });
 
 Deno.test("register refuses a non-https target URL, except http://localhost", async () => {
-  const api = fakeThinkific([]);
-  try {
-    const r = await run(["--url", "http://collator.example.com/webhooks/thinkific"], api.env);
-    assert.equal(r.code, 1);
-    assert.match(r.err[0], /--url must be an https URL/);
-    assert.equal(api.calls.length, 0);
+  await using api = fakeThinkific([]);
+  const r = await run(["--url", "http://collator.example.com/webhooks/thinkific"], api.env);
+  assert.equal(r.code, 1);
+  assert.match(r.err[0], /--url must be an https URL/);
+  assert.equal(api.calls.length, 0);
 
-    const local = await run(["--url", "http://localhost:8000"], api.env);
-    assert.equal(local.code, 0, local.err.join("\n"));
-    assert.ok(api.hooks.every((h) => h.target_url === "http://localhost:8000/webhooks/thinkific"));
-  } finally {
-    await api.server.shutdown();
-  }
+  const local = await run(["--url", "http://localhost:8000"], api.env);
+  assert.equal(local.code, 0, local.err.join("\n"));
+  assert.ok(api.hooks.every((h) => h.target_url === "http://localhost:8000/webhooks/thinkific"));
 });
 
 Deno.test("register reports usage mistakes and API errors in one line", async () => {
-  const api = fakeThinkific([]);
-  try {
-    for (
-      const [args, pattern] of [
-        [[], /--url is required/],
-        [["--list", "--remove"], /cannot be combined/],
-        [["--url", TARGET, "--topics", "lesson"], /not a topic/],
-        [["--url", "not a url"], /--url must be an https URL/],
-        [["--url", TARGET, "--nope"], /nope/],
-      ] as [string[], RegExp][]
-    ) {
-      const r = await run(args, api.env);
-      assert.equal(r.code, 1, args.join(" "));
-      assert.equal(r.err.length, 1);
-      assert.match(r.err[0], pattern);
-    }
-    const denied = await run(["--url", TARGET], { ...api.env, THINKIFIC_API_TOKEN: "wrong" });
-    assert.equal(denied.code, 1);
-    assert.match(denied.err[0], /answered 401 to GET \/webhooks.*THINKIFIC_API_TOKEN/);
-  } finally {
-    await api.server.shutdown();
+  await using api = fakeThinkific([]);
+  for (
+    const [args, pattern] of [
+      [[], /--url is required/],
+      [["--list", "--remove"], /cannot be combined/],
+      [["--url", TARGET, "--topics", "lesson"], /not a topic/],
+      [["--url", "not a url"], /--url must be an https URL/],
+      [["--url", TARGET, "--nope"], /nope/],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await run(args, api.env);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(r.err.length, 1);
+    assert.match(r.err[0], pattern);
   }
+  const denied = await run(["--url", TARGET], { ...api.env, THINKIFIC_OAUTH_TOKEN: "wrong" });
+  assert.equal(denied.code, 1);
+  assert.match(denied.err[0], /answered 401 to GET \/webhooks.*THINKIFIC_OAUTH_TOKEN/);
+
+  await using keyed = fakeThinkific([], "v1");
+  const badKey = await run(["--list"], { ...keyed.env, THINKIFIC_API_KEY: "wrong" });
+  assert.match(badKey.err[0], /answered 401 .*THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN/);
 });

@@ -3,12 +3,19 @@
  * sharing one KV database.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { BASE_TIME, harness, lessonWebhook, progressWebhook, type Webhook } from "./_helpers.ts";
+import {
+  BASE_TIME,
+  harness,
+  lessonWebhook,
+  progressWebhook,
+  tempDir,
+  type Webhook,
+} from "./_helpers.ts";
 import { postTo, startServer } from "./_server.ts";
 
 Deno.test("server: deno task start serves webhooks and records on a real port", async () => {
-  const dir = await Deno.makeTempDir();
-  const server = await startServer({ KV_PATH: `${dir}/kv.sqlite3`, API_TOKEN: "token-token" });
+  await using dir = await tempDir();
+  const server = await startServer({ KV_PATH: `${dir.path}/kv.sqlite3`, API_TOKEN: "token-token" });
   try {
     const lesson = lessonWebhook();
     const progress = progressWebhook();
@@ -25,7 +32,6 @@ Deno.test("server: deno task start serves webhooks and records on a real port", 
     assert(!log.includes("ada@example.com"), "no email in logs");
   } finally {
     await server.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -50,13 +56,13 @@ function shuffle<T>(xs: T[]): T[] {
 }
 
 Deno.test("server: two app instances sharing one KV database write one record per pair", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/shared.sqlite3`;
-  const kvA = await Deno.openKv(path);
-  const kvB = await Deno.openKv(path);
+  await using dir = await tempDir();
+  const path = `${dir.path}/shared.sqlite3`;
+  await using kvA = await Deno.openKv(path);
+  await using kvB = await Deno.openKv(path);
   const a = await harness({}, kvA);
   const b = await harness({}, kvB);
-  try {
+  {
     const work = pairs(40);
     // Every half delivered three times, to either instance, all at once.
     const deliveries = shuffle(
@@ -64,12 +70,11 @@ Deno.test("server: two app instances sharing one KV database write one record pe
         { lesson, progress },
       ) => [lesson, lesson, lesson, progress, progress, progress]),
     );
-    const answers = await Promise.all(
-      deliveries.map((body, i) => (i % 2 ? a : b).post(body)),
-    );
+    // Every request settles before any assertion, so none is in flight when the handles close.
+    const answers = await settled(deliveries.map((body, i) => (i % 2 ? a : b).post(body)));
     for (const r of answers) assert(r.status < 500, JSON.stringify(r.json));
     // Then Thinkific's retries of whatever is still pending.
-    await Promise.all(work.map(({ progress }, i) => (i % 2 ? b : a).deliver(progress)));
+    await settled(work.map(({ progress }, i) => (i % 2 ? b : a).deliver(progress)));
 
     const records = (await a.get("/api/records?limit=500")).json.records as Record<
       string,
@@ -80,17 +85,21 @@ Deno.test("server: two app instances sharing one KV database write one record pe
     for (const r of records) {
       assertEquals(r.lesson_event_id, want.get(r.progress_event_id as string));
     }
-  } finally {
-    kvA.close();
-    kvB.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
+/** Like `Promise.all`, but waits for every promise before throwing the first failure. */
+async function settled<T>(promises: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 for (const how of ["run", "serve-parallel"] as const) {
   Deno.test(`server: two server processes (${how}) on one KV file under duplicated concurrent load`, async () => {
-    const dir = await Deno.makeTempDir();
-    const env = { KV_PATH: `${dir}/kv.sqlite3`, DENO_JOBS: "2" };
+    await using dir = await tempDir();
+    const env = { KV_PATH: `${dir.path}/kv.sqlite3`, DENO_JOBS: "2" };
     const one = await startServer(env, undefined, how);
     const two = await startServer(env, undefined, how);
     try {
@@ -122,7 +131,6 @@ for (const how of ["run", "serve-parallel"] as const) {
     } finally {
       await one.close();
       await two.close();
-      await Deno.remove(dir, { recursive: true });
     }
   });
 }

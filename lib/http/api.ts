@@ -16,6 +16,7 @@ import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.t
 import { listOutbox, requeue } from "../store/outbox.ts";
 import { listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
+import { schoolId } from "../thinkific/schemas.ts";
 import { bearerAuth } from "./_auth.ts";
 import { HttpError } from "./errors.ts";
 
@@ -32,7 +33,7 @@ const since = z.union([z.iso.datetime({ offset: true }), z.iso.date()], {
 }).transform((s) => Date.parse(s));
 
 const recordsQuery = z.strictObject({
-  tenant_id: positiveInt.transform(String).optional(),
+  tenant_id: schoolId.optional(),
   user_id: positiveInt.optional(),
   course_id: positiveInt.optional(),
   since: since.optional(),

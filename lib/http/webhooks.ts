@@ -1,7 +1,8 @@
 /**
  * `POST /webhooks/thinkific`: the intake. Checks run in this order, each rejection a 4xx JSON error
  * with nothing stored: size (413), signature (401), content type (415), UTF-8 and JSON (400),
- * topic header (400), schema (422). Then the collator decides, and the outcome becomes the answer.
+ * topic header (400), for a handled topic the size it can be stored at (413), schema (422). Then
+ * the collator decides, and the outcome becomes the answer.
  *
  * @example
  * ```ts
@@ -104,6 +105,18 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
       throw new HttpError(415, "Content-Type must be application/json");
     }
     const parsed = parseWebhook(parseJsonObject(body), c.req.header("x-thinkific-topic") ?? null);
+    const handled = parsed.kind === "event"
+      ? parsed.event.topic
+      : parsed.kind === "invalid"
+      ? parsed.topic
+      : null;
+    if (handled && body.byteLength > MAX_STORED_BODY_BYTES) {
+      fields.topic = handled;
+      throw new HttpError(
+        413,
+        `a ${handled} body larger than ${MAX_STORED_BODY_BYTES} bytes cannot be stored`,
+      );
+    }
     switch (parsed.kind) {
       case "topic_mismatch":
         throw new HttpError(
@@ -129,12 +142,6 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     }
     const event = parsed.event;
     Object.assign(fields, { topic: event.topic, event_id: event.id });
-    if (body.byteLength > MAX_STORED_BODY_BYTES) {
-      throw new HttpError(
-        413,
-        `a ${event.topic} body larger than ${MAX_STORED_BODY_BYTES} bytes cannot be stored`,
-      );
-    }
     const outcome = await retryWhenBusy(() =>
       collate({ kv, committer, holds }, event, body, {
         ...config,

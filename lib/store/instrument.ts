@@ -1,6 +1,7 @@
 /**
  * A wrapper around a `Deno.Kv` handle that sees every round trip (`get`, `getMany`, `list`,
- * `commit`): benchmarks count them, fault tests make a chosen one fail.
+ * `commit`): benchmarks count them, fault tests make a chosen one fail, crash tests hold commits
+ * open.
  *
  * @example
  * ```ts
@@ -16,6 +17,8 @@ export type KvCall = "get" | "getMany" | "list" | "commit";
 /** Called before each round trip; throw to make it fail. */
 export interface KvHooks {
   before(call: KvCall): void;
+  /** Awaited before each commit reaches the database: a commit waits as long as this does. */
+  holdCommit?: () => Promise<void>;
 }
 
 /** Returns a handle that behaves like `kv` and calls `hooks.before` before each round trip. */
@@ -24,9 +27,16 @@ export function instrumentKv(kv: Deno.Kv, hooks: KvHooks): Deno.Kv {
     const proxy: Deno.AtomicOperation = new Proxy(op, {
       get(target, prop) {
         if (prop === "commit") {
-          return () => {
+          if (!hooks.holdCommit) {
+            return () => {
+              hooks.before("commit");
+              return target.commit();
+            };
+          }
+          return async () => {
             hooks.before("commit");
-            return target.commit();
+            await hooks.holdCommit?.();
+            return await target.commit();
           };
         }
         const value = Reflect.get(target, prop, target);

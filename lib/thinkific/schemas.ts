@@ -20,11 +20,15 @@ const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const name = z.string().max(MAX_NAME_CHARS);
 const optionalName = z.string().max(MAX_NAME_CHARS).nullish();
 
+/**
+ * A school id as text: what a webhook's `tenant_id` must be, and what `GET /api/records?tenant_id=`
+ * accepts, so every school that can send webhooks can have its records filtered.
+ */
+export const schoolId = z.string().trim().min(1, "must not be empty").max(64)
+  .regex(/^[\w.-]+$/, "must contain only letters, digits, _ . -");
+
 /** The school: Thinkific sends a string; a number is accepted and turned into one. */
-const tenantId = z.union([
-  z.string().trim().min(1).max(64).regex(/^[\w.-]+$/, "must contain only letters, digits, _ . -"),
-  id.transform(String),
-]);
+const tenantId = z.union([schoolId, id.transform(String)]);
 
 /** The event id: the same on every redelivery, so it is the idempotency key. */
 const eventId = z.union([
