@@ -27,6 +27,8 @@ import {
 } from "./store/enrollments.ts";
 import type { CourseInfo, StoredEvent } from "./store/keys.ts";
 import { addCompletion, addLearner, addUnmatched } from "./store/stats.ts";
+import { addLearnerProgress } from "./store/learners.ts"; // issue 12
+import { checkNotErased, isErased } from "./store/erasure.ts"; // issue 12
 import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
 import { addOutboxEntries } from "./store/outbox.ts";
 import { getRecords, recordPositionOf, writeRecord, writeUnmatched } from "./store/records.ts";
@@ -34,10 +36,20 @@ import type { LessonFacts, ProgressFacts, ThinkificEvent } from "./thinkific/sch
 
 /** What happened to an event; the HTTP edge turns it into a status code. */
 export type Outcome =
-  | { status: "collated"; record: LessonProgressRecord; /** written by this call */ fresh: boolean }
+  | {
+    status: "collated";
+    record: LessonProgressRecord;
+    /** written by this call */
+    fresh: boolean;
+    /** issue 12: when the pair's first event was first delivered (epoch ms), on fresh records */
+    firstDeliveredAt?: number;
+    /** issue 12: this event's deliveries as counted (the logic channel's), on fresh records */
+    deliveries?: number;
+  }
   | { status: "pending"; attempts: number }
   | { status: "unmatched"; attempts: number }
-  | { status: "stored" };
+  | { status: "stored" }
+  | { status: "erased" }; // issue 12: the learner was erased (DELETE /api/learners/…)
 
 /** Matching and retention settings (from {@linkcode Config}). */
 export interface CollatorOptions {
@@ -175,9 +187,11 @@ export async function collate(
       if (before === null) addLearner(op, courseOf(progress));
       writeRecord(op, record, [next, partner]);
       addCompletion(op, record, lesson.facts, firstTime);
+      addLearnerProgress(op, record, before, summary); // issue 12
       for (const e of [next, partner]) if (e.gaveUpAt !== null) addUnmatched(op, courseOf(e), -1);
       addOutboxEntries(op, record, options.forwardTo ?? [], now());
-      outcome = { status: "collated", record, fresh: true };
+      const firstDeliveredAt = Math.min(next.receivedAt, partner.receivedAt); // issue 12
+      outcome = { status: "collated", record, fresh: true, firstDeliveredAt, deliveries }; // issue 12: + firstDeliveredAt, deliveries
     } else if (!isLogic) {
       if (read) return { status: "stored" }; // a redelivery: nothing changes
       outcome = { status: "stored" };
@@ -199,7 +213,9 @@ export async function collate(
       saveEnrollment(op, enrollment, withProgress(enrollment.value, stored.at, facts.percentage));
       if (enrollment.value === null) addLearner(op, courseOf(stored));
     }
+    checkNotErased(op, stored); // issue 12: fails the commit once the learner is erased
     if ((await op.commit()).ok) return outcome;
+    if (await isErased(kv, stored)) return { status: "erased" }; // issue 12
   }
   throw new ContentionError(`event ${event.id}: too many concurrent writers`);
 }

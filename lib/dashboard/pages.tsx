@@ -11,7 +11,8 @@ import type { CourseSummary, LessonSummary } from "../store/stats.ts";
 import { LessonChart } from "./chart.tsx";
 import { STYLE } from "./style.ts";
 
-function when(iso: string | null): string {
+/** An ISO time as "2026-11-02 14:15 UTC". */
+export function when(iso: string | null): string {
   if (!iso) return "—";
   return iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC");
 }
@@ -97,6 +98,10 @@ export function CoursePage(
     <Layout title={course.course_name}>
       <h1>{course.course_name}</h1>
       <p class="muted">Course {String(course.course_id)} · school {course.tenant_id}</p>
+      <p class="actions">
+        <a href={`/courses/${course.course_id}/learners`}>Where each learner stands</a>
+        <a href={`/courses/${course.course_id}/records.csv`} download>Download CSV</a>
+      </p>
       <div class="cards">
         <div class="card">
           <b>{String(course.learners)}</b> learners seen
@@ -153,9 +158,9 @@ export function CoursePage(
   );
 }
 
-/** `GET /unmatched`: progress events that never found their lesson, in plain words. */
-export function UnmatchedPage(props: { events: UnmatchedEntry[] }) {
-  const { events } = props;
+/** `GET /unmatched`: progress events that never found their lesson, one line each. */
+export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<number, string> }) {
+  const { events, courses } = props;
   return (
     <Layout title="Unmatched">
       <h1>Unmatched events</h1>
@@ -167,19 +172,36 @@ export function UnmatchedPage(props: { events: UnmatchedEntry[] }) {
       {events.length === 0
         ? <p>Nothing is waiting. Every progress event found its lesson.</p>
         : (
-          <ul class="plain">
-            {events.map((e) => (
-              <li>
-                {`User ${e.user_id} reached a new percentage in `}
-                <a href={`/courses/${e.course_id}`}>{`course ${e.course_id}`}</a>
-                {` at ${
-                  when(e.created_at)
-                } (school ${e.tenant_id}), but no lesson completion arrived; `}
-                {`gave up after ${e.attempts} deliveries at ${when(e.gave_up_at)}. `}
-                <span class="muted">{`Event ${e.event_id}`}</span>
-              </li>
-            ))}
-          </ul>
+          <div class="table-wrap">
+            <table class="unmatched">
+              <thead>
+                <tr>
+                  <th>Learner</th>
+                  <th>Course</th>
+                  <th class="num">Reached</th>
+                  <th>When</th>
+                  <th>Gave up</th>
+                </tr>
+              </thead>
+              <tbody>
+                {events.map((e) => (
+                  <tr>
+                    <td>{`user ${e.user_id}`}</td>
+                    <td>
+                      <a href={`/courses/${e.course_id}`}>
+                        {courses.get(e.course_id) ?? `course ${e.course_id}`}
+                      </a>
+                    </td>
+                    <td class="num">
+                      {e.percentage_completed == null ? "—" : `${e.percentage_completed}%`}
+                    </td>
+                    <td>{when(e.created_at)}</td>
+                    <td>{`after ${e.attempts} deliveries, ${when(e.gave_up_at)}`}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         )}
     </Layout>
   );

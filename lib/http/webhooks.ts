@@ -18,6 +18,7 @@ import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { parseWebhook } from "../thinkific/schemas.ts";
 import { importSigningKey, verifySignature } from "../thinkific/signature.ts";
+import { observeOutcome, webhookTelemetry } from "../telemetry.ts"; // issue 12
 import { readBody } from "./_body.ts";
 import { HttpError } from "./errors.ts";
 
@@ -86,6 +87,8 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     });
   });
 
+  app.use(webhookTelemetry((c) => c.get("log"))); // issue 12: span + counter
+
   app.post("/thinkific", async (c) => {
     const fields = c.get("log");
     const body = await readBody(c.req.raw, config.maxBodyBytes);
@@ -135,6 +138,8 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
       collate(kv, event, body, { ...config, forwardTo: forwarder?.destinations, now: deps.now })
     );
     fields.outcome = outcome.status;
+    observeOutcome(outcome); // issue 12: span attributes, histograms
+    if (outcome.status === "erased") return c.json({ status: "erased", event_id: event.id }); // issue 12
     if (outcome.status === "collated" && outcome.fresh) forwarder?.kick();
     const status = statusOf(outcome, config.pendingStatus);
     const answer = outcome.status === "collated"
