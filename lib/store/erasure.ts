@@ -198,17 +198,18 @@ const enrollments: Deleter = async ({ kv, who, removed }) => {
     async (page) => {
       for (const first of page) {
         const course = first.key[3] as number;
-        const learner = await kv.get<LearnerEntry>(learnerKey(course, who.userId));
-        const keys = [
-          learner.key,
-          ...learnerActivityKeys(course, who.userId, learner.value, first.value),
-        ];
+        const read = await kv.get<LearnerEntry>(learnerKey(course, who.userId));
+        // Course ids are Thinkific-wide: an entry of another school is not this learner's.
+        const learner = read.value?.tenant_id === who.tenantId ? read.value : null;
+        const keys = learner || !read.value
+          ? [read.key, ...learnerActivityKeys(course, who.userId, learner, first.value)]
+          : [];
         for (let i = 0; i < keys.length; i += BATCH * 8) {
           const op = kv.atomic();
           for (const key of keys.slice(i, i + BATCH * 8)) op.delete(key);
           await op.commit();
         }
-        if (learner.value) removed.learner_entries++;
+        if (learner) removed.learner_entries++;
         for (;;) {
           const read = await kv.get<EnrollmentSummary>(first.key);
           if (!read.value) break;
