@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import { type Config, parseConfig } from "../lib/config.ts";
+import type { Forwarder } from "../lib/forward/forwarder.ts";
 import { createApp } from "../lib/http/app.ts";
 import { importSigningKey, signBody } from "../lib/thinkific/signature.ts";
 
@@ -194,4 +195,14 @@ export async function allRecords(h: Harness, query = ""): Promise<Record<string,
     cursor = r.json.cursor as string | null;
   } while (cursor);
   return out;
+}
+
+/** A forwarder that writes outbox entries (through the collator) but never sweeps. */
+export function idleForwarder(): Forwarder {
+  return {
+    destinations: ["webhook"],
+    kick() {},
+    sweep: () => Promise.resolve(0),
+    close: () => Promise.resolve(),
+  };
 }

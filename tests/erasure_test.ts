@@ -4,22 +4,19 @@
  * tombstone, zeroed counters and course and lesson names; a redelivery does not bring them back.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { BASE_TIME, dump, lessonWebhook, progressWebhook, type Webhook } from "./_helpers.ts";
+import {
+  BASE_TIME,
+  dump,
+  idleForwarder,
+  lessonWebhook,
+  progressWebhook,
+  type Webhook,
+} from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
-import type { Forwarder } from "../lib/forward/forwarder.ts";
 import { createApp } from "../lib/http/app.ts";
 
 const T = BASE_TIME;
 const VICTIM = { tenant: "48213", user: 1, email: "victim@example.com" };
-
-function idleForwarder(): Forwarder {
-  return {
-    destinations: ["webhook"],
-    kick() {},
-    sweep: () => Promise.resolve(0),
-    close: () => Promise.resolve(),
-  };
-}
 
 async function service(env: Record<string, string> = {}) {
   const kv = await Deno.openKv(":memory:");

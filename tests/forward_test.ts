@@ -4,6 +4,7 @@ import {
   BASE_TIME,
   dump,
   harness,
+  idleForwarder,
   lessonWebhook,
   progressWebhook,
   signedInit,
@@ -11,7 +12,6 @@ import {
 import {
   createForwarder,
   type Destination,
-  type Forwarder,
   handlerDestination,
   webhookDestination,
 } from "../lib/forward/forwarder.ts";
@@ -93,16 +93,6 @@ function receiver(secret: string, failFirstTry: (nth: number) => boolean) {
     delivered,
     badSignatures,
     server,
-  };
-}
-
-/** A forwarder that writes outbox entries (through the collator) but never sweeps. */
-function idleForwarder(): Forwarder {
-  return {
-    destinations: ["webhook"],
-    kick() {},
-    sweep: () => Promise.resolve(0),
-    close: () => Promise.resolve(),
   };
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 import type { CourseInfo, LearnerEntry } from "../store/keys.ts";
-import { Layout, when } from "./pages.tsx";
+import { Header, Layout, LearnerCell, TwoLines, when } from "./pages.tsx";
 
 const DAY_MS = 86_400_000;
 
@@ -57,32 +57,20 @@ export function LearnersPage(props: {
         : (
           <div class="table-wrap">
             <table class="learners">
-              <thead>
-                <tr>
-                  <th>Learner</th>
-                  <th>Last lesson completed</th>
-                  <th class="num">Reached</th>
-                  <th class="num">Lessons completed</th>
-                  <th>Last activity</th>
-                </tr>
-              </thead>
+              <Header
+                cols={["Learner", "Last lesson completed", ["Reached", "num"], [
+                  "Lessons completed",
+                  "num",
+                ], "Last activity"]}
+              />
               <tbody>
                 {learners.map((l) => (
                   <tr>
-                    <td>
-                      {l.user_email || `user ${l.user_id}`}
-                      <div class="muted">user {String(l.user_id)}</div>
-                    </td>
-                    <td>
-                      {l.last_lesson_name}
-                      <div class="muted">{l.last_chapter_name}</div>
-                    </td>
+                    <LearnerCell email={l.user_email} userId={l.user_id} />
+                    <TwoLines main={l.last_lesson_name} sub={l.last_chapter_name} />
                     <td class="num">{`${l.percentage_completed}%`}</td>
                     <td class="num">{String(l.lessons_completed)}</td>
-                    <td>
-                      {ago(l.last_activity_at, now)}
-                      <div class="muted">{when(l.last_activity_at)}</div>
-                    </td>
+                    <TwoLines main={ago(l.last_activity_at, now)} sub={when(l.last_activity_at)} />
                   </tr>
                 ))}
               </tbody>

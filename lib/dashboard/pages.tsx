@@ -17,6 +17,36 @@ export function when(iso: string | null): string {
   return iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC");
 }
 
+/** A table's header row; a column given as `[label, "num"]` is right-aligned. */
+export function Header(props: { cols: (string | [string, "num"])[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.cols.map((c) => (
+          <th class={typeof c === "string" ? undefined : "num"}>
+            {typeof c === "string" ? c : c[0]}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** A cell of two lines: the main one, and a muted one under it. */
+export function TwoLines(props: { main: Child; sub: Child }) {
+  return (
+    <td>
+      {props.main}
+      <div class="muted">{props.sub}</div>
+    </td>
+  );
+}
+
+/** A learner's cell: their email (or id), and their user id. */
+export function LearnerCell(props: { email: string; userId: number }) {
+  return <TwoLines main={props.email || `user ${props.userId}`} sub={`user ${props.userId}`} />;
+}
+
 /** The page around every view. */
 export function Layout(props: { title: string; children: Child }) {
   return (
@@ -57,16 +87,16 @@ export function OverviewPage(props: { courses: CourseSummary[] }) {
         : (
           <div class="table-wrap">
             <table>
-              <thead>
-                <tr>
-                  <th>Course</th>
-                  <th class="num">Learners seen</th>
-                  <th class="num">Lessons completed, 7 days</th>
-                  <th class="num">30 days</th>
-                  <th class="num">Unmatched</th>
-                  <th>Last activity</th>
-                </tr>
-              </thead>
+              <Header
+                cols={[
+                  "Course",
+                  ["Learners seen", "num"],
+                  ["Lessons completed, 7 days", "num"],
+                  ["30 days", "num"],
+                  ["Unmatched", "num"],
+                  "Last activity",
+                ]}
+              />
               <tbody>
                 {courses.map((c) => (
                   <tr>
@@ -123,25 +153,12 @@ export function CoursePage(
       <h2>Recent completions</h2>
       <div class="table-wrap">
         <table>
-          <thead>
-            <tr>
-              <th>Learner</th>
-              <th>Lesson</th>
-              <th>Completed</th>
-              <th class="num">Reached</th>
-            </tr>
-          </thead>
+          <Header cols={["Learner", "Lesson", "Completed", ["Reached", "num"]]} />
           <tbody>
             {recent.map((r) => (
               <tr>
-                <td>
-                  {r.user_email || `user ${r.user_id}`}
-                  <div class="muted">user {String(r.user_id)}</div>
-                </td>
-                <td>
-                  {r.lesson_name}
-                  <div class="muted">{r.chapter_name}</div>
-                </td>
+                <LearnerCell email={r.user_email} userId={r.user_id} />
+                <TwoLines main={r.lesson_name} sub={r.chapter_name} />
                 <td>{when(r.completed_at)}</td>
                 <td class="num">
                   {`${r.percentage_completed}%`}
@@ -174,15 +191,7 @@ export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<nu
         : (
           <div class="table-wrap">
             <table class="unmatched">
-              <thead>
-                <tr>
-                  <th>Learner</th>
-                  <th>Course</th>
-                  <th class="num">Reached</th>
-                  <th>When</th>
-                  <th>Gave up</th>
-                </tr>
-              </thead>
+              <Header cols={["Learner", "Course", ["Reached", "num"], "When", "Gave up"]} />
               <tbody>
                 {events.map((e) => (
                   <tr>
