@@ -119,19 +119,22 @@ export function observeBacklog(kv: Deno.Kv, refreshMs = BACKLOG_REFRESH_MS) {
       readAt = performance.now();
     }).catch(() => {/* the next collection tries again */}).finally(() => reading = false);
   };
-  meter.createObservableGauge("collator.unmatched", {
-    description: "Logic-channel events that gave up waiting and are still unpaired",
-    unit: "{event}",
-  }).addCallback((r) => {
-    refresh();
-    r.observe(latest.unmatched);
-  });
-  meter.createObservableGauge("collator.outbox.pending", {
-    description: "Outbox entries waiting to be forwarded (counted up to 10,000)",
-    unit: "{entry}",
-  }).addCallback((r) => {
-    refresh();
-    r.observe(latest.outboxPending);
-  });
+  const gauge = (name: string, description: string, unit: string, read: () => number) =>
+    meter.createObservableGauge(name, { description, unit }).addCallback((r) => {
+      refresh();
+      r.observe(read());
+    });
+  gauge(
+    "collator.unmatched",
+    "Logic-channel events that gave up waiting and are still unpaired",
+    "{event}",
+    () => latest.unmatched,
+  );
+  gauge(
+    "collator.outbox.pending",
+    "Outbox entries waiting to be forwarded (counted up to 10,000)",
+    "{entry}",
+    () => latest.outboxPending,
+  );
   refresh();
 }

@@ -70,10 +70,15 @@ export interface UnmatchedEntry {
   percentage_completed?: number | null;
 }
 
-export const eventKey = (e: EventCoordinates & { topic: HandledTopic; id: string }): Deno.KvKey => [
+/** Every stored event of one learner of one school. */
+export const eventsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
   "events",
-  e.tenantId,
-  e.userId,
+  tenantId,
+  userId,
+];
+
+export const eventKey = (e: EventCoordinates & { topic: HandledTopic; id: string }): Deno.KvKey => [
+  ...eventsOfLearnerPrefix(e.tenantId, e.userId),
   e.courseId,
   e.topic,
   e.at,
@@ -87,7 +92,7 @@ export function eventRange(
   from: number,
   to: number,
 ): { start: Deno.KvKey; end: Deno.KvKey } {
-  const prefix = ["events", e.tenantId, e.userId, e.courseId, topic];
+  const prefix = [...eventsOfLearnerPrefix(e.tenantId, e.userId), e.courseId, topic];
   return { start: [...prefix, from], end: [...prefix, to + 1] };
 }
 
@@ -111,13 +116,6 @@ export interface EnrollmentSummary {
   lessons: number[];
 }
 
-export const enrollmentKey = (e: Omit<EventCoordinates, "at">): Deno.KvKey => [
-  "enrollments",
-  e.tenantId,
-  e.userId,
-  e.courseId,
-];
-
 /** Every enrollment summary of one learner of one school. */
 export const enrollmentsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
   "enrollments",
@@ -125,11 +123,9 @@ export const enrollmentsOfLearnerPrefix = (tenantId: string, userId: number): De
   userId,
 ];
 
-/** Every stored event of one learner of one school. */
-export const eventsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
-  "events",
-  tenantId,
-  userId,
+export const enrollmentKey = (e: Omit<EventCoordinates, "at">): Deno.KvKey => [
+  ...enrollmentsOfLearnerPrefix(e.tenantId, e.userId),
+  e.courseId,
 ];
 
 export const UNMATCHED_PREFIX: Deno.KvKey = ["unmatched"];
