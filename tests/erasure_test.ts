@@ -14,6 +14,7 @@ import {
 } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
 import { createApp } from "../lib/http/app.ts";
+import { eventBodyKey } from "../lib/store/keys.ts";
 
 const T = BASE_TIME;
 const VICTIM = { tenant: "48213", user: 1, email: "victim@example.com" };
@@ -101,6 +102,13 @@ Deno.test("erasure: no trace of the learner remains, counts reported, idempotent
     const records = (await full.request("/api/records?user_id=1&tenant_id=48213")).json.records;
     assertEquals(records.length, 30);
 
+    // The unmatched event and its body expired (RETENTION_DAYS): its id pointer and entry remain.
+    const expired = deliveries[60].body;
+    for await (const e of full.kv.list<{ id: string }>({ prefix: ["events", "48213", 1] })) {
+      if (e.value.id !== expired.id) continue;
+      await full.kv.atomic().delete(e.key).delete(eventBodyKey("48213", expired.id)).commit();
+    }
+
     const erased = await full.request("/api/learners/48213/1", { method: "DELETE" });
     assertEquals(erased.status, 200);
     assertEquals(erased.json, {
@@ -108,7 +116,7 @@ Deno.test("erasure: no trace of the learner remains, counts reported, idempotent
       tenant_id: "48213",
       user_id: 1,
       removed: {
-        events: 63, // 30 pairs, the unmatched and the pending progress, the lone lesson
+        events: 62, // 30 pairs, the pending progress, the lone lesson (the unmatched one expired)
         records: 30,
         enrollments: 3,
         learner_entries: 2,

@@ -132,17 +132,18 @@ async function readAll<T>(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<Deno.KvEntry
   return out;
 }
 
-/** Unmatched entries (the unmatched list is short: it is scanned) and the courses' counts. */
+/**
+ * Unmatched entries (the unmatched list is short: it is scanned), their event-id pointers (their
+ * events may have expired) and the courses' counts.
+ */
 const unmatched: Deleter = async ({ kv, who, removed }) => {
   const mine = (e: Deno.KvEntry<UnmatchedEntry>) =>
     e.value.tenant_id === who.tenantId && e.value.user_id === who.userId;
   await inBatches<UnmatchedEntry>(kv, UNMATCHED_PREFIX, async (page) => {
     const op = kv.atomic();
     for (const e of page) {
-      op.check(e).delete(e.key).sum(
-        courseCounterKey(e.value.course_id, "unmatched"),
-        MINUS_ONE.value,
-      );
+      op.check(e).delete(e.key).delete(eventIdKey(who.tenantId, e.value.event_id))
+        .sum(courseCounterKey(e.value.course_id, "unmatched"), MINUS_ONE.value);
     }
     if ((await op.commit()).ok) removed.unmatched += page.length;
   }, mine);
