@@ -7,6 +7,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import {
   BASE_TIME,
   dump,
+  harness,
   idleForwarder,
   lessonWebhook,
   progressWebhook,
@@ -14,7 +15,7 @@ import {
 } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
 import { createApp } from "../lib/http/app.ts";
-import { eventBodyKey } from "../lib/store/keys.ts";
+import { erasedKey, eventBodyKey } from "../lib/store/keys.ts";
 
 const T = BASE_TIME;
 const VICTIM = { tenant: "48213", user: 1, email: "victim@example.com" };
@@ -178,5 +179,41 @@ Deno.test("erasure: bad learner paths are 400s naming the parameter; the bearer 
     assertEquals([ok.status, ok.json.removed.events], [200, 0]);
   } finally {
     s.kv.close();
+  }
+});
+
+Deno.test("erasure: a delivery in flight when the tombstone lands writes nothing", async () => {
+  const real = await Deno.openKv(":memory:");
+  let armed = true;
+  // The erasure's tombstone is written between the collator's reads and its commit.
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = async () => {
+            if (armed) {
+              armed = false;
+              await target.set(erasedKey("48213", 5000049), {
+                erased_at: new Date().toISOString(),
+              });
+            }
+            return await commit();
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const h = await harness({}, kv);
+  try {
+    const r = await h.post(lessonWebhook());
+    assertEquals([r.status, r.json.status], [200, "erased"]);
+    assertEquals((await dump(real)).map((e) => e.key[0]), ["erased"]);
+  } finally {
+    real.close();
   }
 });
