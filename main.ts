@@ -20,6 +20,7 @@ import { importStandardKey } from "./lib/forward/standard_webhooks.ts";
 import { createApp } from "./lib/http/app.ts";
 import { describeKv, openKv } from "./lib/kv.ts";
 import { jsonLogger } from "./lib/log.ts";
+import { observeBacklog } from "./lib/telemetry.ts";
 
 /**
  * Your own logic for each new record, run through the same outbox as `FORWARD_URL`: retried with
@@ -74,6 +75,8 @@ if (forwarder) {
 }
 
 export const app = createApp({ kv, config, log: jsonLogger, forwarder });
+// OpenTelemetry gauges (no-ops unless OTEL_DENO=true): unmatched events, pending outbox entries.
+observeBacklog(kv);
 
 /** Logs the start-up facts: by `start.ts` once listening, by `deno serve` at once. */
 export function logReady() {

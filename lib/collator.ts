@@ -23,6 +23,7 @@ import type { Holds } from "./hold.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
 import { type EventIdentity, readCluster, readView } from "./store/events.ts";
+import { isErased } from "./store/erasure.ts";
 import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
 import { MAX_COMMIT_ATTEMPTS, RECORD_COMMIT_DEADLINE_MS } from "./store/limits.ts";
 import { getRecords } from "./store/records.ts";
@@ -113,6 +114,7 @@ async function pass(
       deps.holds?.notify(enrollmentTag(place));
       return { outcome, alone, versionstamp: result.versionstamp, place };
     }
+    if (await isErased(kv, place)) return done({ status: "erased" });
   }
   throw new ContentionError(`event ${event.id}: too many concurrent writers`);
 }

@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import { type Config, parseConfig } from "../lib/config.ts";
+import type { Forwarder } from "../lib/forward/forwarder.ts";
 import { createApp } from "../lib/http/app.ts";
 import { importSigningKey, signBody } from "../lib/thinkific/signature.ts";
 
@@ -217,5 +218,15 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
         }
       }
     },
+  };
+}
+
+/** A forwarder that writes outbox entries (through the collator) but never sweeps. */
+export function idleForwarder(): Forwarder {
+  return {
+    destinations: ["webhook"],
+    kick() {},
+    sweep: () => Promise.resolve(0),
+    close: () => Promise.resolve(),
   };
 }

@@ -178,12 +178,14 @@ Deno.test("api: unmatched lists the fields of the contract, and pages", async ()
       "created_at",
       "event_id",
       "gave_up_at",
+      "percentage_completed",
       "tenant_id",
       "topic",
       "user_id",
     ]);
     assertEquals(events[0].attempts, 2);
     assertEquals(events[0].topic, "enrollment.progress");
+    assertEquals(events[0].percentage_completed, 17.5);
     const page2 = await h.get(`/api/unmatched?limit=2&cursor=${page1.json.cursor}`);
     const rest = page2.json.events as Record<string, unknown>[];
     assertEquals(rest.length, 1);

@@ -1,7 +1,8 @@
 /**
- * The dashboard in a real browser: after a simulated Thinkific load, headless Chromium opens `/`
- * and a course page with Basic auth and finds the courses, the lesson names and a drawn SVG chart.
- * Skipped (reported as ignored) where Chromium is not installed; `.ci/run` installs it.
+ * The dashboard in a real browser: after a simulated Thinkific load, headless Chromium (driven by
+ * puppeteer-core) signs in with Basic auth, opens `/`, a course page and its learners page, and
+ * finds the courses, the lesson names, a drawn SVG chart and where each learner stands. Skipped
+ * (reported as ignored) where Chromium is not installed; `.ci/run` installs it.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, lessonWebhook, progressWebhook, type Webhook } from "./_helpers.ts";
@@ -11,12 +12,14 @@ import { findChromium, launch } from "./_browser.ts";
 const chromium = findChromium();
 
 Deno.test({
-  name: "dashboard in Chromium: courses, lesson names and the chart are on the screen",
+  name:
+    "dashboard in Chromium: courses, lesson names, the chart and the learners are on the screen",
   ignore: chromium === null,
   async fn() {
     const dir = await Deno.makeTempDir();
     const server = await startServer({ KV_PATH: `${dir}/kv.sqlite3`, API_TOKEN: "browser-token" });
-    const browser = await launch(chromium!);
+    const chrome = await launch(chromium!);
+    const browser = chrome.browser;
     try {
       const lessons = ["Your paint box", "Brushes and paper", "Wet on wet"];
       const bodies: Webhook[] = [];
@@ -33,32 +36,51 @@ Deno.test({
       assertEquals(unauthorized.status, 401);
       await unauthorized.body?.cancel();
 
-      const auth = { Authorization: `Basic ${btoa("me:browser-token")}` };
-      await browser.open(`${server.url}/`, auth);
-      const home = await browser.evaluate<string>("document.body.innerText");
+      const page = await browser.newPage();
+      await page.authenticate({ username: "me", password: "browser-token" });
+      await page.goto(`${server.url}/`, { waitUntil: "load" });
+      const home = await page.evaluate("document.body.innerText") as string;
       assert(home.includes("Watercolor for beginners"), home);
 
-      await browser.open(`${server.url}/courses/2100013`, auth);
-      const text = await browser.evaluate<string>("document.body.innerText");
+      await page.goto(`${server.url}/courses/2100013`, { waitUntil: "load" });
+      const text = await page.evaluate("document.body.innerText") as string;
       for (const name of lessons) assert(text.includes(name), `${name} missing from: ${text}`);
-      const bars = await browser.evaluate<{ w: number; h: number }[]>(
-        `[...document.querySelectorAll("svg.chart rect.bar")].map((r) => {
-          const b = r.getBoundingClientRect(); return { w: b.width, h: b.height };
-        })`,
-      );
+      const bars = await page.$$eval("svg.chart rect.bar", (rects) =>
+        rects.map((r) => {
+          const b = r.getBoundingClientRect();
+          return { w: b.width, h: b.height };
+        }));
       assertEquals(bars.length, 3);
       assert(bars.every((b) => b.w > 0 && b.h > 0), JSON.stringify(bars));
       assert(bars[0].w > bars[2].w, "the drop-off shows: more learners on the first lesson");
-      await browser.screenshot(`${dir}/course.png`);
+      await page.screenshot({ path: `${dir}/course.png` });
       assert((await Deno.stat(`${dir}/course.png`)).size > 1000);
-      // Chromium's own temporary folders (which it cannot clean up when killed) are in ours.
-      assert((await chromiumFolders(browser.tmpDir)).length > 0, "Chromium uses our TMPDIR");
+
+      // The course page links to where each learner stands: newest activity first.
+      await Promise.all([
+        page.waitForNavigation({ waitUntil: "load" }),
+        page.click('a[href="/courses/2100013/learners"]'),
+      ]);
+      const rows = await page.$$eval(
+        "table.learners tbody tr",
+        (trs) =>
+          trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.innerText.split("\n")[0])),
+      );
+      assertEquals(rows.map((r) => r.slice(1, 4)), [
+        ["Your paint box", "10%", "1"], // user 4 (only the first lesson)
+        ["Your paint box", "10%", "1"], // user 3
+        ["Brushes and paper", "20%", "2"], // user 2
+        ["Wet on wet", "30%", "3"], // user 1
+      ]);
+      assertEquals(rows.map((r) => r[0]).every((learner) => learner === "ada@example.com"), true);
+      // Chromium's own temporary folders (left behind when it is killed) are in ours.
+      assert((await chromiumFolders(chrome.tmpDir)).length > 0, "Chromium uses our TMPDIR");
     } finally {
-      await browser.close();
+      await chrome.close();
       await server.close();
       await Deno.remove(dir, { recursive: true });
     }
-    const gone = await Deno.stat(browser.tmpDir).then(() => false, () => true);
+    const gone = await Deno.stat(chrome.tmpDir).then(() => false, () => true);
     assert(gone, "Chromium's temporary folder is removed");
   },
 });

@@ -11,9 +11,40 @@ import type { CourseSummary, LessonSummary } from "../store/stats.ts";
 import { LessonChart } from "./chart.tsx";
 import { STYLE } from "./style.ts";
 
-function when(iso: string | null): string {
+/** An ISO time as "2026-11-02 14:15 UTC". */
+export function when(iso: string | null): string {
   if (!iso) return "—";
   return iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC");
+}
+
+/** A table's header row; a column given as `[label, "num"]` is right-aligned. */
+export function Header(props: { cols: (string | [string, "num"])[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.cols.map((c) => (
+          <th class={typeof c === "string" ? undefined : "num"}>
+            {typeof c === "string" ? c : c[0]}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** A cell of two lines: the main one, and a muted one under it. */
+export function TwoLines(props: { main: Child; sub: Child }) {
+  return (
+    <td>
+      {props.main}
+      <div class="muted">{props.sub}</div>
+    </td>
+  );
+}
+
+/** A learner's cell: their email (or id), and their user id. */
+export function LearnerCell(props: { email: string; userId: number }) {
+  return <TwoLines main={props.email || `user ${props.userId}`} sub={`user ${props.userId}`} />;
 }
 
 /** The page around every view. */
@@ -56,16 +87,16 @@ export function OverviewPage(props: { courses: CourseSummary[] }) {
         : (
           <div class="table-wrap">
             <table>
-              <thead>
-                <tr>
-                  <th>Course</th>
-                  <th class="num">Learners seen</th>
-                  <th class="num">Lessons completed, 7 days</th>
-                  <th class="num">30 days</th>
-                  <th class="num">Unmatched</th>
-                  <th>Last activity</th>
-                </tr>
-              </thead>
+              <Header
+                cols={[
+                  "Course",
+                  ["Learners seen", "num"],
+                  ["Lessons completed, 7 days", "num"],
+                  ["30 days", "num"],
+                  ["Unmatched", "num"],
+                  "Last activity",
+                ]}
+              />
               <tbody>
                 {courses.map((c) => (
                   <tr>
@@ -97,6 +128,10 @@ export function CoursePage(
     <Layout title={course.course_name}>
       <h1>{course.course_name}</h1>
       <p class="muted">Course {String(course.course_id)} · school {course.tenant_id}</p>
+      <p class="actions">
+        <a href={`/courses/${course.course_id}/learners`}>Where each learner stands</a>
+        <a href={`/courses/${course.course_id}/records.csv`} download>Download CSV</a>
+      </p>
       <div class="cards">
         <div class="card">
           <b>{String(course.learners)}</b> learners seen
@@ -118,25 +153,12 @@ export function CoursePage(
       <h2>Recent completions</h2>
       <div class="table-wrap">
         <table>
-          <thead>
-            <tr>
-              <th>Learner</th>
-              <th>Lesson</th>
-              <th>Completed</th>
-              <th class="num">Reached</th>
-            </tr>
-          </thead>
+          <Header cols={["Learner", "Lesson", "Completed", ["Reached", "num"]]} />
           <tbody>
             {recent.map((r) => (
               <tr>
-                <td>
-                  {r.user_email || `user ${r.user_id}`}
-                  <div class="muted">user {String(r.user_id)}</div>
-                </td>
-                <td>
-                  {r.lesson_name}
-                  <div class="muted">{r.chapter_name}</div>
-                </td>
+                <LearnerCell email={r.user_email} userId={r.user_id} />
+                <TwoLines main={r.lesson_name} sub={r.chapter_name} />
                 <td>{when(r.completed_at)}</td>
                 <td class="num">
                   {`${r.percentage_completed}%`}
@@ -153,9 +175,9 @@ export function CoursePage(
   );
 }
 
-/** `GET /unmatched`: progress events that never found their lesson, in plain words. */
-export function UnmatchedPage(props: { events: UnmatchedEntry[] }) {
-  const { events } = props;
+/** `GET /unmatched`: progress events that never found their lesson, one line each. */
+export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<number, string> }) {
+  const { events, courses } = props;
   return (
     <Layout title="Unmatched">
       <h1>Unmatched events</h1>
@@ -167,19 +189,28 @@ export function UnmatchedPage(props: { events: UnmatchedEntry[] }) {
       {events.length === 0
         ? <p>Nothing is waiting. Every progress event found its lesson.</p>
         : (
-          <ul class="plain">
-            {events.map((e) => (
-              <li>
-                {`User ${e.user_id} reached a new percentage in `}
-                <a href={`/courses/${e.course_id}`}>{`course ${e.course_id}`}</a>
-                {` at ${
-                  when(e.created_at)
-                } (school ${e.tenant_id}), but no lesson completion arrived; `}
-                {`gave up after ${e.attempts} deliveries at ${when(e.gave_up_at)}. `}
-                <span class="muted">{`Event ${e.event_id}`}</span>
-              </li>
-            ))}
-          </ul>
+          <div class="table-wrap">
+            <table class="unmatched">
+              <Header cols={["Learner", "Course", ["Reached", "num"], "When", "Gave up"]} />
+              <tbody>
+                {events.map((e) => (
+                  <tr>
+                    <td>{`user ${e.user_id}`}</td>
+                    <td>
+                      <a href={`/courses/${e.course_id}`}>
+                        {courses.get(e.course_id) ?? `course ${e.course_id}`}
+                      </a>
+                    </td>
+                    <td class="num">
+                      {e.percentage_completed == null ? "—" : `${e.percentage_completed}%`}
+                    </td>
+                    <td>{when(e.created_at)}</td>
+                    <td>{`after ${e.attempts} deliveries, ${when(e.gave_up_at)}`}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         )}
     </Layout>
   );

@@ -32,6 +32,9 @@ svg.chart text { fill: var(--fg); font: 13px system-ui, sans-serif; }
 svg.chart text.chapter { font-weight: 700; fill: var(--muted); }
 svg.chart rect.bg { fill: var(--bar-bg); }
 svg.chart rect.bar { fill: var(--bar); }
+.actions { display: flex; gap: 1.25rem; flex-wrap: wrap; }
+form.filter { margin: 0.75rem 0; }
+form.filter input { width: 5rem; }
 ul.plain { padding-left: 1.1rem; }
 ul.plain li { margin: 0.35rem 0; }
 `;

@@ -11,22 +11,16 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
-import { MAX_PAGE_SIZE } from "../store/limits.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
 import { listOutbox, requeue } from "../store/outbox.ts";
 import { listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { schoolId } from "../thinkific/schemas.ts";
+import { eraseLearner } from "../store/erasure.ts";
 import { bearerAuth } from "./_auth.ts";
+import { recordsCsvResponse } from "./_csv.ts";
 import { HttpError } from "./errors.ts";
-
-const positiveInt = z.string().regex(/^[1-9]\d{0,15}$/, "must be a positive integer")
-  .transform(Number).refine(Number.isSafeInteger, "must be a positive integer");
-
-const limit = z.string().regex(/^\d{1,4}$/, `must be a whole number from 1 to ${MAX_PAGE_SIZE}`)
-  .transform(Number)
-  .refine((n) => n >= 1 && n <= MAX_PAGE_SIZE, `must be from 1 to ${MAX_PAGE_SIZE}`)
-  .optional().default(100);
+import { limit, parseQuery, positiveInt } from "./_query.ts";
 
 const since = z.union([z.iso.datetime({ offset: true }), z.iso.date()], {
   error: "must be an ISO time such as 2026-11-02T14:15:12.334Z",
@@ -39,6 +33,14 @@ const recordsQuery = z.strictObject({
   since: since.optional(),
   limit,
   cursor: cursorSchema(timeIdIdPosition).optional(),
+});
+
+/** `/api/records.csv`: the filters of `/api/records`, every page. */
+const csvQuery = recordsQuery.omit({ limit: true, cursor: true });
+
+const learnerParams = z.object({
+  tenantId: z.string().regex(/^[\w.-]{1,64}$/, "must contain only letters, digits, _ . -"),
+  userId: positiveInt,
 });
 
 const unmatchedQuery = z.strictObject({
@@ -56,26 +58,6 @@ const outboxId = z.string().regex(
   /^[\w-]{1,32}:msg_[\w.-]{1,64}_[\w.-]{1,64}$/,
   "is not an outbox id",
 );
-
-/** Parses a query string once, at the edge; a bad, repeated or unknown parameter is a 400. */
-function parseQuery<T extends z.ZodType>(url: string, schema: T): z.output<T> {
-  const params = new URL(url).searchParams;
-  const raw: Record<string, string> = {};
-  for (const [name, value] of params) {
-    if (name in raw) throw new HttpError(400, `query parameter ${name} is given more than once`);
-    raw[name] = value;
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const name = issue.code === "unrecognized_keys" ? issue.keys.join(", ") : issue.path.join(".");
-    const message = issue.code === "unrecognized_keys" ? "is not a known parameter" : issue.message;
-    throw new HttpError(400, `query parameter ${name} ${message}`, {
-      issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message })),
-    });
-  }
-  return parsed.data;
-}
 
 /** The `/api` route group. */
 export function apiRoutes(
@@ -97,6 +79,24 @@ export function apiRoutes(
       })
     );
     return c.json(page);
+  });
+
+  app.get("/records.csv", (c) => {
+    const q = parseQuery(c.req.url, csvQuery);
+    const filter = { tenantId: q.tenant_id, userId: q.user_id, courseId: q.course_id };
+    return recordsCsvResponse(kv, { filter, since: q.since }, "records.csv");
+  });
+
+  app.delete("/learners/:tenantId/:userId", async (c) => {
+    const p = learnerParams.safeParse(c.req.param());
+    if (!p.success) {
+      const issue = p.error.issues[0];
+      throw new HttpError(400, `path parameter ${issue.path.join(".")} ${issue.message}`);
+    }
+    const who = { tenantId: p.data.tenantId, userId: p.data.userId };
+    const destinations = forwarder?.destinations ?? [];
+    const removed = await retryWhenBusy(() => eraseLearner(kv, who, { destinations, now: now() }));
+    return c.json({ status: "erased", tenant_id: who.tenantId, user_id: who.userId, removed });
   });
 
   app.get("/unmatched", async (c) => {

@@ -1,6 +1,7 @@
 /**
- * The dashboard route group: `GET /`, `GET /courses/:courseId`, `GET /unmatched`. When `API_TOKEN`
- * is set the pages ask for HTTP Basic auth with the token as password (any user name).
+ * The dashboard route group: `GET /`, `GET /courses/:courseId`, `GET /courses/:courseId/learners`,
+ * `GET /courses/:courseId/records.csv`, `GET /unmatched`. When `API_TOKEN` is set the pages ask
+ * for HTTP Basic auth with the token as password (any user name).
  *
  * @example
  * ```ts
@@ -12,12 +13,28 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import { CoursePage, NotFoundPage, OverviewPage, UnmatchedPage } from "../dashboard/pages.tsx";
+import { LearnersPage } from "../dashboard/learners.tsx";
+import { cursorSchema } from "../store/_page.ts";
+import { listLearners } from "../store/learners.ts";
 import { listUnmatched, recentRecords } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
-import { courseDetail, courseOverview } from "../store/stats.ts";
+import { courseDetail, courseInfo, courseNames, courseOverview, DAY_MS } from "../store/stats.ts";
 import { basicAuth } from "./_auth.ts";
+import { recordsCsvResponse } from "./_csv.ts";
+import { limit, parseQuery } from "./_query.ts";
 
 const courseId = z.string().regex(/^[1-9]\d{0,15}$/).transform(Number);
+
+const learnersQuery = z.strictObject({
+  inactive_days: z.string().regex(/^\d{1,4}$/, "must be a whole number of days from 1 to 3650")
+    .transform(Number).refine((n) => n >= 1 && n <= 3650, "must be from 1 to 3650").optional(),
+  limit,
+  cursor: cursorSchema(z.tuple([z.number().finite(), z.number().int()])).optional(),
+});
+
+function notFound(id: string) {
+  return <NotFoundPage message={`No completions are known for course ${id}.`} />;
+}
 
 /** The dashboard pages. */
 export function dashboardRoutes(
@@ -39,21 +56,51 @@ export function dashboardRoutes(
   app.get("/courses/:courseId", async (c) => {
     const id = courseId.safeParse(c.req.param("courseId"));
     const detail = id.success ? await retryWhenBusy(() => courseDetail(kv, id.data, now())) : null;
-    if (!id.success || !detail) {
-      return c.html(
-        <NotFoundPage
-          message={`No completions are known for course ${c.req.param("courseId")}.`}
-        />,
-        404,
-      );
-    }
+    if (!id.success || !detail) return c.html(notFound(c.req.param("courseId")), 404);
     const recent = await retryWhenBusy(() => recentRecords(kv, { courseId: id.data }, 25));
     return c.html(<CoursePage course={detail.course} lessons={detail.lessons} recent={recent} />);
   });
 
+  app.get("/courses/:courseId/learners", async (c) => {
+    const id = courseId.safeParse(c.req.param("courseId"));
+    const course = id.success ? await retryWhenBusy(() => courseInfo(kv, id.data)) : null;
+    if (!id.success || !course) return c.html(notFound(c.req.param("courseId")), 404);
+    const q = parseQuery(c.req.url, learnersQuery);
+    const at = now();
+    const inactiveSince = q.inactive_days === undefined ? undefined : at - q.inactive_days * DAY_MS;
+    const page = await retryWhenBusy(() =>
+      listLearners(kv, id.data, { limit: q.limit, inactiveSince, after: q.cursor })
+    );
+    const next = page.cursor === null ? null : `?${new URLSearchParams({
+      ...(q.inactive_days ? { inactive_days: String(q.inactive_days) } : {}),
+      ...(c.req.query("limit") ? { limit: String(q.limit) } : {}),
+      cursor: page.cursor,
+    })}`;
+    return c.html(
+      <LearnersPage
+        course={course}
+        learners={page.learners}
+        inactiveDays={q.inactive_days}
+        next={next}
+        now={at}
+      />,
+    );
+  });
+
+  app.get("/courses/:courseId/records.csv", (c) => {
+    const id = courseId.safeParse(c.req.param("courseId"));
+    if (!id.success) return c.html(notFound(c.req.param("courseId")), 404);
+    return recordsCsvResponse(
+      kv,
+      { filter: { courseId: id.data } },
+      `course-${id.data}-records.csv`,
+    );
+  });
+
   app.get("/unmatched", async (c) => {
     const page = await retryWhenBusy(() => listUnmatched(kv, { limit: 200, now: now() }));
-    return c.html(<UnmatchedPage events={page.events} />);
+    const names = await retryWhenBusy(() => courseNames(kv, page.events.map((e) => e.course_id)));
+    return c.html(<UnmatchedPage events={page.events} courses={names} />);
   });
 
   return app;

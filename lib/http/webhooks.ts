@@ -21,6 +21,7 @@ import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { parseWebhook } from "../thinkific/schemas.ts";
 import { importSigningKey, verifySignature } from "../thinkific/signature.ts";
+import { observeOutcome, webhookTelemetry } from "../telemetry.ts"; // issue 12
 import { readBody } from "./_body.ts";
 import { HttpError } from "./errors.ts";
 
@@ -91,6 +92,8 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     });
   });
 
+  app.use(webhookTelemetry((c) => c.get("log"))); // issue 12: span + counter
+
   app.post("/thinkific", async (c) => {
     const fields = c.get("log");
     const body = await readBody(c.req.raw, config.maxBodyBytes);
@@ -157,6 +160,8 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
           `an id names one event`,
       );
     }
+    observeOutcome(outcome);
+    if (outcome.status === "erased") return c.json({ status: "erased", event_id: event.id });
     if (outcome.status === "collated" && outcome.fresh) forwarder?.kick();
     const status = statusOf(outcome, config.pendingStatus);
     const answer = outcome.status === "collated"

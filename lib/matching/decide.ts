@@ -29,6 +29,8 @@ import type { CourseInfo, EnrollmentSummary, StoredEvent } from "../store/keys.t
 import { addOutboxEntries } from "../store/outbox.ts";
 import { CommitPlan } from "../store/plan.ts";
 import { recordPositionOf, writeRecord, writeUnmatched } from "../store/records.ts";
+import { checkNotErased } from "../store/erasure.ts";
+import { addLearnerProgress } from "../store/learners.ts";
 import { addCompletion, addCourse, addLearner } from "../store/stats.ts";
 import type { LessonFacts, ProgressFacts, ThinkificEvent } from "../thinkific/schemas.ts";
 import { type Candidate, choosePartner, needsRivals, type Self } from "./policy.ts";
@@ -41,12 +43,18 @@ export type Outcome =
     record: LessonProgressRecord;
     /** written by this call */
     fresh: boolean;
+    /** On fresh records: when the pair's first event was first delivered (epoch ms). */
+    firstDeliveredAt?: number;
+    /** On fresh records: this event's deliveries as counted. */
+    deliveries?: number;
   }
   | { status: "pending"; attempts: number }
   | { status: "unmatched"; attempts: number }
   | { status: "stored" }
   /** The id was first received with another topic: refused, nothing stored. */
-  | { status: "conflict"; topic: HandledTopic };
+  | { status: "conflict"; topic: HandledTopic }
+  /** The learner was erased (`DELETE /api/learners/…`): nothing stored. */
+  | { status: "erased" };
 
 /** Matching and retention settings (from `Config`). */
 export interface DecideOptions {
@@ -188,8 +196,10 @@ export function decide(input: DecideInput): Decided {
     updateEvent(plan, partnerEntry, partner, retentionMs, now);
     writeRecord(plan, record, [next, partner]);
     addCompletion(plan, record, lesson.facts, added.firstTime);
+    addLearnerProgress(plan, record, before, summary);
     addOutboxEntries(plan, record, options.forwardTo ?? [], now);
-    outcome = { status: "collated", record, fresh: true };
+    const firstDeliveredAt = Math.min(next.receivedAt, partner.receivedAt);
+    outcome = { status: "collated", record, fresh: true, firstDeliveredAt, deliveries };
   } else if (!isLogic) {
     if (read) return { outcome: { status: "stored" }, plan: null }; // a redelivery: nothing changes
     const listedAt = stored.receivedAt + options.unmatchedAfterMs;
@@ -215,6 +225,7 @@ export function decide(input: DecideInput): Decided {
   // The enrollment's serial order: checked and rewritten by every plan that changes its events.
   const after = summary ?? { progress: [], lessons: [] };
   saveEnrollment(plan, view.enrollment, after);
+  checkNotErased(plan, next); // an erased learner's deliveries write nothing
   if (isEmptySummary(before) && !isEmptySummary(after)) addLearner(plan, courseOf(next));
   return { outcome, plan };
 }

@@ -18,6 +18,9 @@
  * | `["dash_course_day", course, day]` | `Deno.KvU64`: completions that day (UTC days since 1970) | kept |
  * | `["dash_lesson", course, lesson]` | {@linkcode LessonInfo} | kept |
  * | `["dash_lesson_n", course, lesson]` | `Deno.KvU64`: distinct learners who completed it | kept |
+ * | `["learners", course, user]` | {@linkcode LearnerEntry}: where a learner stands in a course | until erased |
+ * | `["learners_by_activity", course, last_activity_ms, user]` | `null`: learners, newest first | until moved |
+ * | `["erased", tenant, user]` | {@linkcode ErasureTombstone}: the learner's data was erased | kept |
  *
  * Events are ordered by school, user, course, topic and time, so finding a counterpart is one
  * bounded range list over `at ± window`, never a scan.
@@ -80,12 +83,19 @@ export interface UnmatchedEntry {
   created_at: string;
   attempts: number;
   gave_up_at: string;
+  /** The percentage the event reported (absent from entries written before it was added). */
+  percentage_completed?: number | null;
 }
 
-export const eventKey = (e: EventCoordinates & { topic: HandledTopic; id: string }): Deno.KvKey => [
+/** Every stored event of one learner of one school. */
+export const eventsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
   "events",
-  e.tenantId,
-  e.userId,
+  tenantId,
+  userId,
+];
+
+export const eventKey = (e: EventCoordinates & { topic: HandledTopic; id: string }): Deno.KvKey => [
+  ...eventsOfLearnerPrefix(e.tenantId, e.userId),
   e.courseId,
   e.topic,
   e.at,
@@ -99,7 +109,7 @@ export function eventRange(
   from: number,
   to: number,
 ): { start: Deno.KvKey; end: Deno.KvKey } {
-  const prefix = ["events", e.tenantId, e.userId, e.courseId, topic];
+  const prefix = [...eventsOfLearnerPrefix(e.tenantId, e.userId), e.courseId, topic];
   return { start: [...prefix, from], end: [...prefix, to + 1] };
 }
 
@@ -126,10 +136,15 @@ export interface EnrollmentSummary {
   lessons: number[];
 }
 
-export const enrollmentKey = (e: Omit<EventCoordinates, "at">): Deno.KvKey => [
+/** Every enrollment summary of one learner of one school. */
+export const enrollmentsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
   "enrollments",
-  e.tenantId,
-  e.userId,
+  tenantId,
+  userId,
+];
+
+export const enrollmentKey = (e: Omit<EventCoordinates, "at">): Deno.KvKey => [
+  ...enrollmentsOfLearnerPrefix(e.tenantId, e.userId),
   e.courseId,
 ];
 
@@ -168,13 +183,26 @@ export function recordEntries(
   r: LessonProgressRecord,
   position: RecordPosition,
 ): [Deno.KvKey, LessonProgressRecord | number | null][] {
+  const [all, byTenant, byUser, byCourse] = recordKeys(position, r.user_id, r.course_id);
+  return [[all, r], [byTenant, null], [byUser, r.course_id], [byCourse, r.user_id]];
+}
+
+/** The keys of {@linkcode recordEntries}, from what the user index holds (to delete a record). */
+export function recordKeys(
+  position: RecordPosition,
+  userId: number,
+  courseId: number,
+): Deno.KvKey[] {
   return [
-    [recordKey(position), r],
-    [["records", "t", r.tenant_id, ...position], null],
-    [["records", "u", r.user_id, ...position], r.course_id],
-    [["records", "c", r.course_id, ...position], r.user_id],
+    recordKey(position),
+    ["records", "t", position[1], ...position],
+    recordsOfUserPrefix(userId).concat(position),
+    ["records", "c", courseId, ...position],
   ];
 }
+
+/** The user index of records: `["records", "u", user, …position]` → course id. */
+export const recordsOfUserPrefix = (userId: number): Deno.KvKey => ["records", "u", userId];
 
 /**
  * How to list the records matching `filter`: the narrowest index, and a test for the filters it
@@ -188,7 +216,7 @@ export function recordPlan(filter: RecordFilter): {
   const tenantOk = (p: RecordPosition) => t === undefined || p[1] === t;
   if (u !== undefined) {
     return {
-      prefix: ["records", "u", u],
+      prefix: recordsOfUserPrefix(u),
       keep: (p, course) => tenantOk(p) && (c === undefined || course === c),
     };
   }
@@ -250,8 +278,9 @@ export type CourseCounter = "learners";
 
 export const courseInfoKey = (course: number): Deno.KvKey => ["dash_course", course];
 export const COURSE_INFO_PREFIX: Deno.KvKey = ["dash_course"];
+export const COURSE_COUNTER_PREFIX: Deno.KvKey = ["dash_course_n"];
 export const courseCounterKey = (course: number, counter: CourseCounter): Deno.KvKey => [
-  "dash_course_n",
+  ...COURSE_COUNTER_PREFIX,
   course,
   counter,
 ];
@@ -270,4 +299,46 @@ export const lessonCounterKey = (course: number, lesson: number): Deno.KvKey => 
   "dash_lesson_n",
   course,
   lesson,
+];
+
+/**
+ * Where one learner stands in one course, rewritten in each of their records' commits. Course ids
+ * are Thinkific-wide, so the course and the user id key it.
+ */
+export interface LearnerEntry {
+  tenant_id: string;
+  user_id: number;
+  user_email: string;
+  course_id: number;
+  last_lesson_id: number;
+  last_lesson_name: string;
+  last_chapter_name: string;
+  /** The percentage of the latest progress seen. */
+  percentage_completed: number;
+  /** Distinct lessons completed. */
+  lessons_completed: number;
+  /** The latest progress seen: its time is the key of the learner in the activity index. */
+  last_activity_at: string;
+}
+
+export const learnerKey = (course: number, user: number): Deno.KvKey => ["learners", course, user];
+export const learnerActivityPrefix = (course: number): Deno.KvKey => [
+  "learners_by_activity",
+  course,
+];
+export const learnerActivityKey = (course: number, at: number, user: number): Deno.KvKey => [
+  ...learnerActivityPrefix(course),
+  at,
+  user,
+];
+
+/** What stays of an erased learner: enough to refuse their events, nothing else. */
+export interface ErasureTombstone {
+  erased_at: string;
+}
+
+export const erasedKey = (tenantId: string, userId: number): Deno.KvKey => [
+  "erased",
+  tenantId,
+  userId,
 ];

@@ -23,6 +23,7 @@ import {
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { listPage, type Position } from "./_page.ts";
+import { retryWhenBusy } from "./retry.ts";
 
 /** Where a record is stored: completion time, school, progress event id. */
 export function recordPositionOf(record: LessonProgressRecord): RecordPosition {
@@ -83,6 +84,7 @@ export function writeUnmatched(
     created_at: new Date(event.at).toISOString(),
     attempts: event.deliveries,
     gave_up_at: new Date(listedAt).toISOString(),
+    percentage_completed: event.facts.kind === "progress" ? event.facts.percentage : null,
   };
   return op.set(unmatchedKey(listedAt, event.tenantId, event.id), entry, { expireIn });
 }
@@ -98,11 +100,24 @@ async function resolve(
   return await getRecords(kv, page.positions as RecordPosition[]);
 }
 
+/** A query of {@linkcode listRecords}. */
+export interface RecordQuery {
+  filter: RecordFilter;
+  since?: number;
+  limit: number;
+  after?: Position;
+}
+
 /** One page of records, oldest completion first. */
 export async function listRecords(
   kv: Deno.Kv,
-  query: { filter: RecordFilter; since?: number; limit: number; after?: Position },
+  query: RecordQuery,
 ): Promise<{ records: LessonProgressRecord[]; cursor: string | null }> {
+  const { records, cursor } = await recordsPage(kv, query);
+  return { records, cursor };
+}
+
+async function recordsPage(kv: Deno.Kv, query: RecordQuery) {
   const after = query.after &&
       (query.since === undefined || Number(query.after[0]) >= query.since)
     ? query.after
@@ -114,7 +129,24 @@ export async function listRecords(
     from: after || query.since === undefined ? undefined : [query.since],
     keep: (position, value) => plan.keep(position as RecordPosition, value),
   });
-  return { records: await resolve(kv, page), cursor: page.cursor };
+  const next = page.cursor ? page.positions[page.positions.length - 1] : undefined;
+  return { records: await resolve(kv, page), cursor: page.cursor, next };
+}
+
+/**
+ * Every record matching `query`, page after page (each page read when the previous one has been
+ * consumed, each read retried while the database is busy).
+ */
+export async function* recordPages(
+  kv: Deno.Kv,
+  query: Omit<RecordQuery, "after">,
+): AsyncGenerator<LessonProgressRecord[]> {
+  let after: Position | undefined;
+  do {
+    const page = await retryWhenBusy(() => recordsPage(kv, { ...query, after }));
+    yield page.records;
+    after = page.next;
+  } while (after);
 }
 
 /** One page of the events unmatched at `now`, oldest first. */

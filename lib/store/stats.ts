@@ -15,6 +15,7 @@ import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import type { LessonFacts } from "../thinkific/schemas.ts";
 import {
+  COURSE_COUNTER_PREFIX,
   COURSE_INFO_PREFIX,
   courseCounterKey,
   courseDayKey,
@@ -24,12 +25,16 @@ import {
   lessonCounterKey,
   type LessonInfo,
   lessonInfoKey,
+  OUTBOX_DUE_PREFIX,
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { countUnmatched, recentRecords } from "./records.ts";
 
 const ONE = new Deno.KvU64(1n);
-const DAY_MS = 86_400_000;
+/** Adding 2⁶⁴−1 to a KvU64 (which wraps) takes one away. */
+export const MINUS_ONE = new Deno.KvU64(0xffff_ffff_ffff_ffffn);
+/** One UTC day: the dashboard's day counters count days since 1970. */
+export const DAY_MS = 86_400_000;
 
 /** Adds "this course has one more learner" to `op`. */
 export function addLearner(op: Mutations, course: CourseInfo) {
@@ -121,6 +126,11 @@ export async function courseOverview(kv: Deno.Kv, now: number): Promise<CourseSu
   return out.sort((a, b) => (b.lastActivity ?? "").localeCompare(a.lastActivity ?? ""));
 }
 
+/** A course as the dashboard names it, or `null` when it has seen none of its events. */
+export async function courseInfo(kv: Deno.Kv, courseId: number): Promise<CourseInfo | null> {
+  return (await kv.get<CourseInfo>(courseInfoKey(courseId))).value;
+}
+
 /** A lesson with how many distinct learners completed it. */
 export interface LessonSummary extends LessonInfo {
   learners: number;
@@ -132,8 +142,8 @@ export async function courseDetail(
   courseId: number,
   now: number,
 ): Promise<{ course: CourseSummary; lessons: LessonSummary[] } | null> {
-  const info = await kv.get<CourseInfo>(courseInfoKey(courseId));
-  if (!info.value) return null;
+  const info = await courseInfo(kv, courseId);
+  if (!info) return null;
   const lessons: LessonInfo[] = [];
   for await (const e of kv.list<LessonInfo>({ prefix: ["dash_lesson", courseId] })) {
     lessons.push(e.value);
@@ -148,7 +158,7 @@ export async function courseDetail(
   const withCounts = lessons.map((l, i) => ({ ...l, learners: counts[i] }));
   const unmatched = await countUnmatched(kv, now);
   return {
-    course: await summarize(kv, info.value, now, unmatched),
+    course: await summarize(kv, info, now, unmatched),
     lessons: courseOrder(withCounts),
   };
 }
@@ -164,4 +174,36 @@ export function courseOrder<L extends LessonInfo>(lessons: L[]): L[] {
     chapterStart.get(a.chapter_id)! - chapterStart.get(b.chapter_id)! ||
     a.chapter_id - b.chapter_id || pos(a) - pos(b) || a.lesson_id - b.lesson_id
   );
+}
+
+/** Course names by id, for the courses among `ids` the dashboard knows. */
+export async function courseNames(kv: Deno.Kv, ids: number[]): Promise<Map<number, string>> {
+  const unique = [...new Set(ids)];
+  const names = new Map<number, string>();
+  for (let i = 0; i < unique.length; i += KV_MAX_GET_MANY) {
+    const got = await kv.getMany<CourseInfo[]>(
+      unique.slice(i, i + KV_MAX_GET_MANY).map(courseInfoKey),
+    );
+    for (const g of got) if (g.value) names.set(g.value.course_id, g.value.course_name);
+  }
+  return names;
+}
+
+/** Pending outbox entries are counted up to this many. */
+export const OUTBOX_COUNT_CAP = 10_000;
+
+/**
+ * The backlog an operator watches: unmatched events (the courses' counters, O(courses)) and
+ * pending outbox entries (counted, up to {@linkcode OUTBOX_COUNT_CAP}).
+ */
+export async function backlog(kv: Deno.Kv): Promise<{ unmatched: number; outboxPending: number }> {
+  let unmatched = 0;
+  for await (const e of kv.list<Deno.KvU64>({ prefix: COURSE_COUNTER_PREFIX })) {
+    if (e.key[2] === "unmatched") unmatched += Number(e.value.value);
+  }
+  let outboxPending = 0;
+  for await (
+    const _ of kv.list({ prefix: OUTBOX_DUE_PREFIX }, { limit: OUTBOX_COUNT_CAP, batchSize: 500 })
+  ) outboxPending++;
+  return { unmatched, outboxPending };
 }

@@ -1,0 +1,137 @@
+/**
+ * Where each learner stands in a course: one entry per (course, learner) and an index by last
+ * activity, both rewritten in each record's own commit, so the learners page costs O(learners
+ * shown).
+ *
+ * The record's commit moves the learner's index key without reading the old entry: the old key's
+ * time is the latest progress of the enrollment summary the collator has already read (leaving out
+ * this record's own progress). A progress that never made a record (one that gave up, or still
+ * waits) can make that guess miss and leave an old index key behind; the listing drops such keys
+ * by comparing them with the entry, so they cost a skipped key, never a wrong row.
+ *
+ * @example
+ * ```ts
+ * addLearnerProgress(op, record, before, after); // in the record's commit
+ * const page = await listLearners(kv, 2100013, { limit: 50 });
+ * ```
+ * @module
+ */
+import type { Mutations } from "./plan.ts";
+import type { LessonProgressRecord } from "../matching/record.ts";
+import {
+  type EnrollmentSummary,
+  learnerActivityKey,
+  learnerActivityPrefix,
+  type LearnerEntry,
+  learnerKey,
+} from "./keys.ts";
+import { KV_MAX_GET_MANY } from "./limits.ts";
+import { encodeCursor } from "./_page.ts";
+
+/** The latest `[at_ms, percentage]` of a summary, leaving out progress at `except`. */
+function latestProgress(
+  summary: EnrollmentSummary | null,
+  except?: number,
+): [number, number] | null {
+  let best: [number, number] | null = null;
+  for (const p of summary?.progress ?? []) {
+    if (p[0] !== except && (best === null || p[0] >= best[0])) best = p;
+  }
+  return best;
+}
+
+/**
+ * Adds a record's learner entry and activity index key to `op` (the record's commit). `before` is
+ * the enrollment summary as read, `after` the one this commit saves. Only `.set()` and `.delete()`
+ * on keys of this (course, learner): the enrollment's own check serializes them.
+ */
+export function addLearnerProgress(
+  op: Mutations,
+  record: LessonProgressRecord,
+  before: EnrollmentSummary | null,
+  after: EnrollmentSummary,
+) {
+  const course = record.course_id;
+  const user = record.user_id;
+  const progressAt = Date.parse(record.completed_at) + record.skew_ms;
+  const [lastAt, percentage] = latestProgress(after) ??
+    [progressAt, record.percentage_completed];
+  const previousAt = latestProgress(before, progressAt)?.[0];
+  if (previousAt !== undefined && previousAt !== lastAt) {
+    op.delete(learnerActivityKey(course, previousAt, user));
+  }
+  const entry: LearnerEntry = {
+    tenant_id: record.tenant_id,
+    user_id: user,
+    user_email: record.user_email,
+    course_id: course,
+    last_lesson_id: record.lesson_id,
+    last_lesson_name: record.lesson_name,
+    last_chapter_name: record.chapter_name,
+    percentage_completed: percentage,
+    lessons_completed: after.lessons.length,
+    last_activity_at: new Date(lastAt).toISOString(),
+  };
+  op.set(learnerKey(course, user), entry);
+  op.set(learnerActivityKey(course, lastAt, user), null);
+  return op;
+}
+
+/** Every activity index key a learner may have in a course (to erase them, stale ones included). */
+export function learnerActivityKeys(
+  course: number,
+  user: number,
+  entry: LearnerEntry | null,
+  summary: EnrollmentSummary | null,
+): Deno.KvKey[] {
+  const times = new Set((summary?.progress ?? []).map((p) => p[0]));
+  if (entry) times.add(Date.parse(entry.last_activity_at));
+  return [...times].map((at) => learnerActivityKey(course, at, user));
+}
+
+/** A position in the activity index: last activity, user id. */
+export type LearnerPosition = [at: number, user: number];
+
+/**
+ * One page of a course's learners, newest activity first. `inactiveSince` keeps only those whose
+ * last activity is before it (who stalled); `after` is the position of the previous page's last.
+ */
+export async function listLearners(
+  kv: Deno.Kv,
+  course: number,
+  query: { limit: number; inactiveSince?: number; after?: LearnerPosition },
+): Promise<{ learners: LearnerEntry[]; cursor: string | null }> {
+  const prefix = learnerActivityPrefix(course);
+  const end = query.after
+    ? [...prefix, ...query.after]
+    : query.inactiveSince !== undefined
+    ? [...prefix, query.inactiveSince]
+    : undefined;
+  const learners: LearnerEntry[] = [];
+  let last: LearnerPosition | null = null;
+  let more = false;
+  let batch: LearnerPosition[] = [];
+  const resolve = async () => {
+    const entries = await kv.getMany<LearnerEntry[]>(batch.map(([, u]) => learnerKey(course, u)));
+    for (const [i, e] of entries.entries()) {
+      const position = batch[i];
+      // An index key the learner has moved on from: skip it.
+      if (!e.value || Date.parse(e.value.last_activity_at) !== position[0]) continue;
+      if (learners.length === query.limit) {
+        more = true;
+        break;
+      }
+      learners.push(e.value);
+      last = position;
+    }
+    batch = [];
+  };
+  const selector = end ? { prefix, end } : { prefix };
+  for await (const e of kv.list(selector, { reverse: true, batchSize: KV_MAX_GET_MANY * 5 })) {
+    batch.push(e.key.slice(prefix.length) as LearnerPosition);
+    if (batch.length === KV_MAX_GET_MANY) await resolve();
+    if (more) break;
+  }
+  if (!more && batch.length > 0) await resolve();
+  return { learners, cursor: more && last ? encodeCursor(last) : null };
+}

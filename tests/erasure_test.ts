@@ -1,0 +1,224 @@
+/**
+ * Erasing a learner: after `DELETE /api/learners/:tenantId/:userId` the database is what it would
+ * be had the learner never been seen (the same deliveries replayed without theirs), but for the
+ * tombstone, zeroed counters and course and lesson names; a redelivery does not bring them back.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  BASE_TIME,
+  dump,
+  harness,
+  idleForwarder,
+  lessonWebhook,
+  progressWebhook,
+  type Webhook,
+} from "./_helpers.ts";
+import { parseConfig } from "../lib/config.ts";
+import { createApp } from "../lib/http/app.ts";
+import { erasedKey, eventBodyKey } from "../lib/store/keys.ts";
+
+const T = BASE_TIME;
+const VICTIM = { tenant: "48213", user: 1, email: "victim@example.com" };
+
+async function service(env: Record<string, string> = {}) {
+  const kv = await Deno.openKv(":memory:");
+  const config = parseConfig({
+    KV_PATH: ":memory:",
+    GIVE_UP_AFTER_ATTEMPTS: "2",
+    HOLD_MS: "0",
+    ...env,
+  });
+  const now = () => T + 3_600_000;
+  const app = createApp({ kv, config, forwarder: idleForwarder(), log: () => {}, now });
+  const request = async (path: string, init: RequestInit = {}) => {
+    const res = await app.request(path, init);
+    return { status: res.status, json: await res.json() };
+  };
+  const post = (body: unknown) =>
+    request("/webhooks/thinkific", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+  return { kv, app, request, post };
+}
+
+function as(who: { tenant: string; user: number; email: string }, body: Webhook): Webhook {
+  body.tenant_id = who.tenant;
+  body.payload.user = { ...body.payload.user, id: who.user, email: who.email };
+  return body;
+}
+
+/** The deliveries of a school's story: who, and the body of each delivery, in order. */
+function story() {
+  const out: { user: number; tenant: string; body: Webhook }[] = [];
+  const add = (who: typeof VICTIM, body: Webhook) =>
+    out.push({ user: who.user, tenant: who.tenant, body: as(who, body) });
+  const other = { tenant: "48213", user: 2, email: "ada@example.com" };
+  const sameIdElsewhere = { tenant: "777", user: 1, email: "kept@example.com" };
+  // The victim: 30 records over two courses (more than one erasure batch), lessons in both orders.
+  for (let i = 0; i < 30; i++) {
+    const at = T + i * 60_000;
+    const course = i % 3 ? 10 : 20;
+    const lesson = lessonWebhook({ course, at, lesson: 100 + (i % 12) });
+    const progress = progressWebhook({ course, at, percentage: String(i + 1) });
+    for (const b of i % 2 ? [lesson, progress] : [progress, lesson]) {
+      add(VICTIM, structuredClone(b));
+    }
+  }
+  // An unmatched progress (gives up on its second delivery), a pending one, a lone lesson.
+  const lone = progressWebhook({ course: 10, at: T + 99 * 60_000, percentage: "80" });
+  add(VICTIM, lone);
+  add(VICTIM, structuredClone(lone));
+  add(VICTIM, progressWebhook({ course: 30, at: T + 120 * 60_000, percentage: "5" }));
+  add(VICTIM, lessonWebhook({ course: 10, at: T + 150 * 60_000, lesson: 999 }));
+  // Another learner of the same school and courses, and user 1 of another school.
+  // (Course ids are Thinkific-wide: another school has other courses.)
+  for (const [who, n, course] of [[other, 4, 10], [sameIdElsewhere, 2, 40]] as const) {
+    for (let i = 0; i < n; i++) {
+      const at = T + i * 90_000 + 7;
+      add(who, lessonWebhook({ course, at, lesson: 100 + i }));
+      add(who, progressWebhook({ course, at, percentage: String(10 * (i + 1)) }));
+    }
+    const gaveUp = progressWebhook({ course, at: T + 200 * 60_000, percentage: "90" });
+    add(who, gaveUp);
+    add(who, structuredClone(gaveUp));
+  }
+  return out;
+}
+
+/** A dump to compare: no versionstamps, no zero counters, no tombstones. */
+async function state(kv: Deno.Kv) {
+  return (await dump(kv))
+    .filter((e) => e.key[0] !== "erased")
+    .filter((e) => !(e.value instanceof Deno.KvU64 && e.value.value === 0n))
+    .map((e) => [e.key, e.value instanceof Deno.KvU64 ? e.value.value : e.value]);
+}
+
+Deno.test("erasure: no trace of the learner remains, counts reported, idempotent, no comeback", async () => {
+  const deliveries = story();
+  const full = await service();
+  const without = await service();
+  try {
+    for (const d of deliveries) {
+      const r = await full.post(d.body);
+      assert(r.status < 500, JSON.stringify(r.json));
+      if (d.tenant !== VICTIM.tenant || d.user !== VICTIM.user) await without.post(d.body);
+    }
+    const records = (await full.request("/api/records?user_id=1&tenant_id=48213")).json.records;
+    assertEquals(records.length, 30);
+
+    // The unmatched event and its body expired (RETENTION_DAYS): its id pointer and entry remain.
+    const expired = deliveries[60].body;
+    for await (const e of full.kv.list<{ id: string }>({ prefix: ["events", "48213", 1] })) {
+      if (e.value.id !== expired.id) continue;
+      await full.kv.atomic().delete(e.key).delete(eventBodyKey("48213", expired.id)).commit();
+    }
+
+    const erased = await full.request("/api/learners/48213/1", { method: "DELETE" });
+    assertEquals(erased.status, 200);
+    assertEquals(erased.json, {
+      status: "erased",
+      tenant_id: "48213",
+      user_id: 1,
+      removed: {
+        events: 62, // 30 pairs, the pending progress, the lone lesson (the unmatched one expired)
+        records: 30,
+        enrollments: 3,
+        learner_entries: 2,
+        unmatched: 2, // the progress that gave up, and the lone lesson's entry (listed later)
+        outbox: 30,
+      },
+    });
+
+    const after = await state(full.kv);
+    const expected = await state(without.kv);
+    // Course and lesson names stay (no personal data): keep only those the other story has.
+    const names = new Set(expected.map(([k]) => JSON.stringify(k)));
+    const kept = after.filter(([k]) =>
+      !((k as Deno.KvKey)[0] === "dash_course" || (k as Deno.KvKey)[0] === "dash_lesson") ||
+      names.has(JSON.stringify(k))
+    );
+    assertEquals(kept, expected);
+    assert(
+      !JSON.stringify(after, (_, v) => typeof v === "bigint" ? String(v) : v).includes("victim@"),
+    );
+
+    // Again: nothing more to remove.
+    const again = await full.request("/api/learners/48213/1", { method: "DELETE" });
+    assertEquals(Object.values(again.json.removed), [0, 0, 0, 0, 0, 0]);
+
+    // Redeliveries (a paired event, the pending progress) and a new event are refused, not stored.
+    const before = await state(full.kv);
+    for (const d of [deliveries[0], deliveries[62], deliveries[63]]) {
+      assertEquals(d.user, 1);
+      const r = await full.post(d.body);
+      assertEquals([r.status, r.json.status], [200, "erased"]);
+    }
+    const fresh = as(VICTIM, lessonWebhook({ course: 10, at: T + 500 * 60_000 }));
+    assertEquals((await full.post(fresh)).json.status, "erased");
+    assertEquals(await state(full.kv), before);
+  } finally {
+    full.kv.close();
+    without.kv.close();
+  }
+});
+
+Deno.test("erasure: bad learner paths are 400s naming the parameter; the bearer token applies", async () => {
+  const s = await service({ API_TOKEN: "erase-token" });
+  try {
+    const auth = { authorization: "Bearer erase-token" };
+    const none = await s.request("/api/learners/48213/1", { method: "DELETE" });
+    assertEquals(none.status, 401);
+    for (
+      const [path, name] of [["48213/abc", "userId"], ["48213/0", "userId"], [
+        "a%20b/1",
+        "tenantId",
+      ]]
+    ) {
+      const r = await s.request(`/api/learners/${path}`, { method: "DELETE", headers: auth });
+      assertEquals(r.status, 400, path);
+      assert(String(r.json.error).includes(name), r.json.error);
+    }
+    const ok = await s.request("/api/learners/48213/5", { method: "DELETE", headers: auth });
+    assertEquals([ok.status, ok.json.removed.events], [200, 0]);
+  } finally {
+    s.kv.close();
+  }
+});
+
+Deno.test("erasure: a delivery in flight when the tombstone lands writes nothing", async () => {
+  const real = await Deno.openKv(":memory:");
+  let armed = true;
+  // The erasure's tombstone is written between the collator's reads and its commit.
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = async () => {
+            if (armed) {
+              armed = false;
+              await target.set(erasedKey("48213", 5000049), {
+                erased_at: new Date().toISOString(),
+              });
+            }
+            return await commit();
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const h = await harness({}, kv);
+  try {
+    const r = await h.post(lessonWebhook());
+    assertEquals([r.status, r.json.status], [200, "erased"]);
+    assertEquals((await dump(real)).map((e) => e.key[0]), ["erased"]);
+  } finally {
+    real.close();
+  }
+});
