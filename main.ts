@@ -17,8 +17,9 @@ import {
   webhookDestination,
 } from "./lib/forward/forwarder.ts";
 import { importStandardKey } from "./lib/forward/standard_webhooks.ts";
+import { createHolds } from "./lib/hold.ts";
 import { createApp } from "./lib/http/app.ts";
-import { describeKv, openKv } from "./lib/kv.ts";
+import { describeKv, openKv, wakeModeOf } from "./lib/kv.ts";
 import { jsonLogger } from "./lib/log.ts";
 import { observeBacklog } from "./lib/telemetry.ts";
 
@@ -74,7 +75,11 @@ if (forwarder) {
   forwarder.kick();
 }
 
-export const app = createApp({ kv, config, log: jsonLogger, forwarder });
+/** Held deliveries of this process: closed on shutdown, so they answer the pending status at once. */
+export const holds = createHolds(kv, { mode: wakeModeOf(config) });
+export const app = createApp({ kv, config, log: jsonLogger, forwarder, holds });
+// Deno Deploy stops an isolate with "beforeunload"; `start.ts` also listens for SIGTERM and SIGINT.
+globalThis.addEventListener("beforeunload", () => holds.close());
 // OpenTelemetry gauges (no-ops unless OTEL_DENO=true): unmatched events, pending outbox entries.
 observeBacklog(kv);
 

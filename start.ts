@@ -1,12 +1,15 @@
 /**
  * `deno task start`: serves `main.ts` on `PORT` (default 8000). A port that cannot be listened on
- * (in use, not allowed) stops it with one line on stderr naming `PORT`, exit 1.
+ * (in use, not allowed) stops it with one line on stderr naming `PORT`, exit 1. On SIGTERM or
+ * SIGINT, held deliveries answer the pending status at once, requests in flight finish, then it
+ * exits.
  * @module
  */
-import { app, config, logReady } from "./main.ts";
+import { app, config, holds, logReady } from "./main.ts";
 
+let server: Deno.HttpServer | undefined;
 try {
-  Deno.serve({
+  server = Deno.serve({
     port: config.port,
     onListen: ({ hostname, port }) => {
       logReady();
@@ -19,4 +22,14 @@ try {
     : `cannot be listened on (${(err as Error).message.split("\n")[0]})`;
   console.error(`PORT ${config.port} ${reason}`);
   Deno.exit(1);
+}
+
+async function shutdown(signal: string) {
+  console.log(JSON.stringify({ msg: "shutting down", signal, held: holds.waiting }));
+  holds.close();
+  await server?.shutdown();
+  Deno.exit(0);
+}
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, () => void shutdown(signal));
 }

@@ -60,6 +60,7 @@ export async function startServer(
   return {
     url,
     output,
+    child,
     /** Kills the process at once, as a crash would (no graceful shutdown). */
     async crash() {
       child.kill("SIGKILL");
@@ -67,7 +68,11 @@ export async function startServer(
       await drained;
     },
     async close() {
-      child.kill("SIGTERM");
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
       await child.status;
       await drained;
     },

@@ -164,3 +164,19 @@ Deno.test('config: a busy PORT stops start-up in one line naming PORT, before an
     listener.close();
   }
 });
+
+Deno.test("config: holding, the unmatched horizon, and give-up counts that cannot work", () => {
+  const d = parseConfig({});
+  assertEquals([d.holdMs, d.unmatchedAfterMs], [1500, 72 * 3_600_000]);
+  const c = parseConfig({ HOLD_MS: "0", UNMATCHED_AFTER_HOURS: "2" });
+  assertEquals([c.holdMs, c.unmatchedAfterMs], [0, 7_200_000]);
+  // A first delivery never pairs inexactly, so with one delivery an inexact pair could never be made.
+  assert.throws(() => parseConfig({ GIVE_UP_AFTER_ATTEMPTS: "1" }), /GIVE_UP_AFTER_ATTEMPTS/);
+  assert.throws(() => parseConfig({ HOLD_MS: "30001" }), /HOLD_MS/);
+  assert.throws(() => parseConfig({ HOLD_MS: "-1" }), /HOLD_MS/);
+  // A lone event would expire before it is listed.
+  assert.throws(
+    () => parseConfig({ RETENTION_DAYS: "2", UNMATCHED_AFTER_HOURS: "48" }),
+    /UNMATCHED_AFTER_HOURS/,
+  );
+});

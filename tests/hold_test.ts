@@ -1,0 +1,126 @@
+/**
+ * Held deliveries (`HOLD_MS`): a pending logic-channel delivery waits for its counterpart and
+ * answers with the record; `HOLD_MS=0`; an inexact counterpart already stored is not waited for;
+ * shutdown answers held deliveries at once; a counterpart posted to another process on the same
+ * database file wakes the held delivery (a poll of the enrollment's key).
+ *
+ * Waits here are bounded far above what they take (a held delivery is woken in milliseconds), so
+ * a delivery that is never woken fails the test instead of passing when its hold runs out.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  BASE_TIME,
+  lessonWebhook,
+  progressWebhook,
+  SECRET,
+  signedInit,
+  tempDir,
+} from "./_helpers.ts";
+import { postTo, startServer } from "./_server.ts";
+import { parseConfig } from "../lib/config.ts";
+import { createHolds, type Holds } from "../lib/hold.ts";
+import { createApp } from "../lib/http/app.ts";
+
+/** Rejects if `p` has not settled within `ms`: the delivery was not woken. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+async function until(cond: () => boolean, what: string) {
+  for (let i = 0; !cond(); i++) {
+    if (i > 500) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function app(holdMs: number) {
+  const kv = await Deno.openKv(":memory:");
+  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: String(holdMs) });
+  const holds: Holds = createHolds(kv, { mode: "memory" });
+  const a = createApp({ kv, config, holds, log: () => {} });
+  const post = async (body: unknown) => {
+    const res = await a.request("/webhooks/thinkific", await signedInit(body));
+    return { status: res.status, json: await res.json() as Record<string, unknown> };
+  };
+  return { kv, holds, post, [Symbol.dispose]: () => kv.close() };
+}
+
+Deno.test("hold: a progress arriving first is answered with its record when its lesson comes", async () => {
+  using s = await app(20_000);
+  const progress = progressWebhook({ at: BASE_TIME });
+  const held = s.post(progress);
+  await until(() => s.holds.waiting === 1, "the progress is held");
+  const lesson = await s.post(lessonWebhook({ at: BASE_TIME }));
+  assertEquals([lesson.status, lesson.json.status], [200, "collated"]);
+  const answer = await within(held, 5_000, "the held progress");
+  assertEquals([answer.status, answer.json.status], [200, "collated"]);
+  const record = answer.json.record as Record<string, unknown>;
+  assertEquals(record.progress_event_id, progress.id);
+  assertEquals(record, lesson.json.record);
+  assertEquals(s.holds.waiting, 0);
+});
+
+Deno.test("hold: HOLD_MS=0 answers the pending status at once", async () => {
+  using s = await app(0);
+  const answer = await within(s.post(progressWebhook({ at: BASE_TIME })), 5_000, "HOLD_MS=0");
+  assertEquals([answer.status, answer.json.status], [409, "pending"]);
+  assertEquals(s.holds.waiting, 0);
+});
+
+Deno.test("hold: a progress whose inexact lesson is already stored is not held", async () => {
+  using s = await app(20_000);
+  assertEquals((await s.post(lessonWebhook({ at: BASE_TIME }))).json.status, "stored");
+  const answer = await within(s.post(progressWebhook({ at: BASE_TIME + 3 })), 5_000, "inexact");
+  assertEquals([answer.status, answer.json.status], [409, "pending"]);
+});
+
+Deno.test("hold: closing the holds (shutdown) answers a held delivery at once", async () => {
+  using s = await app(20_000);
+  const held = s.post(progressWebhook({ at: BASE_TIME }));
+  await until(() => s.holds.waiting === 1, "the progress is held");
+  s.holds.close();
+  const answer = await within(held, 5_000, "shutdown");
+  assertEquals([answer.status, answer.json.status], [409, "pending"]);
+  // Later deliveries are not held either.
+  const next = await within(s.post(progressWebhook({ at: BASE_TIME + 5_000 })), 5_000, "after");
+  assertEquals(next.status, 409);
+});
+
+Deno.test("hold: a lesson posted to another process on the same file wakes the held progress", async () => {
+  await using dir = await tempDir();
+  const env = { KV_PATH: `${dir.path}/kv.sqlite3`, HOLD_MS: "20000" };
+  const a = await startServer(env);
+  const b = await startServer(env);
+  try {
+    const progress = progressWebhook({ at: BASE_TIME, user: 31 });
+    const held = postTo(a.url, progress);
+    await new Promise((r) => setTimeout(r, 300)); // the progress is stored and held in A
+    const lesson = await postTo(b.url, lessonWebhook({ at: BASE_TIME, user: 31 }));
+    assertEquals(lesson.json.status, "collated");
+    const answer = await within(held, 8_000, "the progress held in the other process");
+    assertEquals([answer.status, answer.json.status], [200, "collated"]);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("hold: SIGTERM answers a held delivery with the pending status, then the server exits", async () => {
+  await using dir = await tempDir();
+  const server = await startServer({ KV_PATH: `${dir.path}/kv.sqlite3`, HOLD_MS: "20000" });
+  try {
+    const held = postTo(server.url, progressWebhook({ at: BASE_TIME, user: 32 }));
+    await new Promise((r) => setTimeout(r, 300));
+    server.child.kill("SIGTERM");
+    const answer = await within(held, 8_000, "the held delivery on SIGTERM");
+    assertEquals([answer.status, answer.json.status], [409, "pending"]);
+    const status = await within(server.child.status, 8_000, "the server's exit");
+    assert(status.success, `exit code ${status.code}`);
+  } finally {
+    await server.close();
+  }
+});
