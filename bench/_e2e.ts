@@ -3,7 +3,14 @@
  * against the baseline, alternating.
  * @module
  */
-import { type Load, makeLoad, type RecordCheck, runLoad, verifyRecords } from "./_load.ts";
+import {
+  type Load,
+  makeLoad,
+  type RecordCheck,
+  runLoad,
+  type RunOptions,
+  verifyRecords,
+} from "./_load.ts";
 import { BENCH_SECRET, readIo, type ServerKind, spawnServer } from "./_proc.ts";
 import { median } from "./_stats.ts";
 
@@ -27,6 +34,10 @@ export interface E2eRun {
   expectedEvents: number;
   records: RecordCheck;
   failures: string[];
+  /** Per paired progress event: ms from its first delivery to its 200 `collated`. */
+  recordWaitMs: number[];
+  /** Paired progress events that needed a sender retry. */
+  recordsAfterRetry: number;
 }
 
 export interface E2eLoads {
@@ -55,16 +66,17 @@ export async function runE2e(
   kind: ServerKind,
   loads: E2eLoads,
   concurrency = 32,
+  options: { env?: Record<string, string>; load?: RunOptions } = {},
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: `bench-${kind}-` });
-  const server = await spawnServer(kind, dir).catch(async (err) => {
+  const server = await spawnServer(kind, dir, options.env).catch(async (err) => {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw err;
   });
   try {
-    await runLoad(server.url, loads.warmup, { concurrency });
+    await runLoad(server.url, loads.warmup, { concurrency, ...options.load });
     const io0 = await readIo(server.pid);
-    const r = await runLoad(server.url, loads.main, { concurrency });
+    const r = await runLoad(server.url, loads.main, { concurrency, ...options.load });
     const io1 = await readIo(server.pid);
     const records = await verifyRecords(server.url, [loads.warmup, loads.main]);
     const mem = await server.close();
@@ -85,6 +97,8 @@ export async function runE2e(
       expectedEvents: r.expectedEvents,
       records,
       failures: r.failures,
+      recordWaitMs: r.recordWaitMs,
+      recordsAfterRetry: r.recordsAfterRetry,
     };
   } catch (err) {
     await server.close().catch(() => {});

@@ -231,6 +231,8 @@ export interface RunOptions {
   /** Delay before a 409 is retried, ms (default 20..50). */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** Instead: the n-th retry of an event waits `retryDoublingMs * 2^(n-1)` ms (5, 10, 20, …). */
+  retryDoublingMs?: number;
   /** Deliveries of one event before the generator gives up on it (default 200). */
   maxAttempts?: number;
   seed?: number;
@@ -248,6 +250,13 @@ export interface RunResult {
   acceptedEvents: number;
   /** Deliveries the generator gave up on (never answered 2xx). */
   failures: string[];
+  /**
+   * Per `enrollment.progress` event answered 200 `collated`: ms from the start of its first
+   * delivery to that answer (its time to record, as the sender sees it).
+   */
+  recordWaitMs: number[];
+  /** Of those, how many needed more than one delivery (waited for a sender retry). */
+  recordsAfterRetry: number;
   eventsPerSec: number;
   requestsPerSec: number;
   p50Ms: number;
@@ -279,6 +288,9 @@ export async function runLoad(url: string, load: Load, opts: RunOptions = {}): P
   const statuses: Record<string, number> = {};
   const accepted = new Set<string>();
   const failures: string[] = [];
+  const firstSent = new Map<string, number>();
+  const recordWaitMs: number[] = [];
+  let recordsAfterRetry = 0;
 
   const retryLater = (d: Delivery, ms: number) => {
     timers++;
@@ -293,21 +305,34 @@ export async function runLoad(url: string, load: Load, opts: RunOptions = {}): P
     const n = (attempts.get(d) ?? 0) + 1;
     attempts.set(d, n);
     const started = performance.now();
+    if (!firstSent.has(d.eventId)) firstSent.set(d.eventId, started);
     let status = 0;
+    let collated = false;
     try {
       const res = await fetch(endpoint, deliveryInit(d));
-      await res.arrayBuffer();
+      const text = new TextDecoder().decode(await res.arrayBuffer());
       status = res.status;
+      collated = d.topic === PROGRESS && status === 200 && text.includes('"status":"collated"');
     } catch {
       status = 0; // connection error: retried like a 5xx
     }
-    latencies.push(performance.now() - started);
+    const ended = performance.now();
+    latencies.push(ended - started);
     statuses[status] = (statuses[status] ?? 0) + 1;
+    if (collated && !accepted.has(d.eventId)) {
+      recordWaitMs.push(ended - firstSent.get(d.eventId)!);
+      if (n > 1) recordsAfterRetry++;
+    }
     if (status >= 200 && status < 300) {
       accepted.add(d.eventId);
     } else if (status === 409 || status === 0 || status >= 500) {
+      const wait = status !== 409
+        ? 100
+        : opts.retryDoublingMs
+        ? Math.min(30_000, opts.retryDoublingMs * 2 ** (n - 1))
+        : randInt(random, retryMin, retryMax);
       if (n >= maxAttempts) failures.push(`${d.eventId}: gave up after ${n} (last ${status})`);
-      else retryLater(d, status === 409 ? randInt(random, retryMin, retryMax) : 100);
+      else retryLater(d, wait);
     } else {
       failures.push(`${d.eventId}: answered ${status}`);
     }
@@ -343,6 +368,8 @@ export async function runLoad(url: string, load: Load, opts: RunOptions = {}): P
     expectedEvents: load.pairs.length * 2,
     acceptedEvents: accepted.size,
     failures,
+    recordWaitMs,
+    recordsAfterRetry,
     eventsPerSec: accepted.size / (wallMs / 1000),
     requestsPerSec: latencies.length / (wallMs / 1000),
     p50Ms: quantile(latencies, 0.5),

@@ -10,6 +10,7 @@
  * waits (calls issued while another is in flight, e.g. under `Promise.all`, share one wait).
  * @module
  */
+import { serialize } from "node:v8";
 import { parseConfig } from "../lib/config.ts";
 import { createApp } from "../lib/http/app.ts";
 import { silentLogger } from "../lib/log.ts";
@@ -35,6 +36,9 @@ export interface StepCount {
   /** Mutations (set, sum, max, delete …) and checks in its successful commit, mean. */
   mutationsMean: number;
   checksMean: number;
+  /** Deno Deploy write units (1 KiB per key written) and read units (4 KiB per key read), mean. */
+  writeUnitsMean: number;
+  readUnitsMean: number;
   /** Mean per webhook, by call kind. */
   byKind: Record<KvCall, number>;
   /** Webhooks answered otherwise than expected. */
@@ -51,11 +55,32 @@ export interface RoundTrips {
   commonWaitsMax: number;
 }
 
+interface Tracked {
+  inflight: number;
+  waits: number;
+  mutations: number;
+  checks: number;
+  /** Deno Deploy's billing units: a write unit per KiB written per key, a read unit per 4 KiB read. */
+  writeUnits: number;
+  readUnits: number;
+}
+
+/** Bytes of a value as Deno KV stores it (V8 serialization; raw bytes as they are). */
+function storedBytes(value: unknown): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (value instanceof Deno.KvU64) return 8;
+  return serialize(value).byteLength;
+}
+
+function keyBytesOf(key: Deno.KvKey): number {
+  return serialize(key).byteLength;
+}
+
+const readUnitsOf = (e: Deno.KvEntryMaybe<unknown>) =>
+  e.versionstamp === null ? 0 : Math.max(1, Math.ceil(storedBytes(e.value) / 4096));
+
 /** Counts sequential waits: a call started while none is in flight begins a new one. */
-function trackWaits(
-  kv: Deno.Kv,
-  s: { inflight: number; waits: number; mutations: number; checks: number },
-): Deno.Kv {
+function trackWaits(kv: Deno.Kv, s: Tracked): Deno.Kv {
   const track = <T>(run: () => Promise<T>): Promise<T> => {
     if (s.inflight === 0) s.waits++;
     s.inflight++;
@@ -65,7 +90,12 @@ function trackWaits(
     get(target, prop) {
       if (prop === "get" || prop === "getMany") {
         const fn = Reflect.get(target, prop, target) as (...a: unknown[]) => Promise<unknown>;
-        return (...args: unknown[]) => track(() => fn.apply(target, args));
+        return (...args: unknown[]) =>
+          track(() => fn.apply(target, args)).then((got) => {
+            const entries = (Array.isArray(got) ? got : [got]) as Deno.KvEntryMaybe<unknown>[];
+            for (const e of entries) s.readUnits += readUnitsOf(e);
+            return got;
+          });
       }
       if (prop === "list") {
         return (...args: Parameters<Deno.Kv["list"]>) => {
@@ -76,9 +106,13 @@ function trackWaits(
               return this;
             },
             next: () => {
-              if (!first) return iter.next();
+              const counted = (r: IteratorResult<Deno.KvEntry<unknown>>) => {
+                if (!r.done) s.readUnits += readUnitsOf(r.value);
+                return r;
+              };
+              if (!first) return iter.next().then(counted);
               first = false; // one batch: later steps of a short list cost no round trip
-              return track(() => iter.next());
+              return track(() => iter.next()).then(counted);
             },
             get cursor() {
               return iter.cursor;
@@ -91,12 +125,22 @@ function trackWaits(
           const op = target.atomic();
           let mutations = 0;
           let checks = 0;
+          let units = 0;
+          const unitsOf = (key: Deno.KvKey, value?: unknown) =>
+            Math.max(
+              1,
+              Math.ceil((keyBytesOf(key) + (value === undefined ? 0 : storedBytes(value))) / 1024),
+            );
           const proxy: Deno.AtomicOperation = new Proxy(op, {
             get(o, name) {
               if (name === "commit") {
                 return () =>
                   track(() => o.commit()).then((res) => {
-                    if (res.ok) (s.mutations += mutations, s.checks += checks);
+                    if (res.ok) {
+                      s.mutations += mutations;
+                      s.checks += checks;
+                      s.writeUnits += units;
+                    }
                     return res;
                   });
               }
@@ -104,8 +148,14 @@ function trackWaits(
               if (typeof value !== "function") return value;
               return (...args: unknown[]) => {
                 if (name === "check") checks += args.length;
-                else if (["set", "sum", "min", "max", "delete", "enqueue"].includes(String(name))) {
+                else if (name === "mutate") {
+                  for (const m of args as Deno.KvMutation[]) {
+                    mutations++;
+                    units += unitsOf(m.key, "value" in m ? m.value : undefined);
+                  }
+                } else if (["set", "sum", "min", "max", "delete"].includes(String(name))) {
                   mutations++;
+                  units += unitsOf(args[0] as Deno.KvKey, name === "delete" ? undefined : args[1]);
                 }
                 const result = value.apply(o, args);
                 return result === o ? proxy : result;
@@ -125,9 +175,17 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
   const dir = await Deno.makeTempDir({ prefix: "bench-roundtrips-" });
   const counts: Record<KvCall, number> = { get: 0, getMany: 0, list: 0, commit: 0 };
   const raw = await Deno.openKv(`${dir}/kv.sqlite3`);
-  const waits = { inflight: 0, waits: 0, mutations: 0, checks: 0 };
+  const waits: Tracked = {
+    inflight: 0,
+    waits: 0,
+    mutations: 0,
+    checks: 0,
+    writeUnits: 0,
+    readUnits: 0,
+  };
   const kv = instrumentKv(trackWaits(raw, waits), { before: (call) => void counts[call]++ });
-  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: BENCH_SECRET });
+  // Sequential deliveries: a held progress would only wait out HOLD_MS here.
+  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: BENCH_SECRET, HOLD_MS: "0" });
   const app = createApp({ kv, config, log: silentLogger });
 
   const steps = new Map<
@@ -138,6 +196,8 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
       w: number[];
       m: number[];
       c: number[];
+      wu: number[];
+      ru: number[];
       kinds: number[][];
       bad: number;
     }
@@ -147,10 +207,15 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
     const waitsBefore = waits.waits;
     const mutationsBefore = waits.mutations;
     const checksBefore = waits.checks;
+    const wuBefore = waits.writeUnits;
+    const ruBefore = waits.readUnits;
     const res = await app.request("/webhooks/thinkific", deliveryInit(d));
     await res.arrayBuffer();
     const delta = KINDS.map((k, i) => counts[k] - before[i]);
-    const s = steps.get(step) ?? { expect, n: [], w: [], m: [], c: [], kinds: [], bad: 0 };
+    const s = steps.get(step) ??
+      { expect, n: [], w: [], m: [], c: [], wu: [], ru: [], kinds: [], bad: 0 };
+    s.wu.push(waits.writeUnits - wuBefore);
+    s.ru.push(waits.readUnits - ruBefore);
     s.m.push(waits.mutations - mutationsBefore);
     s.c.push(waits.checks - checksBefore);
     s.n.push(delta.reduce((a, b) => a + b, 0));
@@ -193,6 +258,8 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
       waitsMax: Math.max(...s.w),
       mutationsMean: mean(s.m),
       checksMean: mean(s.c),
+      writeUnitsMean: mean(s.wu),
+      readUnitsMean: mean(s.ru),
       byKind: Object.fromEntries(
         KINDS.map((k, i) => [k, s.kinds.reduce((a, row) => a + row[i], 0) / s.kinds.length]),
       ) as Record<KvCall, number>,

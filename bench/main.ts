@@ -10,7 +10,9 @@
  *
  * Sections: `--e2e` (1, end to end over HTTP), `--baseline` (2, alternating with the baseline
  * server), `--roundtrips` (3, KV round trips per webhook), `--growth` (4, pairing cost as stored
- * data grows), `--coldstart` (5). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
+ * data grows), `--coldstart` (5), `--variants` (6, group commit and holding, each alone and
+ * together, under two sender shapes), `--wait` (7, time to record with retries 30 s apart).
+ * Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
  * @module
  */
 import { measureColdStart } from "./_coldstart.ts";
@@ -19,8 +21,17 @@ import { measureGrowth } from "./_growth.ts";
 import { cpuModel } from "./_proc.ts";
 import { countRoundTrips } from "./_roundtrips.ts";
 import { fmt, mib, round, table } from "./_stats.ts";
+import { compareVariants, measureRecordWait } from "./_variants.ts";
 
-const SECTIONS = ["e2e", "baseline", "roundtrips", "growth", "coldstart"] as const;
+const SECTIONS = [
+  "e2e",
+  "baseline",
+  "roundtrips",
+  "growth",
+  "coldstart",
+  "variants",
+  "wait",
+] as const;
 type Section = typeof SECTIONS[number];
 
 interface Options {
@@ -113,7 +124,8 @@ async function main() {
   const text: string[] = [];
   const started = performance.now();
 
-  const needLoads = opts.sections.has("e2e") || opts.sections.has("baseline");
+  const needLoads = opts.sections.has("e2e") || opts.sections.has("baseline") ||
+    opts.sections.has("variants");
   const loads = needLoads ? await makeE2eLoads(opts.pairs) : null;
 
   if (opts.sections.has("e2e") && loads) {
@@ -236,6 +248,8 @@ async function main() {
           "commit",
           "mutations",
           "checks",
+          "write units",
+          "read units",
           "status ok",
         ],
         ...r.steps.map((s) => [
@@ -251,6 +265,8 @@ async function main() {
           fmt(s.byKind.commit, 2),
           fmt(s.mutationsMean, 1),
           fmt(s.checksMean, 1),
+          fmt(s.writeUnitsMean, 1),
+          fmt(s.readUnitsMean, 1),
           s.unexpected ? `${s.unexpected} unexpected` : `all ${s.expectStatus}`,
         ]),
         [
@@ -260,6 +276,8 @@ async function main() {
           String(r.commonMax),
           fmt(r.commonWaitsMean, 2),
           String(r.commonWaitsMax),
+          "",
+          "",
           "",
           "",
           "",
@@ -341,6 +359,95 @@ async function main() {
           `${fmt(c.maxMs, 0)} ms`,
           c.runs.map((t) => t.toFixed(0)).join(", "),
         ],
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("variants") && loads) {
+    log(`6. group commit and holding, ${opts.rounds} rounds, two sender shapes …`);
+    const v = await compareVariants(loads, opts.rounds, log);
+    out.variants = v;
+    for (const shape of new Set(v.map((f) => f.shape))) {
+      const both = v.find((f) => f.shape === shape && f.variant === "both (defaults)")!;
+      targets.push({
+        name: `vs baseline, ${shape}: events/s ratio`,
+        target: ">= 1.0",
+        measured: fmt(both.eventsRatio, 2),
+        holds: both.eventsRatio >= 1,
+      }, {
+        name: `vs baseline, ${shape}: p99 ratio`,
+        target: "<= 1.0",
+        measured: fmt(both.p99Ratio, 2),
+        holds: both.p99Ratio <= 1,
+      });
+    }
+    text.push(
+      `6. Group commit and held deliveries, each alone and together, against the baseline ` +
+        `(${opts.pairs} pairs, concurrency 32, ${opts.rounds} rounds alternating, medians)`,
+      table([
+        [
+          "sender",
+          "server",
+          "events/s",
+          "ratio",
+          "p50 ms",
+          "p99 ms",
+          "p99 ratio",
+          "requests/event",
+          "pairs after a retry",
+          "writes/event",
+          "records",
+        ],
+        ...v.map((f) => [
+          f.shape,
+          f.variant,
+          fmt(f.eventsPerSec, 0),
+          fmt(f.eventsRatio, 2),
+          fmt(f.p50Ms, 1),
+          fmt(f.p99Ms, 1),
+          fmt(f.p99Ratio, 2),
+          fmt(f.requestsPerEvent, 2),
+          `${fmt(f.afterRetryShare * 100, 1)}%`,
+          `${fmt(f.writeKiBPerEvent, 1)} KiB`,
+          f.recordsOk ? "ok" : "FAILED",
+        ]),
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("wait")) {
+    const pairs = opts.quick ? 200 : 1000;
+    log(`7. time to record, retries 30 s apart: ${pairs} pairs, 16 senders …`);
+    const w = await measureRecordWait(await makeE2eLoads(pairs), log);
+    out.wait = w;
+    const held = w.find((r) => r.variant === "both (defaults)")!;
+    targets.push({
+      name: "time to record p99 (first delivery to 200), retries 30 s apart",
+      target: "< 2 s",
+      measured: `${fmt(held.p99Ms, 0)} ms`,
+      holds: held.p99Ms < 2000,
+    }, {
+      name: "pairs waiting for a sender retry",
+      target: "<= 1%",
+      measured: `${fmt(held.afterRetryShare * 100, 2)}%`,
+      holds: held.afterRetryShare <= 0.01,
+    });
+    text.push(
+      `7. Time to record: a paired enrollment.progress from its first delivery to its 200, ` +
+        `the sender retrying a 409 after 30 s (${pairs} pairs, 16 senders)`,
+      table([
+        ["server", "pairs", "p50 ms", "p99 ms", "max ms", "after a retry", "wall s"],
+        ...w.map((r) => [
+          r.variant,
+          String(r.pairs),
+          fmt(r.p50Ms, 0),
+          fmt(r.p99Ms, 0),
+          fmt(r.maxMs, 0),
+          `${r.afterRetry} (${fmt(r.afterRetryShare * 100, 2)}%)`,
+          fmt(r.wallMs / 1000, 1),
+        ]),
       ]),
       "",
     );

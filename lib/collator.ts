@@ -20,6 +20,7 @@
  * @module
  */
 import type { Holds } from "./hold.ts";
+import type { Lanes } from "./lanes.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
 import { type EventIdentity, readCluster, readView } from "./store/events.ts";
@@ -45,6 +46,8 @@ export interface CollatorDeps {
   committer: Committer;
   /** Held deliveries of this process (none: pending deliveries answer at once). */
   holds?: Holds;
+  /** Deliveries of one enrollment run one at a time in this process (none: all at once). */
+  lanes?: Lanes;
 }
 
 /** Too many concurrent writers: the caller should answer 503 and let the sender retry. */
@@ -137,7 +140,9 @@ export async function collate(
   for (;;) {
     const left = holdMs - (performance.now() - started);
     const holding = mayHold && left > 0 && !deps.holds!.closed;
-    const p = await pass(deps, event, body, options, { counted, mayGiveUp: !holding });
+    const flags = { counted, mayGiveUp: !holding };
+    const run = () => pass(deps, event, body, options, flags);
+    const p = deps.lanes ? await deps.lanes.run(enrollmentTag(event), run) : await run();
     counted = true;
     // Held only while its counterpart is not stored: a pending inexact pair rides on retries.
     if (p.outcome.status !== "pending" || !holding || !p.alone) return p.outcome;

@@ -32,6 +32,8 @@ export interface Config {
   holdMs: number;
   /** A lone companion event is listed as unmatched this long after it was received. */
   unmatchedAfterMs: number;
+  /** Commit plans merged into one KV commit at most (1: every request commits alone). */
+  commitBatchMax: number;
   maxBodyBytes: number;
   retentionDays: number;
   /** Where every record is POSTed as a Standard Webhooks message (unset: not forwarded). */
@@ -114,6 +116,7 @@ const envSchema = z.object({
   GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 2, 1000, 10),
   HOLD_MS: int("HOLD_MS", 0, 30_000, 1500),
   UNMATCHED_AFTER_HOURS: int("UNMATCHED_AFTER_HOURS", 0, 87_600, 72),
+  COMMIT_BATCH_MAX: int("COMMIT_BATCH_MAX", 1, 64, 64),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
   FORWARD_URL: z.string().trim().optional().transform((raw, ctx) => {
@@ -206,6 +209,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     giveUpAfterAttempts: e.GIVE_UP_AFTER_ATTEMPTS,
     holdMs: e.HOLD_MS,
     unmatchedAfterMs: e.UNMATCHED_AFTER_HOURS * 3_600_000,
+    commitBatchMax: e.COMMIT_BATCH_MAX,
     maxBodyBytes: e.MAX_BODY_BYTES,
     retentionDays: e.RETENTION_DAYS,
     forwardUrl: e.FORWARD_URL,

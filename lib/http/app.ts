@@ -14,6 +14,7 @@ import { ContentionError } from "../collator.ts";
 import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import { createHolds, type Holds } from "../hold.ts";
+import { createLanes } from "../lanes.ts";
 import { wakeModeOf } from "../kv.ts";
 import { type Committer, createCommitter } from "../store/committer.ts";
 import { jsonLogger, type Logger } from "../log.ts";
@@ -43,12 +44,14 @@ const RETRY_AFTER_SECONDS = "5";
 /** Builds the application. */
 export function createApp(deps: AppDeps): Hono {
   const log = deps.log ?? jsonLogger;
-  const committer = deps.committer ?? createCommitter(deps.kv);
+  const committer = deps.committer ??
+    createCommitter(deps.kv, { maxPlans: deps.config.commitBatchMax });
   const holds = deps.holds ?? createHolds(deps.kv, { mode: wakeModeOf(deps.config) });
+  const lanes = createLanes();
   const app = new Hono();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds }));
+  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds, lanes }));
   app.route("/api", apiRoutes(deps));
   app.route("/", dashboardRoutes(deps));
 

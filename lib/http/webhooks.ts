@@ -15,6 +15,7 @@ import { collate, type Outcome } from "../collator.ts";
 import { type Config, LESSON_TOPIC } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import type { Holds } from "../hold.ts";
+import type { Lanes } from "../lanes.ts";
 import type { Committer } from "../store/committer.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
@@ -34,6 +35,7 @@ export interface WebhookDeps {
   now?: () => number;
   committer: Committer;
   holds?: Holds;
+  lanes?: Lanes;
 }
 
 interface LogFields {
@@ -73,7 +75,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log, forwarder, committer, holds } = deps;
+  const { kv, config, log, forwarder, committer, holds, lanes } = deps;
   const key = config.webhookSecret ? importSigningKey(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -146,7 +148,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     const event = parsed.event;
     Object.assign(fields, { topic: event.topic, event_id: event.id });
     const outcome = await retryWhenBusy(() =>
-      collate({ kv, committer, holds }, event, body, {
+      collate({ kv, committer, holds, lanes }, event, body, {
         ...config,
         forwardTo: forwarder?.destinations,
         now: deps.now,

@@ -10,9 +10,12 @@
  *   Plans that only mutate the same keys may share one: mutations apply in order, as two commits
  *   would.
  * - A merged commit stays within Deno KV's atomic limits.
- * - When a merged commit fails (a check lost to another writer), its plans are committed one by
- *   one, so each request learns whether its own plan held; a request whose plan failed re-reads
- *   and decides again, as it would after a lone commit.
+ * - A plan that checks a key this committer has since written at a newer version cannot succeed:
+ *   it is answered `{ ok: false }` without a commit (its request re-reads and decides again), so
+ *   it never fails a merged commit.
+ * - When a merged commit fails all the same (a check lost to another process), it is split in
+ *   halves, each committed merged again, down to single plans, so each request learns whether its
+ *   own plan held; a request whose plan failed re-reads and decides again, as after a lone commit.
  * - A plan Deno KV would refuse (a key or value too large) is committed alone, so it fails only its
  *   own request, and a merged commit that throws is retried plan by plan in the same way.
  * - A plan past its deadline is answered `{ ok: false }` without being committed.
@@ -28,7 +31,7 @@
  * @module
  */
 import { ATOMIC_LIMITS, MAX_PLANS_PER_COMMIT } from "./limits.ts";
-import type { CommitPlan, PlanSize } from "./plan.ts";
+import { type CommitPlan, keyId, type PlanSize } from "./plan.ts";
 import { isBusyError } from "./retry.ts";
 
 /** What the committer answers for one plan. */
@@ -48,8 +51,10 @@ export interface CommitterStats {
   commits: number;
   /** Plans answered. */
   plans: number;
-  /** Merged commits that failed and were retried plan by plan. */
+  /** Merged commits that failed and were split. */
   fallbacks: number;
+  /** Plans answered `{ ok: false }` without a commit: they checked a key since written here. */
+  stale: number;
   /** The largest number of plans in one commit. */
   largestBatch: number;
 }
@@ -57,6 +62,8 @@ export interface CommitterStats {
 interface Waiting {
   plan: CommitPlan;
   size: PlanSize;
+  /** Deno KV would refuse it: committed alone. */
+  alone: boolean;
   keys: { checked: Set<string>; mutated: Set<string> };
   resolve(result: PlanResult): void;
   reject(err: unknown): void;
@@ -88,7 +95,15 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   const maxPlans = Math.max(1, options.maxPlans ?? MAX_PLANS_PER_COMMIT);
   const now = options.now ?? (() => performance.now());
   const queue: Waiting[] = [];
-  const stats: CommitterStats = { commits: 0, plans: 0, fallbacks: 0, largestBatch: 0 };
+  const stats: CommitterStats = {
+    commits: 0,
+    plans: 0,
+    fallbacks: 0,
+    stale: 0,
+    largestBatch: 0,
+  };
+  /** Keys this committer wrote, with the version it wrote them at (bounded, see `remember`). */
+  const written = new Map<string, { versionstamp: string; exists: boolean }>();
   let running = false;
 
   /** Takes the next batch from the queue: compatible plans, in queue order, within the limits. */
@@ -97,7 +112,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     const total: PlanSize = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
     for (let i = 0; i < queue.length && batch.length < maxPlans;) {
       const w = queue[i];
-      const alone = w.plan.problem() !== null;
+      const alone = w.alone;
       if (alone && batch.length > 0) {
         i++;
         continue;
@@ -117,28 +132,28 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     return batch;
   }
 
-  async function commitOne(w: Waiting) {
-    stats.commits++;
-    stats.plans++;
-    try {
-      w.resolve(await w.plan.applyTo(kv.atomic()).commit());
-    } catch (err) {
-      w.reject(err);
+  /** Notes the keys a successful commit wrote. */
+  function remember(batch: Waiting[], versionstamp: string) {
+    if (written.size > 100_000) written.clear();
+    for (const w of batch) {
+      for (const m of w.plan.mutations) {
+        written.set(keyId(m.key), { versionstamp, exists: m.type !== "delete" });
+      }
     }
   }
 
-  async function commitBatch(batch: Waiting[]) {
-    const t = now();
-    const live: Waiting[] = [];
-    for (const w of batch) {
-      if (w.plan.deadline < t) {
-        stats.plans++;
-        w.resolve({ ok: false });
-      } else live.push(w);
+  /** Whether a check of `w` is already known to fail (its key was written here since it read). */
+  function isStale(w: Waiting): boolean {
+    for (const c of w.plan.checks) {
+      const last = written.get(keyId(c.key));
+      if (!last) continue;
+      if (c.versionstamp === null ? last.exists : last.versionstamp > c.versionstamp) return true;
     }
-    if (live.length === 0) return;
-    if (live.length === 1) return await commitOne(live[0]);
-    stats.largestBatch = Math.max(stats.largestBatch, live.length);
+    return false;
+  }
+
+  /** Commits plans merged; a failed merge is split in halves, down to single plans. */
+  async function commitMerged(live: Waiting[]): Promise<void> {
     let result: PlanResult | null = null;
     try {
       const op = kv.atomic();
@@ -146,21 +161,47 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       stats.commits++;
       result = await op.commit();
     } catch (err) {
+      if (live.length === 1) {
+        stats.plans++;
+        return live[0].reject(err);
+      }
       if (isBusyError(err)) {
         // Another process holds the database: every request retries (lib/store/retry.ts).
         stats.plans += live.length;
         for (const w of live) w.reject(err);
         return;
       }
-      result = null; // one plan Deno KV refused: retried one by one below
+      result = null; // one plan Deno KV refused: split below
     }
     if (result?.ok) {
       stats.plans += live.length;
+      remember(live, result.versionstamp);
       for (const w of live) w.resolve(result);
       return;
     }
+    if (live.length === 1) {
+      stats.plans++;
+      return live[0].resolve({ ok: false });
+    }
     stats.fallbacks++;
-    for (const w of live) await commitOne(w);
+    const half = Math.ceil(live.length / 2);
+    await commitMerged(live.slice(0, half));
+    await commitMerged(live.slice(half));
+  }
+
+  async function commitBatch(batch: Waiting[]) {
+    const t = now();
+    const live: Waiting[] = [];
+    for (const w of batch) {
+      if (w.plan.deadline < t || isStale(w)) {
+        if (w.plan.deadline >= t) stats.stale++;
+        stats.plans++;
+        w.resolve({ ok: false });
+      } else live.push(w);
+    }
+    if (live.length === 0) return;
+    stats.largestBatch = Math.max(stats.largestBatch, live.length);
+    await commitMerged(live);
   }
 
   async function run() {
@@ -176,7 +217,15 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     stats,
     commit(plan) {
       return new Promise<PlanResult>((resolve, reject) => {
-        queue.push({ plan, size: plan.size(), keys: plan.keySets(), resolve, reject });
+        const waiting: Waiting = {
+          plan,
+          size: plan.size(),
+          alone: plan.problem() !== null,
+          keys: plan.keySets(),
+          resolve,
+          reject,
+        };
+        queue.push(waiting);
         if (!running) void run();
       });
     },
