@@ -88,5 +88,11 @@ if (!config.webhookSecret) {
     msg: "THINKIFIC_WEBHOOK_SECRET is not set: unsigned webhooks are accepted (local use only)",
   });
 }
+if (!config.apiToken) {
+  jsonLogger({
+    level: "warn",
+    msg: "API_TOKEN is not set: /api and the dashboard are open to anyone (local use only)",
+  });
+}
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

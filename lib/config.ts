@@ -149,11 +149,18 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   const onDenoDeploy = DEPLOY_MARKERS.some((name) => Boolean(e[name]));
-  if (onDenoDeploy && !e.THINKIFIC_WEBHOOK_SECRET) {
-    throw new ConfigError(
-      "invalid configuration:\n  THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
+  if (onDenoDeploy) {
+    const missing = [
+      !e.THINKIFIC_WEBHOOK_SECRET &&
+      "THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
         "(unsigned webhooks are only accepted on a local machine)",
-    );
+      !e.API_TOKEN &&
+      "API_TOKEN must be set on Deno Deploy " +
+        "(the records API and the dashboard show learners' emails; they are open only locally)",
+    ].filter(Boolean);
+    if (missing.length > 0) {
+      throw new ConfigError(`invalid configuration:\n  ${missing.join("\n  ")}`);
+    }
   }
   if (Boolean(e.FORWARD_URL) !== Boolean(e.FORWARD_SECRET)) {
     throw new ConfigError(
