@@ -18,6 +18,8 @@ import {
 import { importStandardKey, signMessage, verifyMessage } from "../lib/forward/standard_webhooks.ts";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
+import { messageIdOf } from "../lib/store/outbox.ts";
+import fc from "fast-check";
 
 const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -136,8 +138,12 @@ Deno.test("forward: every record delivered once per message id, first try of eve
     const recordCount = records.filter((e) => e.key[0] === "records" && e.key[1] === "all").length;
     assertEquals(rx.delivered.size, recordCount);
     for (const [id, message] of rx.delivered) {
-      const data = message.data as Record<string, string>;
-      assertEquals(id, `msg_${data.tenant_id}_${data.progress_event_id}`);
+      const data = message.data as {
+        tenant_id: string;
+        progress_event_id: string;
+        collated_at: string;
+      };
+      assertEquals(id, messageIdOf(data));
       assertEquals(message.type, "lesson.progress");
       assertEquals(message.timestamp, data.collated_at);
     }
@@ -291,5 +297,58 @@ Deno.test("forward: two processes sweeping one database never deliver the same a
     kvA.close();
     kvB.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("forward: message ids never collide, whatever '_' and '.' the ids contain", () => {
+  const id = (t: string, e: string) => messageIdOf({ tenant_id: t, progress_event_id: e });
+  const part = fc.stringMatching(/^[\w.-]{1,20}$/);
+  const sep = fc.constantFrom("_", ".", "._", "_.", "..", "__");
+  fc.assert(
+    fc.property(part, sep, part, part, (a, s, b, c) => {
+      // The same characters split differently between school and event id.
+      return id(`${a}${s}${b}`, c) !== id(a, `${b}${s}${c}`) && /^msg_[\w.-]+$/.test(id(a, b));
+    }),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(part, part, part, part, (t1, e1, t2, e2) => {
+      fc.pre(t1 !== t2 || e1 !== e2);
+      return id(t1, e1) !== id(t2, e2);
+    }),
+    { numRuns: 2000 },
+  );
+  assertEquals(id("48213", "2026"), "msg_48213_2026", "Thinkific's ids are unchanged");
+});
+
+Deno.test("forward: records whose school and event ids read alike both get their own message", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const config = parseConfig({ KV_PATH: ":memory:" });
+  const app = createApp({ kv, config, forwarder: idleForwarder(), log: () => {} });
+  const post = async (body: unknown) => {
+    const res = await app.request("/webhooks/thinkific", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  try {
+    // msg_a_b_c would be both school "a_b" with event "c" and school "a" with event "b_c".
+    for (const [tenant, id] of [["a_b", "c"], ["a", "b_c"]]) {
+      await post(lessonWebhook({ tenant, id: `lesson-${id}` }));
+      const r = await post(progressWebhook({ tenant, id }));
+      assertEquals([r.status, r.json.status], [200, "collated"], JSON.stringify(r.json));
+    }
+    const pending = await (await app.request("/api/outbox?status=pending")).json();
+    const ids = pending.entries.map((e: { id: string }) => e.id).sort();
+    assertEquals(ids, ["webhook:msg_a.ub_c", "webhook:msg_a_b.uc"]);
+    for (const id of ids) {
+      const res = await app.request(`/api/outbox/${id}/retry`, { method: "POST" });
+      assertEquals(res.status, 202, `${id} is accepted as an outbox id`);
+      await res.body?.cancel();
+    }
+  } finally {
+    kv.close();
   }
 });

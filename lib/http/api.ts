@@ -13,7 +13,7 @@ import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import { MAX_PAGE_SIZE } from "../store/limits.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
-import { listOutbox, requeue } from "../store/outbox.ts";
+import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
 import { listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { bearerAuth } from "./_auth.ts";
@@ -51,8 +51,9 @@ const outboxQuery = z.strictObject({
   cursor: cursorSchema(timeIdPosition).optional(),
 });
 
+const part = MESSAGE_ID_PART.source;
 const outboxId = z.string().regex(
-  /^[\w-]{1,32}:msg_[\w.-]{1,64}_[\w.-]{1,64}$/,
+  new RegExp(`^[\\w-]{1,32}:msg_${part}_${part}$`),
   "is not an outbox id",
 );
 

@@ -26,10 +26,27 @@ import { retryWhenBusy } from "./retry.ts";
 /** How long a process may hold an entry while delivering it. */
 export const LEASE_MS = 60_000;
 
-/** The Standard Webhooks message id of a record: stable, the same on every attempt. */
-export function messageIdOf(record: LessonProgressRecord): string {
-  return `msg_${record.tenant_id}_${record.progress_event_id}`;
+/**
+ * One part of a message id, with `_` free for the separator: `.` becomes `..` and `_` becomes
+ * `.u` (school and event ids are made of letters, digits, `_`, `.` and `-`). Ids without `.` or
+ * `_`, such as Thinkific's, are unchanged.
+ */
+function escapeIdPart(part: string): string {
+  return part.replace(/[._]/g, (c) => (c === "." ? ".." : ".u"));
 }
+
+/**
+ * The Standard Webhooks message id of a record: `msg_<school>_<progress event id>`, each part
+ * escaped (see {@linkcode escapeIdPart}) so that two records never share one (school `a_b` with
+ * event `c` is `msg_a.ub_c`; school `a` with event `b_c` is `msg_a_b.uc`). Stable: the same on
+ * every attempt.
+ */
+export function messageIdOf(record: Pick<LessonProgressRecord, "tenant_id" | "progress_event_id">) {
+  return `msg_${escapeIdPart(record.tenant_id)}_${escapeIdPart(record.progress_event_id)}`;
+}
+
+/** What {@linkcode messageIdOf} makes of one part of up to 64 characters. */
+export const MESSAGE_ID_PART = /(?:[A-Za-z0-9-]|\.[.u]){1,64}/;
 
 /** Adds one pending entry per destination to the record's commit. */
 export function addOutboxEntries(
