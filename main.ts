@@ -13,6 +13,7 @@ import {
   type Destination,
   handlerDestination,
   type RecordHandler,
+  sweepEveryMinute,
   webhookDestination,
 } from "./lib/forward/forwarder.ts";
 import { importStandardKey } from "./lib/forward/standard_webhooks.ts";
@@ -23,14 +24,16 @@ import { jsonLogger } from "./lib/log.ts";
 /**
  * Your own logic for each new record, run through the same outbox as `FORWARD_URL`: retried with
  * backoff when it throws, listed at `/api/outbox?status=dead` after the last attempt. The name is
- * part of the outbox id, so keep it stable. For example:
+ * part of the outbox id, so keep it stable. An attempt has 30 s: then `signal` aborts and the
+ * attempt counts as failed, so pass `signal` on to what may hang. For example:
  *
  * ```ts
  * const handlers: Record<string, RecordHandler> = {
- *   "crm": async (record) => {
+ *   "crm": async (record, signal) => {
  *     const res = await fetch("https://crm.example.com/progress", {
  *       method: "POST",
  *       body: JSON.stringify({ email: record.user_email, lesson: record.lesson_name }),
+ *       signal,
  *     });
  *     if (!res.ok) throw new Error(`CRM answered ${res.status}`);
  *   },
@@ -67,7 +70,7 @@ const forwarder = destinations.length > 0
   : undefined;
 if (forwarder) {
   // Retries survive restarts: every minute, any process delivers what is due.
-  Deno.cron("forward due outbox entries", "* * * * *", () => void forwarder.sweep());
+  sweepEveryMinute(forwarder);
   forwarder.kick();
 }
 

@@ -22,6 +22,15 @@ export const MAX_NAME_CHARS = 1000;
 /** Keys in one `getMany`. */
 export const KV_MAX_GET_MANY = 10;
 
+/** Checks in one atomic commit. */
+export const KV_MAX_CHECKS = 100;
+
+/** Mutations in one atomic commit. */
+export const KV_MAX_MUTATIONS = 1000;
+
+/** Total size of the keys and values one atomic commit writes. */
+export const KV_MAX_COMMIT_BYTES = 800 * 1024;
+
 /** Largest page of a listing API. */
 export const MAX_PAGE_SIZE = 500;
 
