@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { decodeStandardSecret } from "./forward/standard_webhooks.ts";
+import { FEED_DELAY_MS } from "./store/limits.ts";
 
 /** The two Thinkific topics this service pairs. */
 export const LESSON_TOPIC = "lesson.completed";
@@ -34,6 +35,8 @@ export interface Config {
   forwardUrl: string | undefined;
   /** `whsec_…`: signs forwarded messages. */
   forwardSecret: string | undefined;
+  /** How old a change-feed entry must be before `/api/feed` serves it. */
+  feedDelayMs: number;
   onDenoDeploy: boolean;
 }
 
@@ -92,6 +95,7 @@ const envSchema = z.object({
   GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 1, 1000, 10),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
+  FEED_DELAY_MS: int("FEED_DELAY_MS", 100, 600_000, FEED_DELAY_MS),
   FORWARD_URL: z.string().trim().optional().transform((raw, ctx) => {
     if (!raw) return undefined;
     let url: URL;
@@ -180,6 +184,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     retentionDays: e.RETENTION_DAYS,
     forwardUrl: e.FORWARD_URL,
     forwardSecret: e.FORWARD_SECRET,
+    feedDelayMs: e.FEED_DELAY_MS,
     onDenoDeploy,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * `/api/*`: the records and the unmatched list, behind the bearer token when `API_TOKEN` is set.
+ * `/api/*`: the records, their change feed and the unmatched list, behind the bearer token when `API_TOKEN` is set.
  *
  * @example
  * ```ts
@@ -14,7 +14,7 @@ import type { Forwarder } from "../forward/forwarder.ts";
 import { MAX_PAGE_SIZE } from "../store/limits.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
 import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
-import { listRecords, listUnmatched } from "../store/records.ts";
+import { listFeed, listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { bearerAuth } from "./_auth.ts";
 import { HttpError } from "./errors.ts";
@@ -38,6 +38,11 @@ const recordsQuery = z.strictObject({
   since: since.optional(),
   limit,
   cursor: cursorSchema(timeIdIdPosition).optional(),
+});
+
+const feedQuery = z.strictObject({
+  limit,
+  cursor: cursorSchema(z.union([timeIdIdPosition, z.tuple([z.number().finite()])])).optional(),
 });
 
 const unmatchedQuery = z.strictObject({
@@ -97,6 +102,14 @@ export function apiRoutes(
       })
     );
     return c.json(page);
+  });
+
+  app.get("/feed", async (c) => {
+    const q = parseQuery(c.req.url, feedQuery);
+    const until = now() - deps.config.feedDelayMs;
+    return c.json(
+      await retryWhenBusy(() => listFeed(kv, { cursor: q.cursor, limit: q.limit, until })),
+    );
   });
 
   app.get("/unmatched", async (c) => {

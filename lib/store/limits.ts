@@ -42,3 +42,11 @@ export const MAX_ENROLLMENT_PROGRESS = 400;
 
 /** Lessons kept in an enrollment summary (a course with more would miscount its later lessons). */
 export const MAX_ENROLLMENT_LESSONS = 4000;
+
+/**
+ * How old a change-feed entry must be before `/api/feed` serves it (the default of
+ * `FEED_DELAY_MS`). Records from several processes commit slightly out of `collated_at` order; a
+ * commit never lands more than half this delay after its record's `collated_at` (the committer
+ * re-decides older ones with a fresh time), so no entry can appear behind a cursor already served.
+ */
+export const FEED_DELAY_MS = 5_000;
