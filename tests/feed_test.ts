@@ -2,7 +2,7 @@
  * `GET /api/feed`: every record once, in commit order, behind a cursor on every answer, including
  * records made long after their completion time, with one or several processes writing.
  */
-import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { assert, assertEquals } from "./_assert.ts";
 import {
   allRecords,
   BASE_TIME,
@@ -77,27 +77,6 @@ Deno.test("feed: records in commit order after the delay, late pairs included, c
     );
     const fromStart = await follow(h, null, 500);
     assertEquals(ids(fromStart.records), ids(everything), "one order for every reader");
-  } finally {
-    h.close();
-  }
-});
-
-Deno.test("feed: a bad parameter is a 400 naming it", async () => {
-  const h = await harness();
-  try {
-    const cases: [string, RegExp][] = [
-      ["cursor=not-a-cursor", /cursor/],
-      [`cursor=${btoa('["x"]')}`, /cursor/],
-      ["limit=0", /limit/],
-      ["limit=501", /limit/],
-      ["since=2026-01-01", /since/],
-      ["limit=1&limit=2", /limit/],
-    ];
-    for (const [query, name] of cases) {
-      const r = await h.get(`/api/feed?${query}`);
-      assertEquals(r.status, 400, query);
-      assertMatch(String(r.json.error), name);
-    }
   } finally {
     h.close();
   }
