@@ -13,9 +13,9 @@
  * ```ts
  * const forwarder = createForwarder({
  *   kv,
- *   destinations: [handlerDestination("crm", async (record) => await crm.upsert(record))],
+ *   destinations: [handlerDestination("crm", (record, signal) => crm.upsert(record, { signal }))],
  * });
- * Deno.cron("forward outbox", "* * * * *", () => forwarder.sweep());
+ * sweepEveryMinute(forwarder); // Deno.cron; a failed sweep is logged, tried again next minute
  * ```
  * @module
  */
