@@ -14,6 +14,7 @@ import {
   type Destination,
   handlerDestination,
   type RecordHandler,
+  sweepEveryMinute,
   webhookDestination,
 } from "./lib/forward/forwarder.ts";
 import { importStandardKey } from "./lib/forward/standard_webhooks.ts";
@@ -26,14 +27,16 @@ import { observeBacklog } from "./lib/telemetry.ts";
 /**
  * Your own logic for each new record, run through the same outbox as `FORWARD_URL`: retried with
  * backoff when it throws, listed at `/api/outbox?status=dead` after the last attempt. The name is
- * part of the outbox id, so keep it stable. For example:
+ * part of the outbox id, so keep it stable. An attempt has 30 s: then `signal` aborts and the
+ * attempt counts as failed, so pass `signal` on to what may hang. For example:
  *
  * ```ts
  * const handlers: Record<string, RecordHandler> = {
- *   "crm": async (record) => {
+ *   "crm": async (record, signal) => {
  *     const res = await fetch("https://crm.example.com/progress", {
  *       method: "POST",
  *       body: JSON.stringify({ email: record.user_email, lesson: record.lesson_name }),
+ *       signal,
  *     });
  *     if (!res.ok) throw new Error(`CRM answered ${res.status}`);
  *   },
@@ -71,7 +74,7 @@ const forwarder = destinations.length > 0
   : undefined;
 if (forwarder) {
   // Retries survive restarts: every minute, any process delivers what is due.
-  Deno.cron("forward due outbox entries", "* * * * *", () => void forwarder.sweep());
+  sweepEveryMinute(forwarder);
   forwarder.kick();
 }
 
@@ -98,6 +101,12 @@ export function logReady() {
     jsonLogger({
       level: "warn",
       msg: "THINKIFIC_WEBHOOK_SECRET is not set: unsigned webhooks are accepted (local use only)",
+    });
+  }
+  if (!config.apiToken) {
+    jsonLogger({
+      level: "warn",
+      msg: "API_TOKEN is not set: /api and the dashboard are open to anyone (local use only)",
     });
   }
 }

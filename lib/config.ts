@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { decodeStandardSecret } from "./forward/standard_webhooks.ts";
+import { FEED_DELAY_MS } from "./store/limits.ts";
 
 /** The two Thinkific topics this service pairs. */
 export const LESSON_TOPIC = "lesson.completed";
@@ -40,6 +41,8 @@ export interface Config {
   forwardUrl: string | undefined;
   /** `whsec_…`: signs forwarded messages. */
   forwardSecret: string | undefined;
+  /** How old a change-feed entry must be before `/api/feed` serves it. */
+  feedDelayMs: number;
   onDenoDeploy: boolean;
 }
 
@@ -119,6 +122,7 @@ const envSchema = z.object({
   COMMIT_BATCH_MAX: int("COMMIT_BATCH_MAX", 1, 64, 64),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
+  FEED_DELAY_MS: int("FEED_DELAY_MS", 100, 600_000, FEED_DELAY_MS),
   FORWARD_URL: z.string().trim().optional().transform((raw, ctx) => {
     if (!raw) return undefined;
     let url: URL;
@@ -176,11 +180,18 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   const onDenoDeploy = DEPLOY_MARKERS.some((name) => Boolean(e[name]));
-  if (onDenoDeploy && !e.THINKIFIC_WEBHOOK_SECRET) {
-    throw new ConfigError(
-      "invalid configuration: THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
+  if (onDenoDeploy) {
+    const missing = [
+      !e.THINKIFIC_WEBHOOK_SECRET &&
+      "THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
         "(unsigned webhooks are only accepted on a local machine)",
-    );
+      !e.API_TOKEN &&
+      "API_TOKEN must be set on Deno Deploy " +
+        "(the records API and the dashboard show learners' emails; they are open only locally)",
+    ].filter(Boolean);
+    if (missing.length > 0) {
+      throw new ConfigError(`invalid configuration: ${missing.join("; ")}`);
+    }
   }
   if (e.UNMATCHED_AFTER_HOURS >= e.RETENTION_DAYS * 24) {
     throw new ConfigError(
@@ -214,6 +225,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     retentionDays: e.RETENTION_DAYS,
     forwardUrl: e.FORWARD_URL,
     forwardSecret: e.FORWARD_SECRET,
+    feedDelayMs: e.FEED_DELAY_MS,
     onDenoDeploy,
   };
 }

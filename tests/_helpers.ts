@@ -227,6 +227,7 @@ export function idleForwarder(): Forwarder {
     destinations: ["webhook"],
     kick() {},
     sweep: () => Promise.resolve(0),
+    tick: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
 }

@@ -151,10 +151,15 @@ Deno.test("api: a bad parameter is a 400 naming it", async () => {
       [`cursor=${btoa("[1,2,3]")}`, /cursor/],
       ["userId=1", /userId/],
       ["limit=1&limit=2", /limit/],
+      ["feed?cursor=not-a-cursor", /cursor/],
+      [`feed?cursor=${btoa('["x"]')}`, /cursor/],
+      ["feed?limit=501", /limit/],
+      ["feed?since=2026-01-01", /since/],
     ];
     for (const [query, name] of cases) {
-      const r = await h.get(`/api/records?${query}`);
-      assertEquals(r.status, 400, query);
+      const path = query.startsWith("feed?") ? `/api/${query}` : `/api/records?${query}`;
+      const r = await h.get(path);
+      assertEquals(r.status, 400, path);
       assertMatch(String(r.json.error), name);
     }
     assertEquals((await h.get("/api/unmatched?limit=x")).status, 400);

@@ -69,7 +69,12 @@ const invalid: [Record<string, string>, RegExp][] = [
   [{ THINKIFIC_WEBHOOK_SECRET: "short" }, /THINKIFIC_WEBHOOK_SECRET/],
   [{ API_TOKEN: " padded-token " }, /API_TOKEN/],
   [{ DENO_DEPLOYMENT_ID: "abc" }, /THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy/],
-  [{ DENO_DEPLOY: "1" }, /THINKIFIC_WEBHOOK_SECRET/],
+  [{ DENO_DEPLOY: "1", API_TOKEN: "tokentoken" }, /THINKIFIC_WEBHOOK_SECRET/],
+  [
+    { DENO_DEPLOYMENT_ID: "abc", THINKIFIC_WEBHOOK_SECRET: "abcdefgh" },
+    /API_TOKEN must be set on Deno Deploy/,
+  ],
+  [{ DENO_DEPLOY_APP_SLUG: "app", THINKIFIC_WEBHOOK_SECRET: "abcdefgh" }, /API_TOKEN/],
   [
     { FORWARD_URL: "http://crm.example.com/hook", FORWARD_SECRET: WHSEC },
     /FORWARD_URL must be https/,
@@ -97,8 +102,12 @@ Deno.test("config: KV Connect URLs: https with a token, http only to localhost",
   assertEquals(local.kvPath, "http://localhost:4512");
 });
 
-Deno.test("config: on Deno Deploy with a secret, the attached database is used", () => {
-  const c = parseConfig({ DENO_DEPLOYMENT_ID: "abc", THINKIFIC_WEBHOOK_SECRET: "abcdefgh" });
+Deno.test("config: on Deno Deploy with a secret and a token, the attached database is used", () => {
+  const c = parseConfig({
+    DENO_DEPLOYMENT_ID: "abc",
+    THINKIFIC_WEBHOOK_SECRET: "abcdefgh",
+    API_TOKEN: "tokentoken",
+  });
   assertEquals([c.onDenoDeploy, c.kvPath], [true, undefined]);
 });
 
@@ -179,4 +188,24 @@ Deno.test("config: holding, the unmatched horizon, and give-up counts that canno
     () => parseConfig({ RETENTION_DAYS: "2", UNMATCHED_AFTER_HOURS: "48" }),
     /UNMATCHED_AFTER_HOURS/,
   );
+});
+
+Deno.test("config: on Deno Deploy, start.ts refuses to start without API_TOKEN", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "start.ts"],
+    cwd: new URL("..", import.meta.url),
+    env: { DENO_DEPLOYMENT_ID: "abc", THINKIFIC_WEBHOOK_SECRET: "abcdefgh", KV_PATH: ":memory:" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // A process that starts serving says so on stdout: stop it there rather than wait forever.
+  let stdout = "";
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    stdout += chunk;
+    if (stdout.includes('"msg":"listening"')) child.kill("SIGKILL");
+  }
+  const stderr = await new Response(child.stderr).text();
+  const { code } = await child.status;
+  assertEquals(code, 1, `it started:\n${stdout}`);
+  assertMatch(stderr, /API_TOKEN must be set on Deno Deploy/);
 });

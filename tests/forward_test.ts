@@ -13,12 +13,16 @@ import {
   createForwarder,
   type Destination,
   handlerDestination,
+  sweepEveryMinute,
   webhookDestination,
 } from "../lib/forward/forwarder.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
 import { importStandardKey, signMessage, verifyMessage } from "../lib/forward/standard_webhooks.ts";
 import { Webhook } from "standardwebhooks";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
+import { messageIdOf } from "../lib/store/outbox.ts";
+import fc from "fast-check";
 
 const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -139,8 +143,12 @@ Deno.test("forward: every record delivered once per message id, first try of eve
     const recordCount = records.filter((e) => e.key[0] === "records" && e.key[1] === "all").length;
     assertEquals(rx.delivered.size, recordCount);
     for (const [id, message] of rx.delivered) {
-      const data = message.data as Record<string, string>;
-      assertEquals(id, `msg_${data.tenant_id}_${data.progress_event_id}`);
+      const data = message.data as {
+        tenant_id: string;
+        progress_event_id: string;
+        collated_at: string;
+      };
+      assertEquals(id, messageIdOf(data));
       assertEquals(message.type, "lesson.progress");
       assertEquals(message.timestamp, data.collated_at);
     }
@@ -160,9 +168,9 @@ Deno.test("forward: after the last attempt the entry is dead, listed, and retrie
   const rx = receiver(WHSEC, () => !up);
   const failing: Destination = {
     name: "webhook",
-    async deliver(entry) {
+    async deliver(entry, signal) {
       if (!up) throw new Error("receiver down");
-      await webhookDestination(rx.url, key).deliver(entry);
+      await webhookDestination(rx.url, key).deliver(entry, signal);
     },
   };
   const { kv, forwarder, app, post } = await forwardingApp([failing], [20, 20]);
@@ -294,5 +302,170 @@ Deno.test("forward: two processes sweeping one database never deliver the same a
     kvA.close();
     kvB.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("forward: message ids never collide, whatever '_' and '.' the ids contain", () => {
+  const id = (t: string, e: string) => messageIdOf({ tenant_id: t, progress_event_id: e });
+  const part = fc.stringMatching(/^[\w.-]{1,20}$/);
+  const sep = fc.constantFrom("_", ".", "._", "_.", "..", "__");
+  fc.assert(
+    fc.property(part, sep, part, part, (a, s, b, c) => {
+      // The same characters split differently between school and event id.
+      return id(`${a}${s}${b}`, c) !== id(a, `${b}${s}${c}`) && /^msg_[\w.-]+$/.test(id(a, b));
+    }),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(part, part, part, part, (t1, e1, t2, e2) => {
+      fc.pre(t1 !== t2 || e1 !== e2);
+      return id(t1, e1) !== id(t2, e2);
+    }),
+    { numRuns: 2000 },
+  );
+  assertEquals(id("48213", "2026"), "msg_48213_2026", "Thinkific's ids are unchanged");
+});
+
+Deno.test("forward: records whose school and event ids read alike both get their own message", async () => {
+  const sent: string[] = [];
+  const counting: Destination = {
+    name: "webhook",
+    deliver: (entry) => Promise.resolve(void sent.push(entry.messageId)),
+  };
+  const { kv, forwarder, app, post } = await forwardingApp([counting]);
+  try {
+    // msg_a_b_c would be both school "a_b" with event "c" and school "a" with event "b_c".
+    for (const [tenant, id] of [["a_b", "c"], ["a", "b_c"]]) {
+      await post(lessonWebhook({ tenant, id: `lesson-${id}` }));
+      const r = await post(progressWebhook({ tenant, id }));
+      assertEquals([r.status, r.json.status], [200, "collated"], JSON.stringify(r.json));
+    }
+    await until(() => sent.length === 2);
+    assertEquals(sent.sort(), ["msg_a.ub_c", "msg_a_b.uc"]);
+    for (const id of sent) {
+      const res = await app.request(`/api/outbox/webhook:${id}/retry`, { method: "POST" });
+      assertEquals(res.status, 409, `webhook:${id} is a valid outbox id, already delivered`);
+      await res.body?.cancel();
+    }
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+/** `promise`, or an error naming `what` when it has not settled after `ms` (a hang guard). */
+async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish`)), ms);
+  });
+  try {
+    return await Promise.race([promise, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Posts `n` pairs to `app` (new records with outbox entries), from `from` on. */
+async function postPairs(app: ReturnType<typeof createApp>, from: number, n: number) {
+  for (let i = from; i < from + n; i++) {
+    const at = BASE_TIME + i * 10_000;
+    for (const body of [lessonWebhook({ at, lesson: 100 + i }), progressWebhook({ at })]) {
+      const res = await app.request("/webhooks/thinkific", await signedInit(body));
+      await res.body?.cancel();
+    }
+  }
+}
+
+Deno.test("forward: a failed cron sweep is logged, never unhandled, and the next tick delivers", async () => {
+  const real = await Deno.openKv(":memory:");
+  let down = true;
+  const kv = instrumentKv(real, {
+    before: () => {
+      if (down) throw new Error("disk I/O error");
+    },
+  });
+  const delivered: string[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const forwarder = createForwarder({
+    kv,
+    destinations: [
+      handlerDestination("webhook", (r) => Promise.resolve(void delivered.push(r.lesson_event_id))),
+    ],
+    log: (line) => logs.push(line),
+  });
+  const ticks: (() => Promise<void>)[] = [];
+  sweepEveryMinute(forwarder, (_name, _schedule, handler) => ticks.push(handler));
+  try {
+    const h = await harness({}, real);
+    const app = createApp({
+      kv: real,
+      config: h.config,
+      forwarder: idleForwarder(),
+      log: () => {},
+    });
+    await postPairs(app, 0, 1);
+    assertEquals(ticks.length, 1);
+    await ticks[0](); // the storage fails: the tick resolves, and says so
+    assertEquals(delivered, []);
+    assert(logs.some((l) => l.level === "error" && l.msg === "forward sweep failed"));
+    // Give an unhandled rejection, if any, the chance to surface and fail this test.
+    await new Promise((r) => setTimeout(r, 50));
+    down = false;
+    await ticks[0]();
+    assertEquals(delivered.length, 1);
+  } finally {
+    down = false;
+    await forwarder.close();
+    real.close();
+  }
+});
+
+Deno.test("forward: a hung destination times out and never stalls the others", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const signals: AbortSignal[] = [];
+  const hungCalls = new Map<string, number>();
+  // Never settles, and ignores its signal.
+  const hung = handlerDestination("hung", (record, signal) => {
+    signals.push(signal);
+    hungCalls.set(record.lesson_event_id, (hungCalls.get(record.lesson_event_id) ?? 0) + 1);
+    return new Promise(() => {});
+  });
+  // Honours its signal: fails when it aborts.
+  const slow = handlerDestination(
+    "slow",
+    (_record, signal) =>
+      new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+  );
+  const crm: string[] = [];
+  const fine = handlerDestination("crm", (r) => Promise.resolve(void crm.push(r.lesson_event_id)));
+  const forwarder = createForwarder({
+    kv,
+    destinations: [hung, slow, fine],
+    attemptTimeoutMs: 100,
+    retryDelaysMs: [20, 20, 20, 20, 20],
+  });
+  const h = await harness({}, kv);
+  const app = createApp({ kv, config: h.config, forwarder, log: () => {} });
+  try {
+    await postPairs(app, 0, 3);
+    await until(() => crm.length === 3);
+    await within(forwarder.sweep(), "a sweep with a hung destination");
+    // Later records still go out, while the hung attempts are still running.
+    await postPairs(app, 3, 3);
+    await until(() => crm.length === 6);
+    await until(async () => {
+      const entries = (await dump(kv)).filter((e) => e.key[0] === "outbox")
+        .map((e) => e.value as { destination: string; attempts: number; lastError: string });
+      return entries.filter((e) => e.destination !== "crm")
+        .every((e) => e.attempts >= 1 && e.lastError === "no answer within 100 ms");
+    });
+    assert(signals.length >= 6 && signals.every((s) => s.aborted), "every hung attempt aborted");
+    await within(forwarder.sweep(), "a later sweep");
+    // An attempt still running is not started again beside itself.
+    assertEquals([...hungCalls.values()], [1, 1, 1, 1, 1, 1]);
+  } finally {
+    await within(forwarder.close(), "close");
+    kv.close();
   }
 });

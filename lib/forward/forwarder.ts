@@ -13,27 +13,53 @@
  * ```ts
  * const forwarder = createForwarder({
  *   kv,
- *   destinations: [handlerDestination("crm", async (record) => await crm.upsert(record))],
+ *   destinations: [handlerDestination("crm", (record, signal) => crm.upsert(record, { signal }))],
  * });
- * Deno.cron("forward outbox", "* * * * *", () => forwarder.sweep());
+ * sweepEveryMinute(forwarder); // Deno.cron; a failed sweep is logged, tried again next minute
  * ```
  * @module
  */
 import type { Logger } from "../log.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import type { OutboxEntry } from "../store/keys.ts";
-import { type Leased, leaseDue, markDelivered, markFailed, nextDue } from "../store/outbox.ts";
+import {
+  LEASE_MS,
+  type Leased,
+  leaseDue,
+  nextDue,
+  settle,
+  type Settlement,
+} from "../store/outbox.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { signMessage } from "./standard_webhooks.ts";
 
-/** Your own logic for each record; throw to have it retried. */
-export type RecordHandler = (record: LessonProgressRecord) => Promise<void>;
+/**
+ * Your own logic for each record; throw to have it retried. `signal` aborts when the attempt's
+ * deadline ({@linkcode ATTEMPT_TIMEOUT_MS}) passes: pass it to `fetch` and the like. An attempt
+ * still running then counts as failed, and is retried later.
+ */
+export type RecordHandler = (record: LessonProgressRecord, signal: AbortSignal) => Promise<void>;
 
-/** Somewhere records go. `deliver` throws when the attempt failed. */
+/** Somewhere records go. `deliver` throws when the attempt failed, and stops when `signal` aborts. */
 export interface Destination {
   name: string;
-  deliver(entry: OutboxEntry): Promise<void>;
+  deliver(entry: OutboxEntry, signal: AbortSignal): Promise<void>;
 }
+
+/**
+ * How long one attempt may take: then its `signal` aborts and it counts as failed. Shorter than
+ * the lease ({@linkcode LEASE_MS}), so no other process starts the same entry while it runs.
+ */
+export const ATTEMPT_TIMEOUT_MS = 30_000;
+
+/** Attempts running at once for one destination, in one process. */
+export const MAX_IN_FLIGHT = 64;
+
+/** Entries leased in one pass (one atomic commit: Deno KV checks at most 100 keys in one). */
+const LEASE_BATCH = 100;
+
+/** While attempts run, a sweep leases again once this many have ended (or when kicked). */
+const LEASE_AGAIN_AFTER = 16;
 
 /** Waits between attempts: the n-th failure waits `RETRY_DELAYS_MS[n - 1]`; after the last, dead. */
 export const RETRY_DELAYS_MS = [
@@ -54,7 +80,10 @@ export function messageBody(record: LessonProgressRecord): string {
   return JSON.stringify({ type: "lesson.progress", timestamp: record.collated_at, data: record });
 }
 
-/** POSTs each record as a signed Standard Webhooks message; any non-2xx answer is a failure. */
+/**
+ * POSTs each record as a signed Standard Webhooks message; any non-2xx answer is a failure. A
+ * request is abandoned when the attempt's signal aborts or after `timeoutMs` (10 s).
+ */
 export function webhookDestination(
   url: string,
   key: CryptoKey,
@@ -64,14 +93,14 @@ export function webhookDestination(
   const now = opts.now ?? Date.now;
   return {
     name: "webhook",
-    async deliver(entry) {
+    async deliver(entry, signal) {
       const body = messageBody(entry.record);
       const headers = await signMessage(key, entry.messageId, Math.floor(now() / 1000), body);
       const res = await send(url, {
         method: "POST",
         body,
         headers: { ...headers, "content-type": "application/json" },
-        signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(opts.timeoutMs ?? 10_000)]),
       });
       await res.body?.cancel();
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -84,7 +113,7 @@ export function handlerDestination(name: string, handler: RecordHandler): Destin
   if (!/^[\w-]{1,32}$/.test(name)) {
     throw new Error(`handler name "${name}": use 1-32 of [A-Za-z0-9_-]`);
   }
-  return { name, deliver: (entry) => handler(entry.record) };
+  return { name, deliver: (entry, signal) => handler(entry.record, signal) };
 }
 
 /** The running forwarder of one process. */
@@ -93,8 +122,13 @@ export interface Forwarder {
   readonly destinations: readonly string[];
   /** Starts a sweep soon, without waiting for it. */
   kick(): void;
-  /** Delivers everything due now; resolves with how many attempts were made. */
+  /**
+   * Delivers everything due now; resolves with how many attempts were made. Rejects when the
+   * database fails (the next sweep tries again).
+   */
   sweep(): Promise<number>;
+  /** A sweep for timers and `Deno.cron`: never rejects; a failure is logged. */
+  tick(): Promise<void>;
   /** Stops timers and waits for deliveries in flight. */
   close(): Promise<void>;
 }
@@ -106,18 +140,46 @@ export interface ForwarderOptions {
   log?: Logger;
   retentionDays?: number;
   retryDelaysMs?: readonly number[];
+  /** Deadline of one attempt (default {@linkcode ATTEMPT_TIMEOUT_MS}); less than the lease. */
+  attemptTimeoutMs?: number;
+  /** Attempts running at once per destination (default {@linkcode MAX_IN_FLIGHT}). */
+  maxInFlight?: number;
   now?: () => number;
 }
 
-const BATCH = 20;
+/** The error of an attempt that passed its deadline. */
+class DeadlineError extends Error {
+  override name = "DeadlineError";
+}
 
-/** Creates the forwarder of this process. */
+/** The part of `Deno.cron` {@linkcode sweepEveryMinute} uses. */
+export type Cron = (name: string, schedule: string, handler: () => Promise<void>) => unknown;
+
+/**
+ * Sweeps every minute from `Deno.cron`, so retries survive restarts (any process delivers what
+ * is due). A failed sweep is logged and tried again at the next tick: it never ends the process.
+ */
+export function sweepEveryMinute(forwarder: Forwarder, cron: Cron = Deno.cron): void {
+  cron("forward due outbox entries", "* * * * *", () => forwarder.tick());
+}
+
+/**
+ * Creates the forwarder of this process. A sweep leases due entries in batches and keeps up to
+ * `maxInFlight` attempts running per destination, leasing more as attempts end, so a slow or hung
+ * destination holds only its own slots. Every attempt has a deadline shorter than the lease; the
+ * ends of attempts are recorded in batched commits.
+ */
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const { kv } = options;
   const log = options.log ?? (() => {});
   const now = options.now ?? Date.now;
   const delays = options.retryDelaysMs ?? RETRY_DELAYS_MS;
   const retentionMs = (options.retentionDays ?? 30) * 86_400_000;
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS;
+  const maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
+  if (!(attemptTimeoutMs > 0 && attemptTimeoutMs < LEASE_MS)) {
+    throw new Error(`attemptTimeoutMs must be between 0 and the lease (${LEASE_MS} ms)`);
+  }
   const byName = new Map(options.destinations.map((d) => [d.name, d]));
   if (byName.size !== options.destinations.length) throw new Error("destination names must differ");
 
@@ -125,37 +187,116 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   let again = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
+  /** Attempts running per destination, counting those past their deadline still running. */
+  const busy = new Map<string, number>();
+  /** Entries with an attempt running in this process: not started again until it ends. */
+  const attempting = new Set<string>();
+
+  /** Runs one attempt with its deadline; an attempt that ignores its signal is left behind. */
+  async function attempt(destination: Destination, entry: OutboxEntry): Promise<void> {
+    const controller = new AbortController();
+    busy.set(destination.name, (busy.get(destination.name) ?? 0) + 1);
+    attempting.add(entry.id);
+    const work = (async () => await destination.deliver(entry, controller.signal))()
+      .finally(() => {
+        busy.set(destination.name, busy.get(destination.name)! - 1);
+        attempting.delete(entry.id);
+      });
+    work.catch(() => {}); // past its deadline nobody waits for it: a late failure is not unhandled
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      deadline = setTimeout(() => {
+        const err = new DeadlineError(`no answer within ${attemptTimeoutMs} ms`);
+        controller.abort(err);
+        reject(err);
+      }, attemptTimeoutMs);
+    });
+    try {
+      await Promise.race([work, expired]);
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  /** Ends of attempts waiting to be recorded, and the batch being committed. */
+  let unsettled: { settlement: Settlement; done: () => void }[] = [];
+  let settling: Promise<void> | null = null;
+
+  async function settleAll(): Promise<void> {
+    while (unsettled.length > 0) {
+      const batch = unsettled;
+      unsettled = [];
+      try {
+        await settle(kv, batch.map((b) => b.settlement), now(), retentionMs);
+      } catch (err) {
+        // The entries stay leased: due again when the lease ends, then attempted again.
+        log({
+          level: "error",
+          msg: "forward settle failed",
+          entries: batch.length,
+          error: String(err),
+        });
+      }
+      for (const b of batch) b.done();
+    }
+    settling = null;
+  }
+
+  /** Records how an attempt ended, batched with the others ending meanwhile. */
+  function record(settlement: Settlement): Promise<void> {
+    return new Promise((done) => {
+      unsettled.push({ settlement, done });
+      settling ??= settleAll();
+    });
+  }
 
   async function deliverOne(leased: Leased): Promise<void> {
     const entry = leased.value;
     const started = performance.now();
     const destination = byName.get(entry.destination);
+    const n = entry.attempts + 1;
     try {
       if (!destination) throw new Error(`no destination "${entry.destination}" in this process`);
-      await destination.deliver(entry);
-      await retryWhenBusy(() => markDelivered(kv, leased, now(), retentionMs));
-      log({
-        msg: "forward",
-        id: entry.id,
-        outcome: "delivered",
-        attempt: entry.attempts + 1,
-        ms: Math.round(performance.now() - started),
-      });
+      await attempt(destination, entry);
     } catch (err) {
-      const attempt = entry.attempts + 1;
-      const retryIn = attempt > delays.length ? null : delays[attempt - 1];
+      const retryIn = n > delays.length ? null : delays[n - 1];
       const error = err instanceof Error ? err.message : String(err);
-      await retryWhenBusy(() => markFailed(kv, leased, now(), error, retryIn));
+      await record({ leased, outcome: "failed", error, retryInMs: retryIn });
       log({
         level: retryIn === null ? "error" : "warn",
         msg: "forward",
         id: entry.id,
         outcome: retryIn === null ? "dead" : "retry",
-        attempt,
+        attempt: n,
         error,
         retry_in_ms: retryIn,
       });
+      return;
     }
+    await record({ leased, outcome: "delivered" });
+    log({
+      msg: "forward",
+      id: entry.id,
+      outcome: "delivered",
+      attempt: n,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  /** Whether a lease pass may take the entry `id`; counts what it takes per destination. */
+  function taker(): (id: string) => boolean {
+    const free = new Map(
+      [...byName.keys()].map((name) => [name, maxInFlight - (busy.get(name) ?? 0)]),
+    );
+    return (id) => {
+      if (attempting.has(id)) return false;
+      const name = id.slice(0, id.indexOf(":"));
+      const left = free.get(name);
+      if (left === undefined) return true; // unknown here: leased, and failed at once
+      if (left <= 0) return false;
+      free.set(name, left - 1);
+      return true;
+    };
   }
 
   async function schedule() {
@@ -164,41 +305,74 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     const due = await retryWhenBusy(() => nextDue(kv));
     if (due === null) return;
     const wait = Math.min(Math.max(due - now(), 250), 60_000);
-    const t = setTimeout(() => void sweep().catch(fail), wait);
+    const t = setTimeout(tick, wait);
     Deno.unrefTimer(t);
     timer = t;
   }
 
-  function fail(err: unknown) {
-    log({ level: "error", msg: "forward sweep failed", error: String(err) });
+  function tick(): Promise<void> {
+    return sweep().then(() => {}, (err) => {
+      log({ level: "error", msg: "forward sweep failed", error: String(err) });
+    });
+  }
+
+  /** Wakes a sweep waiting for attempts to end (an attempt ended, or new work was kicked). */
+  let wakeUp = () => {};
+  const hasFreeSlot = () => [...byName.keys()].some((name) => (busy.get(name) ?? 0) < maxInFlight);
+
+  async function run(): Promise<number> {
+    let attempts = 0;
+    let ended = 0;
+    const inFlight = new Set<Promise<void>>();
+    const enough = Math.min(LEASE_AGAIN_AFTER, maxInFlight);
+    try {
+      while (!closed) {
+        again = false;
+        ended = 0;
+        const { leased, contended } = await leaseDue(kv, now(), {
+          limit: LEASE_BATCH,
+          take: taker(),
+        });
+        for (const l of leased) {
+          const p: Promise<void> = deliverOne(l).finally(() => {
+            inFlight.delete(p);
+            ended++;
+            wakeUp();
+          });
+          inFlight.add(p);
+        }
+        attempts += leased.length;
+        if (leased.length === LEASE_BATCH || contended) continue;
+        if (leased.length === 0 && inFlight.size === 0 && !again) break;
+        // Lease again once enough slots are free, all attempts ended, or new work came in.
+        while (!closed && inFlight.size > 0 && ended < enough && !(again && hasFreeSlot())) {
+          await new Promise<void>((resolve) => (wakeUp = resolve));
+        }
+      }
+    } finally {
+      await Promise.all(inFlight);
+    }
+    await schedule();
+    return attempts;
   }
 
   function sweep(): Promise<number> {
     if (running) {
       again = true;
+      wakeUp();
       return running;
     }
-    running = (async () => {
-      let attempts = 0;
-      do {
-        again = false;
-        const leased = await leaseDue(kv, now(), BATCH);
-        await Promise.all(leased.map(deliverOne));
-        attempts += leased.length;
-        if (leased.length === BATCH) again = true;
-      } while (again && !closed);
-      await schedule();
-      return attempts;
-    })().finally(() => (running = null));
+    running = run().finally(() => (running = null));
     return running;
   }
 
   return {
     destinations: options.destinations.map((d) => d.name),
     kick() {
-      if (!closed) queueMicrotask(() => void sweep().catch(fail));
+      if (!closed) queueMicrotask(() => void tick());
     },
     sweep,
+    tick,
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -1,5 +1,5 @@
 /**
- * `/api/*`: the records and the unmatched list, behind the bearer token when `API_TOKEN` is set.
+ * `/api/*`: the records, their change feed and the unmatched list, behind the bearer token when `API_TOKEN` is set.
  *
  * @example
  * ```ts
@@ -12,8 +12,8 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
-import { listOutbox, requeue } from "../store/outbox.ts";
-import { listRecords, listUnmatched } from "../store/records.ts";
+import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
+import { listFeed, listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { schoolId } from "../thinkific/schemas.ts";
 import { eraseLearner } from "../store/erasure.ts";
@@ -39,8 +39,13 @@ const recordsQuery = z.strictObject({
 const csvQuery = recordsQuery.omit({ limit: true, cursor: true });
 
 const learnerParams = z.object({
-  tenantId: z.string().regex(/^[\w.-]{1,64}$/, "must contain only letters, digits, _ . -"),
+  tenantId: schoolId,
   userId: positiveInt,
+});
+
+const feedQuery = z.strictObject({
+  limit,
+  cursor: cursorSchema(z.union([timeIdIdPosition, z.tuple([z.number().finite()])])).optional(),
 });
 
 const unmatchedQuery = z.strictObject({
@@ -54,8 +59,9 @@ const outboxQuery = z.strictObject({
   cursor: cursorSchema(timeIdPosition).optional(),
 });
 
+const part = MESSAGE_ID_PART.source;
 const outboxId = z.string().regex(
-  /^[\w-]{1,32}:msg_[\w.-]{1,64}_[\w.-]{1,64}$/,
+  new RegExp(`^[\\w-]{1,32}:msg_${part}_${part}$`),
   "is not an outbox id",
 );
 
@@ -97,6 +103,14 @@ export function apiRoutes(
     const destinations = forwarder?.destinations ?? [];
     const removed = await retryWhenBusy(() => eraseLearner(kv, who, { destinations, now: now() }));
     return c.json({ status: "erased", tenant_id: who.tenantId, user_id: who.userId, removed });
+  });
+
+  app.get("/feed", async (c) => {
+    const q = parseQuery(c.req.url, feedQuery);
+    const until = now() - deps.config.feedDelayMs;
+    return c.json(
+      await retryWhenBusy(() => listFeed(kv, { cursor: q.cursor, limit: q.limit, until })),
+    );
   });
 
   app.get("/unmatched", async (c) => {

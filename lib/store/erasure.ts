@@ -28,6 +28,7 @@ import {
   eventBodyKey,
   eventIdKey,
   eventsOfLearnerPrefix,
+  feedKey,
   type LearnerEntry,
   learnerKey,
   lessonCounterKey,
@@ -45,6 +46,7 @@ import {
 import { learnerActivityKeys } from "./learners.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { messageIdOf } from "./outbox.ts";
+import { feedPositionOf } from "./records.ts";
 import { DAY_MS, MINUS_ONE } from "./stats.ts";
 
 /** One learner of one school. */
@@ -149,7 +151,7 @@ const unmatched: Deleter = async ({ kv, who, removed }) => {
   }, mine);
 };
 
-/** Records with their indexes, event-id pointers, outbox entries and day counts. */
+/** Records with their indexes and change-feed entries, event-id pointers, outbox entries and day counts. */
 const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
   const prefix = recordsOfUserPrefix(who.userId);
   await inBatches<number>(kv, prefix, async (page) => {
@@ -171,7 +173,8 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
           MINUS_ONE.value,
         )
           .delete(eventIdKey(who.tenantId, r.value.progress_event_id))
-          .delete(eventIdKey(who.tenantId, r.value.lesson_event_id));
+          .delete(eventIdKey(who.tenantId, r.value.lesson_event_id))
+          .delete(feedKey(feedPositionOf(r.value)));
       }
       for (const o of outbox) {
         if (!o.value) continue;

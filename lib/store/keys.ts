@@ -10,6 +10,7 @@
  * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until paired, or the event expires |
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
  * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}) | kept |
+ * | `["feed", collated_ms, tenant, progress_event_id]` | the record's {@linkcode RecordPosition} (see {@linkcode feedKey}) | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
@@ -173,6 +174,17 @@ export const recordKey = (position: RecordPosition): Deno.KvKey => [
   "all",
   ...position,
 ];
+
+/** Where a record is in the change feed: collation time, school, progress event id. */
+export type FeedPosition = [collatedMs: number, tenantId: string, progressEventId: string];
+
+export const FEED_PREFIX: Deno.KvKey = ["feed"];
+
+/**
+ * The change feed's entry of a record, written in the record's own commit: `/api/feed` lists
+ * these in order of collation time, which is (within the feed's visibility delay) commit order.
+ */
+export const feedKey = (position: FeedPosition): Deno.KvKey => [...FEED_PREFIX, ...position];
 
 /**
  * Every key a record is written under, with its value: the record under `"all"`; `null` under its

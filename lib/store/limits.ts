@@ -46,6 +46,15 @@ export const MAX_NAME_CHARS = 1000;
 /** Keys in one `getMany`. */
 export const KV_MAX_GET_MANY = 10;
 
+/** Checks in one atomic commit. */
+export const KV_MAX_CHECKS = 100;
+
+/** Mutations in one atomic commit. */
+export const KV_MAX_MUTATIONS = 1000;
+
+/** Total size of the keys and values one atomic commit writes. */
+export const KV_MAX_COMMIT_BYTES = 800 * 1024;
+
 /** Largest page of a listing API. */
 export const MAX_PAGE_SIZE = 500;
 
@@ -71,3 +80,11 @@ export const MAX_ENROLLMENT_LESSONS = 200;
  * (ms either side of the event): past it, the chain is decided from what was read.
  */
 export const MAX_CLUSTER_SPAN_MS = 60_000;
+
+/**
+ * How old a change-feed entry must be before `/api/feed` serves it (the default of
+ * `FEED_DELAY_MS`). Records from several processes commit slightly out of `collated_at` order; a
+ * commit never lands more than half this delay after its record's `collated_at` (the committer
+ * re-decides older ones with a fresh time), so no entry can appear behind a cursor already served.
+ */
+export const FEED_DELAY_MS = 5_000;

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
- * const leased = await leaseDue(kv, Date.now(), 20);
- * for (const entry of leased) await markDelivered(kv, entry, Date.now(), retentionMs);
+ * const { leased } = await leaseDue(kv, Date.now(), { limit: 20, take: () => true });
+ * const delivered = leased.map((l) => ({ leased: l, outcome: "delivered" as const }));
+ * await settle(kv, delivered, Date.now(), retentionMs);
  * ```
  * @module
  */
@@ -20,17 +21,34 @@ import {
   type OutboxEntry,
   outboxKey,
 } from "./keys.ts";
-import { KV_MAX_GET_MANY } from "./limits.ts";
+import { KV_MAX_CHECKS, KV_MAX_COMMIT_BYTES, KV_MAX_GET_MANY, KV_MAX_MUTATIONS } from "./limits.ts";
 import { listPage, type Position } from "./_page.ts";
 import { retryWhenBusy } from "./retry.ts";
 
 /** How long a process may hold an entry while delivering it. */
 export const LEASE_MS = 60_000;
 
-/** The Standard Webhooks message id of a record: stable, the same on every attempt. */
-export function messageIdOf(record: LessonProgressRecord): string {
-  return `msg_${record.tenant_id}_${record.progress_event_id}`;
+/**
+ * One part of a message id, with `_` free for the separator: `.` becomes `..` and `_` becomes
+ * `.u` (school and event ids are made of letters, digits, `_`, `.` and `-`). Ids without `.` or
+ * `_`, such as Thinkific's, are unchanged.
+ */
+function escapeIdPart(part: string): string {
+  return part.replace(/[._]/g, (c) => (c === "." ? ".." : ".u"));
 }
+
+/**
+ * The Standard Webhooks message id of a record: `msg_<school>_<progress event id>`, each part
+ * escaped (see {@linkcode escapeIdPart}) so that two records never share one (school `a_b` with
+ * event `c` is `msg_a.ub_c`; school `a` with event `b_c` is `msg_a_b.uc`). Stable: the same on
+ * every attempt.
+ */
+export function messageIdOf(record: Pick<LessonProgressRecord, "tenant_id" | "progress_event_id">) {
+  return `msg_${escapeIdPart(record.tenant_id)}_${escapeIdPart(record.progress_event_id)}`;
+}
+
+/** What {@linkcode messageIdOf} makes of one part of up to 64 characters. */
+export const MESSAGE_ID_PART = /(?:[A-Za-z0-9-]|\.[.u]){1,64}/;
 
 /** Adds one pending entry per destination to the record's commit. */
 export function addOutboxEntries(
@@ -65,71 +83,180 @@ export function addOutboxEntries(
 /** A leased entry: what was committed, to be checked by the next state change. */
 export type Leased = Deno.KvEntry<OutboxEntry>;
 
+/** Mutations one entry adds to a lease or a settlement commit, at most. */
+const MUTATIONS_PER_ENTRY = 3;
+
+/** Due keys one lease pass reads at most, looking for entries it may take. */
+const MAX_SCAN = 2000;
+
 /**
- * Leases up to `limit` entries due at `now`: each lease is an atomic commit checked against the
- * version read, which also moves the entry's due time to the end of the lease (so a process that
- * dies while delivering leaves it due again then). Entries another process leases first are skipped.
+ * Splits entries into groups that each fit in one atomic commit: one check and up to
+ * {@linkcode MUTATIONS_PER_ENTRY} mutations per entry, and half of Deno KV's byte limit (an
+ * entry's size is estimated from its JSON).
  */
-export async function leaseDue(kv: Deno.Kv, now: number, limit: number): Promise<Leased[]> {
+function commitGroups<T>(items: readonly T[], entryOf: (item: T) => OutboxEntry): T[][] {
+  const most = Math.min(KV_MAX_CHECKS, Math.floor(KV_MAX_MUTATIONS / MUTATIONS_PER_ENTRY));
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = 2 * JSON.stringify(entryOf(item)).length + 512;
+    if (group.length > 0 && (group.length === most || bytes + size > KV_MAX_COMMIT_BYTES / 2)) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(item);
+    bytes += size;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/** Reads entries by key, `KV_MAX_GET_MANY` at a time, in parallel. */
+async function readEntries(
+  kv: Deno.Kv,
+  keys: Deno.KvKey[],
+): Promise<Deno.KvEntryMaybe<OutboxEntry>[]> {
+  const batches: Promise<Deno.KvEntryMaybe<OutboxEntry>[]>[] = [];
+  for (let i = 0; i < keys.length; i += KV_MAX_GET_MANY) {
+    batches.push(
+      retryWhenBusy(() => kv.getMany<OutboxEntry[]>(keys.slice(i, i + KV_MAX_GET_MANY))),
+    );
+  }
+  return (await Promise.all(batches)).flat();
+}
+
+/** Adds the lease of one entry to `op`: checked against the version read, due again at `until`. */
+function addLease(op: Deno.AtomicOperation, entry: Leased, until: number): OutboxEntry {
+  const e = entry.value;
+  const next: OutboxEntry = { ...e, dueAt: until };
+  op.check(entry).set(entry.key, next).delete(outboxDueKey(e.dueAt, e.id))
+    .set(outboxDueKey(until, e.id), e.id);
+  return next;
+}
+
+/** What one lease pass got. */
+export interface LeaseResult {
+  leased: Leased[];
+  /** Some due entries were taken by another process first: another pass may find more. */
+  contended: boolean;
+}
+
+/**
+ * Leases up to `limit` entries due at `now`, oldest due first, among those `take` accepts (it is
+ * asked in due order, before each entry is read, and counts what it accepts). Each lease moves the
+ * entry's due time to the end of the lease, so a process that dies while delivering leaves it due
+ * again then. Entries are leased in batches, one atomic commit per batch checked against the
+ * versions read; a batch that loses to another process is re-read and retried without the entries
+ * taken meanwhile.
+ */
+export async function leaseDue(
+  kv: Deno.Kv,
+  now: number,
+  opts: { limit: number; take: (id: string) => boolean },
+): Promise<LeaseResult> {
   const ids: string[] = [];
   const due = { start: [...OUTBOX_DUE_PREFIX], end: [...OUTBOX_DUE_PREFIX, now + 1] };
   await retryWhenBusy(async () => {
     ids.length = 0;
-    for await (const e of kv.list<string>(due, { limit })) ids.push(e.value);
+    for await (const e of kv.list<string>(due, { limit: MAX_SCAN, batchSize: 500 })) {
+      if (opts.take(e.value)) ids.push(e.value);
+      if (ids.length === opts.limit) break;
+    }
   });
+  const leasable = (e: Deno.KvEntryMaybe<OutboxEntry>): e is Leased =>
+    e.value !== null && e.value.status === "pending" && e.value.dueAt <= now;
+  const found = (await readEntries(kv, ids.map(outboxKey))).filter(leasable);
   const leased: Leased[] = [];
-  for (let i = 0; i < ids.length; i += KV_MAX_GET_MANY) {
-    const keys = ids.slice(i, i + KV_MAX_GET_MANY).map(outboxKey);
-    const entries = await retryWhenBusy(() => kv.getMany<OutboxEntry[]>(keys));
-    for (const entry of entries) {
-      const e = entry.value;
-      if (!e || e.status !== "pending" || e.dueAt > now) continue;
-      const next: OutboxEntry = { ...e, dueAt: now + LEASE_MS };
-      const res = await retryWhenBusy(() =>
-        kv.atomic().check(entry).set(entry.key, next).delete(outboxDueKey(e.dueAt, e.id))
-          .set(outboxDueKey(next.dueAt, e.id), e.id).commit()
-      );
-      if (res.ok) leased.push({ key: entry.key, value: next, versionstamp: res.versionstamp });
+  let contended = false;
+  for (let group of commitGroups(found, (e) => e.value)) {
+    for (let attempt = 0; group.length > 0 && attempt < 4; attempt++) {
+      if (attempt > 0) {
+        contended = true;
+        group = (await readEntries(kv, group.map((e) => e.key))).filter(leasable);
+        if (group.length === 0) break;
+      }
+      const until = now + LEASE_MS;
+      const nexts: OutboxEntry[] = [];
+      const res = await retryWhenBusy(() => {
+        const op = kv.atomic();
+        nexts.length = 0;
+        for (const entry of group) nexts.push(addLease(op, entry, until));
+        return op.commit();
+      });
+      if (res.ok) {
+        group.forEach((e, i) =>
+          leased.push({ key: e.key, value: nexts[i], versionstamp: res.versionstamp })
+        );
+        break;
+      }
     }
   }
-  return leased;
+  return { leased, contended };
 }
 
-/** Records a successful delivery. Delivered entries expire after `retentionMs`. */
-export async function markDelivered(kv: Deno.Kv, leased: Leased, now: number, retentionMs: number) {
-  const e = leased.value;
-  const next: OutboxEntry = {
-    ...e,
-    status: "delivered",
-    attempts: e.attempts + 1,
-    deliveredAt: now,
-    lastError: null,
-  };
-  return (await kv.atomic().check(leased).set(leased.key, next, { expireIn: retentionMs })
-    .delete(outboxDueKey(e.dueAt, e.id)).commit()).ok;
+/** How an attempt ended: delivered, or failed and due again after `retryInMs` (`null`: dead). */
+export type Settlement =
+  | { leased: Leased; outcome: "delivered" }
+  | { leased: Leased; outcome: "failed"; error: string; retryInMs: number | null };
+
+/**
+ * Adds the end of one attempt to `op`, checked against the lease: a delivered entry expires after
+ * `retentionMs`; a failed one is due again, or dead.
+ */
+function addSettlement(op: Deno.AtomicOperation, s: Settlement, now: number, retentionMs: number) {
+  const { key, value: e } = s.leased;
+  op.check(s.leased).delete(outboxDueKey(e.dueAt, e.id));
+  const attempts = e.attempts + 1;
+  if (s.outcome === "delivered") {
+    const next: OutboxEntry = {
+      ...e,
+      status: "delivered",
+      attempts,
+      deliveredAt: now,
+      lastError: null,
+    };
+    op.set(key, next, { expireIn: retentionMs });
+    return;
+  }
+  const base = { ...e, attempts, lastError: s.error.slice(0, 500) };
+  if (s.retryInMs === null) {
+    op.set(key, { ...base, status: "dead", deadAt: now } satisfies OutboxEntry)
+      .set(outboxDeadKey(now, e.id), e.id);
+  } else {
+    const next: OutboxEntry = { ...base, dueAt: now + s.retryInMs };
+    op.set(key, next).set(outboxDueKey(next.dueAt, e.id), e.id);
+  }
 }
 
 /**
- * Records a failed attempt: due again after `retryInMs`, or dead when `retryInMs` is `null`.
+ * Records how attempts ended, in as few atomic commits as fit. A batch whose check fails (an
+ * entry's lease ran out and another process leased it again) is retried entry by entry, and the
+ * entries changed meanwhile are left to their new holder. Resolves with how many were recorded.
  */
-export async function markFailed(
+export async function settle(
   kv: Deno.Kv,
-  leased: Leased,
+  settlements: readonly Settlement[],
   now: number,
-  error: string,
-  retryInMs: number | null,
-) {
-  const e = leased.value;
-  const base = { ...e, attempts: e.attempts + 1, lastError: error.slice(0, 500) };
-  const op = kv.atomic().check(leased).delete(outboxDueKey(e.dueAt, e.id));
-  if (retryInMs === null) {
-    const next: OutboxEntry = { ...base, status: "dead", deadAt: now };
-    op.set(leased.key, next).set(outboxDeadKey(now, e.id), e.id);
-  } else {
-    const next: OutboxEntry = { ...base, dueAt: now + retryInMs };
-    op.set(leased.key, next).set(outboxDueKey(next.dueAt, e.id), e.id);
+  retentionMs: number,
+): Promise<number> {
+  const commit = async (group: readonly Settlement[]) => {
+    const res = await retryWhenBusy(() => {
+      const op = kv.atomic();
+      for (const s of group) addSettlement(op, s, now, retentionMs);
+      return op.commit();
+    });
+    return res.ok;
+  };
+  let recorded = 0;
+  for (const group of commitGroups(settlements, (s) => s.leased.value)) {
+    if (await commit(group)) recorded += group.length;
+    else if (group.length > 1) {
+      for (const s of group) if (await commit([s])) recorded++;
+    }
   }
-  return (await op.commit()).ok;
+  return recorded;
 }
 
 /** Puts a dead entry back in the queue, due now. `null` when there is no such entry. */

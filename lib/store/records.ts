@@ -11,6 +11,9 @@
 import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
+  FEED_PREFIX,
+  feedKey,
+  type FeedPosition,
   recordEntries,
   type RecordFilter,
   recordKey,
@@ -22,7 +25,7 @@ import {
   unmatchedKey,
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
-import { listPage, type Position } from "./_page.ts";
+import { encodeCursor, listPage, type Position } from "./_page.ts";
 import { retryWhenBusy } from "./retry.ts";
 
 /** Where a record is stored: completion time, school, progress event id. */
@@ -30,9 +33,14 @@ export function recordPositionOf(record: LessonProgressRecord): RecordPosition {
   return [Date.parse(record.completed_at), record.tenant_id, record.progress_event_id];
 }
 
+/** Where a record is in the change feed: collation time, school, progress event id. */
+export function feedPositionOf(record: LessonProgressRecord): FeedPosition {
+  return [Date.parse(record.collated_at), record.tenant_id, record.progress_event_id];
+}
+
 /**
- * Adds a record to `op`: stored once, indexed by every filter combination (key-only entries), and
- * the end of its events' unmatched entries. The events themselves (updated in the same commit,
+ * Adds a record to `op`: stored once, indexed by every filter combination (key-only entries) and
+ * in the change feed, and the end of its events' unmatched entries. The events themselves (updated in the same commit,
  * checked against what was read) say they are paired, so neither can be in two records.
  */
 export function writeRecord(
@@ -47,6 +55,7 @@ export function writeRecord(
   const [[primary], ...indexes] = recordEntries(record, recordPositionOf(record));
   op.check({ key: primary, versionstamp: null }).set(primary, record);
   for (const [key, value] of indexes) op.set(key, value);
+  op.set(feedKey(feedPositionOf(record)), recordPositionOf(record));
   return op;
 }
 
@@ -186,4 +195,37 @@ export async function recentRecords(
     if (positions.length === limit) break;
   }
   return await getRecords(kv, positions);
+}
+
+/**
+ * Where a feed reader is: after the entry it read last, or at a time before which it has read
+ * everything (`[ms]`).
+ */
+export type FeedCursor = FeedPosition | [fromMs: number];
+
+/**
+ * One page of the change feed: records in collation order, only those collated before `until`
+ * (the caller's time minus the feed's visibility delay). The cursor is always set: after the last
+ * record of a full page, else `until` itself (everything before it has been read).
+ */
+export async function listFeed(
+  kv: Deno.Kv,
+  query: { cursor?: FeedCursor; limit: number; until: number },
+): Promise<{ records: LessonProgressRecord[]; cursor: string }> {
+  const { cursor, limit, until } = query;
+  if (cursor && cursor[0] >= until) return { records: [], cursor: encodeCursor(cursor) };
+  const start = !cursor
+    ? [...FEED_PREFIX]
+    : cursor.length === 1
+    ? [...FEED_PREFIX, cursor[0]]
+    : [...feedKey(cursor), new Uint8Array()]; // the smallest key after it
+  const positions: RecordPosition[] = [];
+  let last: FeedPosition | null = null;
+  const selector = { start, end: [...FEED_PREFIX, until] };
+  for await (const e of kv.list<RecordPosition>(selector, { limit })) {
+    positions.push(e.value);
+    last = e.key.slice(FEED_PREFIX.length) as FeedPosition;
+  }
+  const next: FeedCursor = positions.length === limit && last ? last : [until];
+  return { records: await getRecords(kv, positions), cursor: encodeCursor(next) };
 }
