@@ -11,8 +11,9 @@
  * Sections: `--e2e` (1, end to end over HTTP), `--baseline` (2, alternating with the baseline
  * server), `--roundtrips` (3, KV round trips per webhook), `--growth` (4, pairing cost as stored
  * data grows), `--coldstart` (5), `--variants` (6, group commit and holding, each alone and
- * together, under two sender shapes), `--wait` (7, time to record with retries 30 s apart).
- * Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
+ * together, under two sender shapes), `--wait` (7, time to record with retries 30 s apart),
+ * `--forward` (8, forwarding lag under load), `--soak` (9, RSS over `--minutes N`, default 10; not
+ * run unless named). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
  * @module
  */
 import { measureColdStart } from "./_coldstart.ts";
@@ -22,6 +23,8 @@ import { cpuModel } from "./_proc.ts";
 import { countRoundTrips } from "./_roundtrips.ts";
 import { fmt, mib, round, table } from "./_stats.ts";
 import { compareVariants, measureRecordWait } from "./_variants.ts";
+import { formatForwarding, measureForwarding } from "./_forward.ts";
+import { soak } from "./_soak.ts";
 
 const SECTIONS = [
   "e2e",
@@ -31,7 +34,11 @@ const SECTIONS = [
   "coldstart",
   "variants",
   "wait",
+  "forward",
+  "soak",
 ] as const;
+/** Sections a plain `deno task bench` runs (`--soak` takes 10 minutes: asked for by name). */
+const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== "soak");
 type Section = typeof SECTIONS[number];
 
 interface Options {
@@ -40,6 +47,8 @@ interface Options {
   sections: Set<Section>;
   pairs: number;
   rounds: number;
+  /** `--soak`'s length. */
+  minutes: number;
 }
 
 function usage(): never {
@@ -51,7 +60,14 @@ function usage(): never {
 }
 
 function parseArgs(args: string[]): Options {
-  const o = { json: false, quick: false, sections: new Set<Section>(), pairs: 0, rounds: 0 };
+  const o = {
+    json: false,
+    quick: false,
+    sections: new Set<Section>(),
+    pairs: 0,
+    rounds: 0,
+    minutes: 10,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const [flag, inline] = a.split("=", 2);
@@ -64,10 +80,11 @@ function parseArgs(args: string[]): Options {
     else if (flag === "--quick") o.quick = true;
     else if (flag === "--pairs") o.pairs = num();
     else if (flag === "--rounds") o.rounds = num();
+    else if (flag === "--minutes") o.minutes = num();
     else if (SECTIONS.includes(flag.slice(2) as Section)) o.sections.add(flag.slice(2) as Section);
     else usage();
   }
-  if (o.sections.size === 0) { for (const s of SECTIONS) o.sections.add(s); }
+  if (o.sections.size === 0) { for (const s of DEFAULT_SECTIONS) o.sections.add(s); }
   o.pairs ||= o.quick ? 500 : 5_000;
   o.rounds ||= o.quick ? 1 : 3;
   return o;
@@ -448,6 +465,48 @@ async function main() {
           `${r.afterRetry} (${fmt(r.afterRetryShare * 100, 2)}%)`,
           fmt(r.wallMs / 1000, 1),
         ]),
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("forward")) {
+    const pairs = opts.quick ? 1_000 : 5_000;
+    log(`8. forwarding under load: ${pairs} pairs, 16 senders, a local receiver …`);
+    const f = await measureForwarding({ pairs }, log);
+    out.forward = f;
+    const last = f.windows.at(-1)!;
+    const first = f.windows[0];
+    targets.push({
+      name: "forwarding lag stays bounded (p99, last fifth vs first fifth of the load)",
+      target: "does not grow",
+      measured: `${fmt(first.p99Ms, 0)} → ${fmt(last.p99Ms, 0)} ms; drained ` +
+        `${fmt(f.lagAfterLoadMs, 0)} ms after the load`,
+      holds: last.p99Ms <= Math.max(2 * first.p99Ms, 1000) && Number.isFinite(f.lagAfterLoadMs),
+    });
+    text.push(
+      `8. Forwarding under load (FORWARD_URL to a local receiver)`,
+      formatForwarding(f),
+      "",
+    );
+  }
+
+  if (opts.sections.has("soak")) {
+    log(`9. soak: ${opts.minutes} minutes of load, RSS every 10 s …`);
+    const s = await soak(opts.minutes, log);
+    out.soak = s;
+    targets.push({
+      name: `RSS over a ${opts.minutes}-minute soak (max of the second half)`,
+      target: "< 100 MB, level",
+      measured: `${mib(s.firstHalfMaxBytes)} first half, ${mib(s.secondHalfMaxBytes)} second half`,
+      holds: s.secondHalfMaxBytes < 100e6 && s.secondHalfMaxBytes <= s.firstHalfMaxBytes * 1.1,
+    });
+    text.push(
+      `9. Soak: ${s.minutes} minutes, ${s.rounds} rounds of 2,000 pairs, ${s.events} events, ` +
+        `forwarding on (RSS sampled every 10 s)`,
+      table([
+        ["s", ...s.series.filter((_, i) => i % 6 === 0).map(([t]) => String(t))],
+        ["RSS", ...s.series.filter((_, i) => i % 6 === 0).map(([, b]) => mib(b))],
       ]),
       "",
     );
