@@ -18,7 +18,7 @@ import {
 } from "./_helpers.ts";
 import { postTo, startServer } from "./_server.ts";
 import { parseConfig } from "../lib/config.ts";
-import { createHolds, type Holds } from "../lib/hold.ts";
+import { createHolds, type Holds, type WakeMode } from "../lib/hold.ts";
 import { createApp } from "../lib/http/app.ts";
 
 /** Rejects if `p` has not settled within `ms`: the delivery was not woken. */
@@ -37,16 +37,16 @@ async function until(cond: () => boolean, what: string) {
   }
 }
 
-async function app(holdMs: number) {
-  const kv = await Deno.openKv(":memory:");
+async function app(holdMs: number, mode: WakeMode = "memory", db?: Deno.Kv) {
+  const kv = db ?? await Deno.openKv(":memory:");
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: String(holdMs) });
-  const holds: Holds = createHolds(kv, { mode: "memory" });
+  const holds: Holds = createHolds(kv, { mode });
   const a = createApp({ kv, config, holds, log: () => {} });
   const post = async (body: unknown) => {
     const res = await a.request("/webhooks/thinkific", await signedInit(body));
     return { status: res.status, json: await res.json() as Record<string, unknown> };
   };
-  return { kv, holds, post, [Symbol.dispose]: () => kv.close() };
+  return { kv, holds, post, [Symbol.dispose]: () => db ?? kv.close() };
 }
 
 Deno.test("hold: a progress arriving first is answered with its record when its lesson comes", async () => {
@@ -107,6 +107,19 @@ Deno.test("hold: a lesson posted to another process on the same file wakes the h
     await a.close();
     await b.close();
   }
+});
+
+Deno.test("hold: kv.watch wakes a held delivery when another app on the database pairs it (Deploy's mode)", async () => {
+  // Two apps on one handle stand for two isolates: the second's commit does not notify the
+  // first's holds, so only the watch on the enrollment's key can wake the held progress.
+  using a = await app(20_000, "watch");
+  using b = await app(20_000, "memory", a.kv);
+  const held = a.post(progressWebhook({ at: BASE_TIME, user: 33 }));
+  await until(() => a.holds.waiting === 1, "the progress is held");
+  const lesson = await b.post(lessonWebhook({ at: BASE_TIME, user: 33 }));
+  assertEquals(lesson.json.status, "collated");
+  const answer = await within(held, 8_000, "the progress held under kv.watch");
+  assertEquals([answer.status, answer.json.status], [200, "collated"]);
 });
 
 Deno.test("hold: SIGTERM answers a held delivery with the pending status, then the server exits", async () => {
