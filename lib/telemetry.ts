@@ -126,7 +126,7 @@ export function observeBacklog(kv: Deno.Kv, refreshMs = BACKLOG_REFRESH_MS) {
     });
   gauge(
     "collator.unmatched",
-    "Logic-channel events that gave up waiting and are still unpaired",
+    "Events listed in /api/unmatched now (gave up waiting, or alone past the horizon)",
     "{event}",
     () => latest.unmatched,
   );

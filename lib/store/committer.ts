@@ -73,6 +73,11 @@ interface Waiting {
 export interface CommitterOptions {
   /** Plans merged into one commit at most (default {@linkcode MAX_PLANS_PER_COMMIT}; 1 turns merging off). */
   maxPlans?: number;
+  /**
+   * Commits in flight at once (default 1): more lets a commit wait in Deno KV's queue while the
+   * previous one runs, at the price of smaller batches.
+   */
+  maxInFlight?: number;
   /** The clock deadlines are compared with (default `performance.now`). */
   now?: () => number;
 }
@@ -104,7 +109,8 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   };
   /** Keys this committer wrote, with the version it wrote them at (bounded, see `remember`). */
   const written = new Map<string, { versionstamp: string; exists: boolean }>();
-  let running = false;
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 1);
+  let inFlight = 0;
 
   /** Takes the next batch from the queue: compatible plans, in queue order, within the limits. */
   function take(): Waiting[] {
@@ -134,7 +140,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
 
   /** Notes the keys a successful commit wrote. */
   function remember(batch: Waiting[], versionstamp: string) {
-    if (written.size > 100_000) written.clear();
+    if (written.size > 4096) written.clear(); // an optimisation only: forgetting is safe
     for (const w of batch) {
       for (const m of w.plan.mutations) {
         written.set(keyId(m.key), { versionstamp, exists: m.type !== "delete" });
@@ -204,12 +210,14 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     await commitMerged(live);
   }
 
-  async function run() {
-    running = true;
-    try {
-      while (queue.length > 0) await commitBatch(take());
-    } finally {
-      running = false;
+  /** Starts commits while plans wait and fewer than `maxInFlight` commits are in flight. */
+  function pump() {
+    while (queue.length > 0 && inFlight < maxInFlight) {
+      inFlight++;
+      void commitBatch(take()).finally(() => {
+        inFlight--;
+        pump();
+      });
     }
   }
 
@@ -226,7 +234,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
           reject,
         };
         queue.push(waiting);
-        if (!running) void run();
+        pump();
       });
     },
   };

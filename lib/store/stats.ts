@@ -15,7 +15,6 @@ import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import type { LessonFacts } from "../thinkific/schemas.ts";
 import {
-  COURSE_COUNTER_PREFIX,
   COURSE_INFO_PREFIX,
   courseCounterKey,
   courseDayKey,
@@ -198,9 +197,7 @@ export const OUTBOX_COUNT_CAP = 10_000;
  */
 export async function backlog(kv: Deno.Kv): Promise<{ unmatched: number; outboxPending: number }> {
   let unmatched = 0;
-  for await (const e of kv.list<Deno.KvU64>({ prefix: COURSE_COUNTER_PREFIX })) {
-    if (e.key[2] === "unmatched") unmatched += Number(e.value.value);
-  }
+  for (const n of (await countUnmatched(kv, Date.now())).values()) unmatched += n;
   let outboxPending = 0;
   for await (
     const _ of kv.list({ prefix: OUTBOX_DUE_PREFIX }, { limit: OUTBOX_COUNT_CAP, batchSize: 500 })
