@@ -131,7 +131,8 @@ export interface Summary {
   recordsOk: boolean;
 }
 
-function summarize(runs: readonly E2eRun[]): Summary {
+/** Medians of several runs of one server. */
+export function summarize(runs: readonly E2eRun[]): Summary {
   return {
     eventsPerSec: median(runs.map((r) => r.eventsPerSec)),
     requestsPerSec: median(runs.map((r) => r.requestsPerSec)),

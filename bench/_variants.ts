@@ -15,7 +15,7 @@
  * 200, and how many pairs wait for a retry at all.
  * @module
  */
-import { type E2eLoads, type E2eRun, runE2e } from "./_e2e.ts";
+import { type E2eLoads, type E2eRun, runE2e, summarize } from "./_e2e.ts";
 import type { RunOptions } from "./_load.ts";
 import { median, quantile } from "./_stats.ts";
 
@@ -61,20 +61,20 @@ export interface VariantFigures {
 }
 
 function figures(shape: string, variant: string, runs: E2eRun[]) {
-  const requests = runs.map((r) => r.requests / r.acceptedEvents);
+  const m = summarize(runs);
   return {
     shape,
     variant,
-    eventsPerSec: median(runs.map((r) => r.eventsPerSec)),
-    p50Ms: median(runs.map((r) => r.p50Ms)),
-    p99Ms: median(runs.map((r) => r.p99Ms)),
-    requestsPerEvent: median(requests),
+    eventsPerSec: m.eventsPerSec,
+    p50Ms: m.p50Ms,
+    p99Ms: m.p99Ms,
+    requestsPerEvent: median(runs.map((r) => r.requests / r.acceptedEvents)),
     afterRetryShare: median(
       runs.map((r) => r.recordsAfterRetry / Math.max(1, r.recordWaitMs.length)),
     ),
-    writeKiBPerEvent: median(runs.map((r) => r.writeBytesPerEvent / 1024)),
-    peakRssBytes: median(runs.map((r) => r.peakRssBytes)),
-    recordsOk: runs.every((r) => r.records.ok && r.acceptedEvents === r.expectedEvents),
+    writeKiBPerEvent: m.writeBytesPerEvent / 1024,
+    peakRssBytes: m.peakRssBytes,
+    recordsOk: m.recordsOk,
   };
 }
 

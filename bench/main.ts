@@ -13,7 +13,8 @@
  * data grows), `--coldstart` (5), `--variants` (6, group commit and holding, each alone and
  * together, under two sender shapes), `--wait` (7, time to record with retries 30 s apart),
  * `--forward` (8, forwarding lag under load), `--soak` (9, RSS over `--minutes N`, default 10; not
- * run unless named). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
+ * run unless named), `--txn` (10, KV calls and transactions per event under concurrency),
+ * `--cross` (11, a held delivery whose counterpart goes to another process on the same file). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
  * @module
  */
 import { measureColdStart } from "./_coldstart.ts";
@@ -25,6 +26,8 @@ import { fmt, mib, round, table } from "./_stats.ts";
 import { compareVariants, measureRecordWait } from "./_variants.ts";
 import { formatForwarding, measureForwarding } from "./_forward.ts";
 import { soak } from "./_soak.ts";
+import { measureTransactions } from "./_txn.ts";
+import { measureCrossProcess } from "./_cross.ts";
 
 const SECTIONS = [
   "e2e",
@@ -35,6 +38,8 @@ const SECTIONS = [
   "variants",
   "wait",
   "forward",
+  "txn",
+  "cross",
   "soak",
 ] as const;
 /** Sections a plain `deno task bench` runs (`--soak` takes 10 minutes: asked for by name). */
@@ -487,6 +492,61 @@ async function main() {
     text.push(
       `8. Forwarding under load (FORWARD_URL to a local receiver)`,
       formatForwarding(f),
+      "",
+    );
+  }
+
+  if (opts.sections.has("txn")) {
+    const pairs = opts.quick ? 500 : 3_000;
+    log(`10. KV calls and transactions per event, in-process, ${pairs} pairs …`);
+    const t = await measureTransactions(pairs);
+    out.txn = t;
+    text.push(
+      `10. KV calls and SQLite transactions per event under concurrency (in-process, ${pairs} ` +
+        `pairs, 32 senders, a 409 retried after 5 ms; one commit is one SQLite transaction)`,
+      table([
+        [
+          "server",
+          "events/s",
+          "requests",
+          "commits/event",
+          "reads/event",
+          "calls/request",
+          "plans/commit",
+          "re-decided",
+        ],
+        ...t.map((f) => [
+          f.variant,
+          fmt(f.eventsPerSec, 0),
+          String(f.requests),
+          fmt(f.commitsPerEvent, 3),
+          fmt(f.readsPerEvent, 2),
+          fmt(f.callsPerRequest, 2),
+          fmt(f.plansPerCommit, 1),
+          String(f.stalePlans),
+        ]),
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("cross")) {
+    const pairs = opts.quick ? 100 : 400;
+    log(`11. counterpart at another process on the same file: ${pairs} pairs …`);
+    const c = await measureCrossProcess(pairs);
+    out.cross = c;
+    text.push(
+      `11. Progress to one process, its lesson 20 ms later to another on the same KV file ` +
+        `(${pairs} pairs, 16 senders, a 409 retried after 30 s)`,
+      table([
+        ["HOLD_MS", "p50 ms", "p99 ms", "pairs after a retry"],
+        ...c.map((f) => [
+          String(f.holdMs),
+          fmt(f.p50Ms, 0),
+          fmt(f.p99Ms, 0),
+          `${f.afterRetry} / ${f.pairs}`,
+        ]),
+      ]),
       "",
     );
   }

@@ -1,0 +1,87 @@
+/**
+ * Section 11: a held delivery whose counterpart goes to another process on the same SQLite file.
+ * Two servers share one KV file; each pair's `enrollment.progress` goes to the first, its
+ * `lesson.completed` to the second 20 ms later; a 409 is retried after 30 s. With holding, the
+ * first process learns of the lesson by reading the enrollment's key every 100 ms (a watcher there
+ * sees nothing of the other process's writes); without it, the pair waits for the sender's retry.
+ * @module
+ */
+import { lessonBody, makePairs, progressBody } from "./_load.ts";
+import { BENCH_SECRET, spawnServer } from "./_proc.ts";
+import { quantile, sleep } from "./_stats.ts";
+import { importSigningKey } from "../lib/thinkific/signature.ts";
+
+/** What one configuration measured. */
+export interface CrossFigures {
+  holdMs: number;
+  pairs: number;
+  /** From the progress event's first delivery to its 200, ms. */
+  p50Ms: number;
+  p99Ms: number;
+  afterRetry: number;
+}
+
+async function signed(key: CryptoKey, body: unknown): Promise<RequestInit> {
+  const bytes = new TextEncoder().encode(JSON.stringify(body));
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, bytes));
+  const hex = Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+  return {
+    method: "POST",
+    body: bytes,
+    headers: { "content-type": "application/json", "x-thinkific-hmac-sha256": hex },
+  };
+}
+
+/** Runs `pairs` pairs split over two processes, holding on and off. */
+export async function measureCrossProcess(pairs: number): Promise<CrossFigures[]> {
+  const key = await importSigningKey(BENCH_SECRET);
+  const out: CrossFigures[] = [];
+  for (const holdMs of [1500, 0]) {
+    const dir = await Deno.makeTempDir({ prefix: "bench-cross-" });
+    const env = { HOLD_MS: String(holdMs) };
+    const a = await spawnServer("project", dir, env);
+    const b = await spawnServer("project", dir, env);
+    const waits: number[] = [];
+    let afterRetry = 0;
+    try {
+      const specs = makePairs({ pairs, seed: 31, idPrefix: "2026110300" });
+      let next = 0;
+      await Promise.all(Array.from({ length: 16 }, async () => {
+        while (next < specs.length) {
+          const p = specs[next++];
+          const started = performance.now();
+          const progress = (async () => {
+            for (let attempt = 1;; attempt++) {
+              const res = await fetch(
+                `${a.url}/webhooks/thinkific`,
+                await signed(key, progressBody(p)),
+              );
+              await res.arrayBuffer();
+              if (res.status === 200) {
+                if (attempt > 1) afterRetry++;
+                return performance.now() - started;
+              }
+              await sleep(30_000);
+            }
+          })();
+          await sleep(20);
+          const res = await fetch(`${b.url}/webhooks/thinkific`, await signed(key, lessonBody(p)));
+          await res.arrayBuffer();
+          waits.push(await progress);
+        }
+      }));
+    } finally {
+      await a.close();
+      await b.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+    out.push({
+      holdMs,
+      pairs,
+      p50Ms: quantile(waits, 0.5),
+      p99Ms: quantile(waits, 0.99),
+      afterRetry,
+    });
+  }
+  return out;
+}
