@@ -53,6 +53,7 @@ const HOLD = "tests/hold_test.ts";
 const FORWARD = "tests/forward_test.ts";
 const FEED = "tests/feed_test.ts";
 const REDELIVERY = "tests/redelivery_race_test.ts";
+const COMPETE = "tests/compete_test.ts";
 
 const UPDATE_EVENT_CHECKED = {
   file: "lib/store/events.ts",
@@ -72,7 +73,7 @@ export const MUTANTS: Mutant[] = [
     bug: "A paired partner is written without its versionstamp check and the enrollment's " +
       "serial check is dropped (issue 10).",
     edits: [UPDATE_EVENT_CHECKED, SAVE_ENROLLMENT_CHECKED],
-    tests: [COMMITTER, CRASH, REDELIVERY],
+    tests: [COMMITTER, CRASH, REDELIVERY, COMPETE],
   },
   {
     name: "serial-check-dropped",
