@@ -29,6 +29,8 @@ import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
 import { FEED_DELAY_MS, MAX_COMMIT_ATTEMPTS, RECORD_COMMIT_DEADLINE_MS } from "./store/limits.ts";
 import { getRecords } from "./store/records.ts";
 import type { ThinkificEvent } from "./thinkific/schemas.ts";
+import { LESSON_TOPIC } from "./config.ts";
+import type { LessonProgressRecord } from "./matching/record.ts";
 
 export type { Outcome } from "./matching/decide.ts";
 
@@ -60,6 +62,13 @@ export class ContentionError extends Error {
 /** The tag held deliveries of one enrollment wait on. */
 export const enrollmentTag = (e: Pick<StoredEvent, "tenantId" | "userId" | "courseId">): string =>
   JSON.stringify([e.tenantId, e.userId, e.courseId]);
+
+/** Whether `record` pairs `event` (same school, and one of its two events). */
+function ownRecord(record: LessonProgressRecord, event: ThinkificEvent): boolean {
+  return record.tenant_id === event.tenantId &&
+    (event.topic === LESSON_TOPIC ? record.lesson_event_id : record.progress_event_id) ===
+      event.id;
+}
 
 interface Pass {
   outcome: Outcome;
@@ -118,7 +127,11 @@ async function pass(
     }
     const result = await committer.commit(plan);
     if (result.ok) {
-      deps.holds?.notify(enrollmentTag(place));
+      // Wakes this enrollment's held deliveries, handing them the record just made (if any).
+      deps.holds?.notify(
+        enrollmentTag(place),
+        outcome.status === "collated" ? outcome.record : null,
+      );
       return { outcome, alone, versionstamp: result.versionstamp, place };
     }
     if (await isErased(kv, place)) return done({ status: "erased" });
@@ -150,13 +163,16 @@ export async function collate(
     counted = true;
     // Held only while its counterpart is not stored: a pending inexact pair rides on retries.
     if (p.outcome.status !== "pending" || !holding || !p.alone) return p.outcome;
-    const end = await deps.holds!.wait(
+    const { end, note } = await deps.holds!.wait(
       enrollmentTag(p.place),
       enrollmentKey(p.place),
       p.versionstamp,
       left,
     );
     if (end === "closed") return p.outcome;
+    // Woken by the commit that paired this very event, here: its record, with no read.
+    const record = note as LessonProgressRecord | null | undefined;
+    if (record && ownRecord(record, event)) return { status: "collated", record, fresh: false };
     // woken or timed out: decide again (a last delivery may now give up)
   }
 }

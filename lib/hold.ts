@@ -16,8 +16,8 @@
  * @example
  * ```ts
  * const holds = createHolds(kv, { mode: "poll", pollMs: 100 });
- * const why = await holds.wait("t/u/c", enrollmentKey, versionstamp, 1500); // "woken" | "timeout" | "closed"
- * holds.notify("t/u/c"); // from the commit of the enrollment's counterpart
+ * const { end, note } = await holds.wait("t/u/c", enrollmentKey, versionstamp, 1500);
+ * holds.notify("t/u/c", { record }); // from the commit of the enrollment's counterpart
  * ```
  * @module
  */
@@ -28,15 +28,21 @@ export type WakeMode = "memory" | "poll" | "watch";
 /** Why a wait ended. */
 export type WaitEnd = "woken" | "timeout" | "closed";
 
+/** How a wait ended, with what the waking commit said about itself (in this process only). */
+export interface Woken {
+  end: WaitEnd;
+  note?: unknown;
+}
+
 /** The held deliveries of one process. */
 export interface Holds {
   /**
    * Waits until `tag` is notified, `key`'s versionstamp differs from `versionstamp` (modes `"poll"`
    * and `"watch"`), `ms` have passed, or the holds are closed.
    */
-  wait(tag: string, key: Deno.KvKey, versionstamp: string | null, ms: number): Promise<WaitEnd>;
-  /** Wakes every delivery waiting on `tag`. */
-  notify(tag: string): void;
+  wait(tag: string, key: Deno.KvKey, versionstamp: string | null, ms: number): Promise<Woken>;
+  /** Wakes every delivery waiting on `tag`, handing them `note` (e.g. the record just made). */
+  notify(tag: string, note?: unknown): void;
   /** Ends every wait now, and every later one at once (shutdown). */
   close(): void;
   readonly closed: boolean;
@@ -54,8 +60,8 @@ export interface HoldsOptions {
 /** Creates the holds of one process on `kv`. */
 export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
   const pollMs = options.pollMs ?? 100;
-  const waiters = new Map<string, Set<() => void>>();
-  const all = new Set<(end: WaitEnd) => void>();
+  const waiters = new Map<string, Set<(note?: unknown) => void>>();
+  const all = new Set<(end: WaitEnd, note?: unknown) => void>();
   let closed = false;
 
   function watchChange(key: Deno.KvKey, versionstamp: string | null, stop: AbortSignal) {
@@ -99,11 +105,11 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
       return all.size;
     },
     wait(tag, key, versionstamp, ms) {
-      if (closed) return Promise.resolve("closed");
-      if (ms <= 0) return Promise.resolve("timeout");
-      return new Promise<WaitEnd>((resolve) => {
+      if (closed) return Promise.resolve({ end: "closed" });
+      if (ms <= 0) return Promise.resolve({ end: "timeout" });
+      return new Promise<Woken>((resolve) => {
         const stop = new AbortController();
-        const finish = (end: WaitEnd) => {
+        const finish = (end: WaitEnd, note?: unknown) => {
           if (stop.signal.aborted) return;
           stop.abort();
           clearTimeout(timer);
@@ -111,9 +117,9 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
           const set = waiters.get(tag);
           set?.delete(onNotify);
           if (set?.size === 0) waiters.delete(tag);
-          resolve(end);
+          resolve({ end, note });
         };
-        const onNotify = () => finish("woken");
+        const onNotify = (note?: unknown) => finish("woken", note);
         const timer = setTimeout(() => finish("timeout"), ms);
         all.add(finish);
         const set = waiters.get(tag) ?? new Set();
@@ -122,8 +128,8 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
         void watchChange(key, versionstamp, stop.signal).then(() => finish("woken"));
       });
     },
-    notify(tag) {
-      for (const wake of [...(waiters.get(tag) ?? [])]) wake();
+    notify(tag, note) {
+      for (const wake of [...(waiters.get(tag) ?? [])]) wake(note);
     },
     close() {
       closed = true;

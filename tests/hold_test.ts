@@ -20,6 +20,7 @@ import { postTo, startServer } from "./_server.ts";
 import { parseConfig } from "../lib/config.ts";
 import { createHolds, type Holds, type WakeMode } from "../lib/hold.ts";
 import { createApp } from "../lib/http/app.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
 
 /** Rejects if `p` has not settled within `ms`: the delivery was not woken. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -38,7 +39,9 @@ async function until(cond: () => boolean, what: string) {
 }
 
 async function app(holdMs: number, mode: WakeMode = "memory", db?: Deno.Kv) {
-  const kv = db ?? await Deno.openKv(":memory:");
+  const calls = { n: 0 };
+  const real = db ?? await Deno.openKv(":memory:");
+  const kv = instrumentKv(real, { before: () => void calls.n++ });
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: String(holdMs) });
   const holds: Holds = createHolds(kv, { mode });
   const a = createApp({ kv, config, holds, log: () => {} });
@@ -46,7 +49,7 @@ async function app(holdMs: number, mode: WakeMode = "memory", db?: Deno.Kv) {
     const res = await a.request("/webhooks/thinkific", await signedInit(body));
     return { status: res.status, json: await res.json() as Record<string, unknown> };
   };
-  return { kv, holds, post, [Symbol.dispose]: () => db ?? kv.close() };
+  return { kv: real, holds, post, calls, [Symbol.dispose]: () => db ?? real.close() };
 }
 
 Deno.test("hold: a progress arriving first is answered with its record when its lesson comes", async () => {
@@ -62,6 +65,9 @@ Deno.test("hold: a progress arriving first is answered with its record when its 
   assertEquals(record.progress_event_id, progress.id);
   assertEquals(record, lesson.json.record);
   assertEquals(s.holds.waiting, 0);
+  // Three KV calls each (read, list, commit): the woken progress got its record from the
+  // lesson's commit, with no read of its own.
+  assertEquals(s.calls.n, 6);
 });
 
 Deno.test("hold: HOLD_MS=0 answers the pending status at once", async () => {
