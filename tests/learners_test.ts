@@ -144,3 +144,18 @@ Deno.test("unmatched page: course names, the percentage reached, one row per eve
     h.close();
   }
 });
+
+Deno.test("unmatched page: a lesson still alone after the horizon has its own row", async () => {
+  const h = await harness({ UNMATCHED_AFTER_HOURS: "1" });
+  try {
+    await h.post(lessonWebhook({ user: 6, at: T }));
+    const before = await (await h.app.request("/unmatched")).text();
+    assertMatch(before, /Nothing is waiting/);
+    h.clock.now += 3_600_000;
+    const html = await (await h.app.request("/unmatched")).text();
+    assertMatch(html, /a lesson alone, listed/);
+    assertEquals(html.match(/<tr>/g)?.length, 2, "a header row and the lesson's row");
+  } finally {
+    h.close();
+  }
+});

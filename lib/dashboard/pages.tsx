@@ -175,19 +175,21 @@ export function CoursePage(
   );
 }
 
-/** `GET /unmatched`: progress events that never found their lesson, one line each. */
+/** `GET /unmatched`: events that never found their counterpart, one line each. */
 export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<number, string> }) {
   const { events, courses } = props;
   return (
     <Layout title="Unmatched">
       <h1>Unmatched events</h1>
       <p class="muted">
-        Progress events that found no lesson completion within the match window. Usually an admin
-        recalculated progress (after adding or removing lessons), which fires no lesson event. A
-        lesson that arrives later still pairs with them.
+        Progress events that found no lesson completion within the match window, and lesson
+        completions still without their progress after a while. Usually an admin recalculated
+        progress (after adding or removing lessons), which fires no lesson event, or a learner
+        completed a lesson again without raising their percentage. An event that arrives later still
+        pairs with them.
       </p>
       {events.length === 0
-        ? <p>Nothing is waiting. Every progress event found its lesson.</p>
+        ? <p>Nothing is waiting. Every event found its counterpart.</p>
         : (
           <div class="table-wrap">
             <table class="unmatched">
@@ -205,7 +207,11 @@ export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<nu
                       {e.percentage_completed == null ? "—" : `${e.percentage_completed}%`}
                     </td>
                     <td>{when(e.created_at)}</td>
-                    <td>{`after ${e.attempts} deliveries, ${when(e.gave_up_at)}`}</td>
+                    <td>
+                      {e.topic === "lesson.completed"
+                        ? `a lesson alone, listed ${when(e.gave_up_at)}`
+                        : `after ${e.attempts} deliveries, ${when(e.gave_up_at)}`}
+                    </td>
                   </tr>
                 ))}
               </tbody>
