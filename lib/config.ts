@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import { decodeStandardSecret } from "./forward/standard_webhooks.ts";
-import { FEED_DELAY_MS } from "./store/limits.ts";
+import { FEED_DELAY_MS, MAX_PLANS_PER_COMMIT } from "./store/limits.ts";
 
 /** The two Thinkific topics this service pairs. */
 export const LESSON_TOPIC = "lesson.completed";
@@ -119,7 +119,7 @@ const envSchema = z.object({
   GIVE_UP_AFTER_ATTEMPTS: int("GIVE_UP_AFTER_ATTEMPTS", 2, 1000, 10),
   HOLD_MS: int("HOLD_MS", 0, 30_000, 1500),
   UNMATCHED_AFTER_HOURS: int("UNMATCHED_AFTER_HOURS", 0, 87_600, 72),
-  COMMIT_BATCH_MAX: int("COMMIT_BATCH_MAX", 1, 64, 64),
+  COMMIT_BATCH_MAX: int("COMMIT_BATCH_MAX", 1, MAX_PLANS_PER_COMMIT, MAX_PLANS_PER_COMMIT),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
   FEED_DELAY_MS: int("FEED_DELAY_MS", 100, 600_000, FEED_DELAY_MS),

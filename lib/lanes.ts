@@ -15,17 +15,12 @@
 /** Serializes work per key. */
 export interface Lanes {
   run<T>(key: string, work: () => Promise<T>): Promise<T>;
-  /** Keys with work running or waiting. */
-  readonly busy: number;
 }
 
 /** Creates the lanes of one process. */
 export function createLanes(): Lanes {
   const tails = new Map<string, Promise<unknown>>();
   return {
-    get busy() {
-      return tails.size;
-    },
     run(key, work) {
       const before = tails.get(key) ?? Promise.resolve();
       const result = before.then(work, work);

@@ -131,9 +131,9 @@ export const MUTANTS: Mutant[] = [
     bug: "The committer merges plans whose checked keys overlap into one commit.",
     edits: [{
       file: "lib/store/committer.ts",
-      find: "function conflicts(a: Waiting, b: Waiting): boolean {\n",
+      find: "function conflicts(a: PlanProfile, b: PlanProfile): boolean {\n",
       replace:
-        "function conflicts(a: Waiting, b: Waiting): boolean {\n  if (a !== b) return false;\n",
+        "function conflicts(a: PlanProfile, b: PlanProfile): boolean {\n  if (a !== b) return false;\n",
     }],
     tests: [COMMITTER],
   },

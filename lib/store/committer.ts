@@ -31,7 +31,7 @@
  * @module
  */
 import { ATOMIC_LIMITS, MAX_PLANS_PER_COMMIT } from "./limits.ts";
-import { type CommitPlan, keyId, type PlanSize } from "./plan.ts";
+import type { CommitPlan, PlanProfile, PlanSize } from "./plan.ts";
 import { isBusyError } from "./retry.ts";
 
 /** What the committer answers for one plan. */
@@ -61,10 +61,8 @@ export interface CommitterStats {
 
 interface Waiting {
   plan: CommitPlan;
-  size: PlanSize;
-  /** Deno KV would refuse it: committed alone. */
-  alone: boolean;
-  keys: { checked: Set<string>; mutated: Set<string> };
+  /** Its size and keys, measured once when it arrives. */
+  profile: PlanProfile;
   resolve(result: PlanResult): void;
   reject(err: unknown): void;
 }
@@ -73,18 +71,13 @@ interface Waiting {
 export interface CommitterOptions {
   /** Plans merged into one commit at most (default {@linkcode MAX_PLANS_PER_COMMIT}; 1 turns merging off). */
   maxPlans?: number;
-  /**
-   * Commits in flight at once (default 1): more lets a commit wait in Deno KV's queue while the
-   * previous one runs, at the price of smaller batches.
-   */
-  maxInFlight?: number;
   /** The clock deadlines are compared with (default `performance.now`). */
   now?: () => number;
 }
 
-function conflicts(a: Waiting, b: Waiting): boolean {
-  for (const k of a.keys.checked) if (b.keys.checked.has(k) || b.keys.mutated.has(k)) return true;
-  for (const k of b.keys.checked) if (a.keys.mutated.has(k)) return true;
+function conflicts(a: PlanProfile, b: PlanProfile): boolean {
+  for (const k of a.checked) if (b.checked.has(k) || b.mutated.has(k)) return true;
+  for (const k of b.checked) if (a.mutated.has(k)) return true;
   return false;
 }
 
@@ -109,8 +102,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   };
   /** Keys this committer wrote, with the version it wrote them at (bounded, see `remember`). */
   const written = new Map<string, { versionstamp: string; exists: boolean }>();
-  const maxInFlight = Math.max(1, options.maxInFlight ?? 1);
-  let inFlight = 0;
+  let running = false;
 
   /** Takes the next batch from the queue: compatible plans, in queue order, within the limits. */
   function take(): Waiting[] {
@@ -118,21 +110,25 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     const total: PlanSize = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
     for (let i = 0; i < queue.length && batch.length < maxPlans;) {
       const w = queue[i];
-      const alone = w.alone;
+      const { size } = w.profile;
+      const alone = w.profile.problem !== null;
       if (alone && batch.length > 0) {
         i++;
         continue;
       }
-      if (batch.length > 0 && (!fits(total, w.size) || batch.some((b) => conflicts(b, w)))) {
+      if (
+        batch.length > 0 &&
+        (!fits(total, size) || batch.some((b) => conflicts(b.profile, w.profile)))
+      ) {
         i++;
         continue;
       }
       queue.splice(i, 1);
       batch.push(w);
-      total.checks += w.size.checks;
-      total.mutations += w.size.mutations;
-      total.keyBytes += w.size.keyBytes;
-      total.totalBytes += w.size.totalBytes;
+      total.checks += size.checks;
+      total.mutations += size.mutations;
+      total.keyBytes += size.keyBytes;
+      total.totalBytes += size.totalBytes;
       if (alone) break;
     }
     return batch;
@@ -142,16 +138,14 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   function remember(batch: Waiting[], versionstamp: string) {
     if (written.size > 4096) written.clear(); // an optimisation only: forgetting is safe
     for (const w of batch) {
-      for (const m of w.plan.mutations) {
-        written.set(keyId(m.key), { versionstamp, exists: m.type !== "delete" });
-      }
+      for (const m of w.profile.mutations) written.set(m.id, { versionstamp, exists: m.exists });
     }
   }
 
   /** Whether a check of `w` is already known to fail (its key was written here since it read). */
   function isStale(w: Waiting): boolean {
-    for (const c of w.plan.checks) {
-      const last = written.get(keyId(c.key));
+    for (const c of w.profile.checks) {
+      const last = written.get(c.id);
       if (!last) continue;
       if (c.versionstamp === null ? last.exists : last.versionstamp > c.versionstamp) return true;
     }
@@ -210,14 +204,13 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     await commitMerged(live);
   }
 
-  /** Starts commits while plans wait and fewer than `maxInFlight` commits are in flight. */
-  function pump() {
-    while (queue.length > 0 && inFlight < maxInFlight) {
-      inFlight++;
-      void commitBatch(take()).finally(() => {
-        inFlight--;
-        pump();
-      });
+  /** Commits batch after batch while plans wait: one commit in flight at a time. */
+  async function run() {
+    running = true;
+    try {
+      while (queue.length > 0) await commitBatch(take());
+    } finally {
+      running = false;
     }
   }
 
@@ -225,16 +218,8 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     stats,
     commit(plan) {
       return new Promise<PlanResult>((resolve, reject) => {
-        const waiting: Waiting = {
-          plan,
-          size: plan.size(),
-          alone: plan.problem() !== null,
-          keys: plan.keySets(),
-          resolve,
-          reject,
-        };
-        queue.push(waiting);
-        pump();
+        queue.push({ plan, profile: plan.profile(), resolve, reject });
+        if (!running) void run();
       });
     },
   };

@@ -34,6 +34,20 @@ export interface PlanSize {
 
 const encoder = new TextEncoder();
 
+/** What {@linkcode CommitPlan.profile} finds. */
+export interface PlanProfile {
+  size: PlanSize;
+  /** Why Deno KV would refuse the plan on its own, or `null`. */
+  problem: string | null;
+  /** Its checks by key id, with the version each expects. */
+  checks: { id: string; versionstamp: string | null }[];
+  /** Its mutations by key id, and whether the key exists after each. */
+  mutations: { id: string; exists: boolean }[];
+  /** The ids of the keys it checks, and of those it mutates. */
+  checked: Set<string>;
+  mutated: Set<string>;
+}
+
 /** An upper estimate of a key's encoded size. */
 export function keyBytes(key: Deno.KvKey): number {
   let n = 0;
@@ -97,11 +111,6 @@ export class CommitPlan implements Mutations {
     return this;
   }
 
-  /** Whether the plan changes nothing. */
-  get empty(): boolean {
-    return this.mutations.length === 0;
-  }
-
   /** Adds this plan's checks and mutations to `op`. */
   applyTo(op: Deno.AtomicOperation): Deno.AtomicOperation {
     if (this.checks.length) op.check(...this.checks);
@@ -109,44 +118,43 @@ export class CommitPlan implements Mutations {
     return op;
   }
 
-  /** Its size against Deno KV's atomic limits. */
-  size(): PlanSize {
+  /**
+   * Everything a committer needs to know of this plan, in one pass over its keys and values: its
+   * size against Deno KV's atomic limits, whether Deno KV would refuse it on its own (a key or value
+   * too large: such a plan is never merged with others, so it can fail only its own request), and
+   * its keys by {@linkcode keyId}.
+   */
+  profile(): PlanProfile {
     let keys = 0;
     let total = 0;
-    for (const c of this.checks) keys += keyBytes(c.key);
-    for (const m of this.mutations) {
-      const k = keyBytes(m.key);
-      keys += k;
-      total += k + ("value" in m ? valueBytes(m.value) : 0);
-    }
+    let problem: string | null = null;
+    const checks = this.checks.map((c) => {
+      const bytes = keyBytes(c.key);
+      keys += bytes;
+      if (bytes > KV_MAX_KEY_BYTES) problem ??= "a checked key is too large";
+      return { id: keyId(c.key), versionstamp: c.versionstamp };
+    });
+    const mutations = this.mutations.map((m) => {
+      const bytes = keyBytes(m.key);
+      const value = "value" in m ? valueBytes(m.value) : 0;
+      keys += bytes;
+      total += bytes + value;
+      if (bytes > KV_MAX_KEY_BYTES) problem ??= "a key is too large";
+      if (value > KV_MAX_VALUE_BYTES) problem ??= "a value is too large";
+      return { id: keyId(m.key), exists: m.type !== "delete" };
+    });
     return {
-      checks: this.checks.length,
-      mutations: this.mutations.length,
-      keyBytes: keys,
-      totalBytes: total + keys,
-    };
-  }
-
-  /**
-   * Why Deno KV would refuse this plan on its own (a key or value too large), or `null`. Such a plan
-   * is never merged with others, so it can fail only its own request.
-   */
-  problem(): string | null {
-    for (const c of this.checks) {
-      if (keyBytes(c.key) > KV_MAX_KEY_BYTES) return "a checked key is too large";
-    }
-    for (const m of this.mutations) {
-      if (keyBytes(m.key) > KV_MAX_KEY_BYTES) return "a key is too large";
-      if ("value" in m && valueBytes(m.value) > KV_MAX_VALUE_BYTES) return "a value is too large";
-    }
-    return null;
-  }
-
-  /** The keys it checks, and the keys it mutates (by {@linkcode keyId}). */
-  keySets(): { checked: Set<string>; mutated: Set<string> } {
-    return {
-      checked: new Set(this.checks.map((c) => keyId(c.key))),
-      mutated: new Set(this.mutations.map((m) => keyId(m.key))),
+      size: {
+        checks: checks.length,
+        mutations: mutations.length,
+        keyBytes: keys,
+        totalBytes: total + keys,
+      },
+      problem,
+      checks,
+      mutations,
+      checked: new Set(checks.map((c) => c.id)),
+      mutated: new Set(mutations.map((m) => m.id)),
     };
   }
 }
