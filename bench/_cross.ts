@@ -6,10 +6,18 @@
  * sees nothing of the other process's writes); without it, the pair waits for the sender's retry.
  * @module
  */
-import { lessonBody, makePairs, progressBody } from "./_load.ts";
+import {
+  deliveryInit,
+  LESSON,
+  lessonBody,
+  makePairs,
+  PROGRESS,
+  progressBody,
+  type Topic,
+} from "./_load.ts";
 import { BENCH_SECRET, spawnServer } from "./_proc.ts";
 import { quantile, sleep } from "./_stats.ts";
-import { importSigningKey } from "../lib/thinkific/signature.ts";
+import { importSigningKey, signBody } from "../lib/thinkific/signature.ts";
 
 /** What one configuration measured. */
 export interface CrossFigures {
@@ -21,15 +29,11 @@ export interface CrossFigures {
   afterRetry: number;
 }
 
-async function signed(key: CryptoKey, body: unknown): Promise<RequestInit> {
+/** The signed POST of one event, as the load generator sends it. */
+async function signed(key: CryptoKey, body: { id: string }, topic: Topic): Promise<RequestInit> {
   const bytes = new TextEncoder().encode(JSON.stringify(body));
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, bytes));
-  const hex = Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
-  return {
-    method: "POST",
-    body: bytes,
-    headers: { "content-type": "application/json", "x-thinkific-hmac-sha256": hex },
-  };
+  const signature = await signBody(key, bytes);
+  return deliveryInit({ eventId: body.id, topic, body: bytes, signature, redelivery: false });
 }
 
 /** Runs `pairs` pairs split over two processes, holding on and off. */
@@ -55,7 +59,7 @@ export async function measureCrossProcess(pairs: number): Promise<CrossFigures[]
             for (let attempt = 1;; attempt++) {
               const res = await fetch(
                 `${a.url}/webhooks/thinkific`,
-                await signed(key, progressBody(p)),
+                await signed(key, progressBody(p), PROGRESS),
               );
               await res.arrayBuffer();
               if (res.status === 200) {
@@ -66,7 +70,10 @@ export async function measureCrossProcess(pairs: number): Promise<CrossFigures[]
             }
           })();
           await sleep(20);
-          const res = await fetch(`${b.url}/webhooks/thinkific`, await signed(key, lessonBody(p)));
+          const res = await fetch(
+            `${b.url}/webhooks/thinkific`,
+            await signed(key, lessonBody(p), LESSON),
+          );
           await res.arrayBuffer();
           waits.push(progress); // a progress waiting for its retry does not hold up the sender
         }
