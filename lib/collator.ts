@@ -26,7 +26,7 @@ import type { Committer } from "./store/committer.ts";
 import { type EventIdentity, readCluster, readView } from "./store/events.ts";
 import { isErased } from "./store/erasure.ts";
 import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
-import { FEED_DELAY_MS, MAX_COMMIT_ATTEMPTS, RECORD_COMMIT_DEADLINE_MS } from "./store/limits.ts";
+import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
 import { getRecords } from "./store/records.ts";
 import type { ThinkificEvent } from "./thinkific/schemas.ts";
 import { LESSON_TOPIC } from "./config.ts";
@@ -38,8 +38,6 @@ export type { Outcome } from "./matching/decide.ts";
 export interface CollatorOptions extends DecideOptions {
   /** How long a pending logic-channel delivery waits for its counterpart (0: not at all). */
   holdMs?: number;
-  /** The change feed's delay: a record's plan is committed within half of it, or decided again. */
-  feedDelayMs?: number;
   /** The clock; tests pass their own. */
   now?: () => number;
 }
@@ -119,12 +117,6 @@ async function pass(
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
     const { outcome, plan } = decide({ ...input, cluster });
     if (plan === null) return done(outcome);
-    // A record's commit lands within RECORD_COMMIT_DEADLINE_MS of its collated_at, or not at all
-    // (and within half the change feed's delay, so no feed entry lands behind a served cursor).
-    if (outcome.status === "collated") {
-      const feedDelayMs = options.feedDelayMs ?? FEED_DELAY_MS;
-      plan.deadline = performance.now() + Math.min(RECORD_COMMIT_DEADLINE_MS, feedDelayMs / 2);
-    }
     const result = await committer.commit(plan);
     if (result.ok) {
       // Wakes this enrollment's held deliveries, handing them the record just made (if any).

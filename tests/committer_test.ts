@@ -1,6 +1,6 @@
 /**
  * The group committer: merging, plans that must not share a commit, the fallback when a merged
- * commit fails, plans Deno KV refuses, deadlines; and the collator's serial order per enrollment.
+ * commit fails, plans Deno KV refuses; and the collator's serial order per enrollment.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
@@ -75,8 +75,40 @@ Deno.test("committer: a plan that only mutates a key another checks waits for th
   }
 });
 
-Deno.test("committer: a merged commit that fails is split until each plan has its answer", async () => {
+Deno.test("committer: a merged commit that fails reads its checks and commits the plans that still hold", async () => {
   const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["taken"], "already");
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const [good1, bad, good2] = await Promise.all([
+      committer.commit(fresh(["a"], 1)),
+      committer.commit(fresh(["taken"], 2)),
+      committer.commit(fresh(["b"], 3)),
+    ]);
+    await blocker;
+    assertEquals([good1.ok, bad.ok, good2.ok], [true, false, true]);
+    // blocker; [good1 bad good2] fails; one read finds "taken" written; [good1 good2]
+    assertEquals(committer.stats.fallbacks, 1);
+    assertEquals(calls.commit, 3);
+    assertEquals((await real.get(["a"])).value, 1);
+    assertEquals((await real.get(["b"])).value, 3);
+    assertEquals((await real.get(["taken"])).value, "already");
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a merged commit that fails is split until each plan has its answer when the read finds no culprit", async () => {
+  const real = await Deno.openKv(":memory:");
+  const calls = { commit: 0 };
+  // The read of the checks fails, so the committer cannot tell which plan lost: it splits.
+  const kv = instrumentKv(real, {
+    before(c) {
+      if (c === "commit") calls.commit++;
+      if (c === "getMany") throw new Error("read refused");
+    },
+  });
   try {
     await real.set(["taken"], "already");
     const committer = createCommitter(kv);
@@ -93,7 +125,37 @@ Deno.test("committer: a merged commit that fails is split until each plan has it
     assertEquals(calls.commit, 6);
     assertEquals((await real.get(["a"])).value, 1);
     assertEquals((await real.get(["b"])).value, 3);
-    assertEquals((await real.get(["taken"])).value, "already");
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: plans checking one key at one version share a commit; at two versions they do not", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["fence"], 1);
+    const fence = await real.get(["fence"]);
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const same = await Promise.all(
+      [1, 2, 3].map((i) => committer.commit(new CommitPlan().check(fence).set(["r", i], i))),
+    );
+    await blocker;
+    assert(same.every((r) => r.ok));
+    assertEquals(calls.commit, 2, "the three plans checking the fence share one commit");
+
+    // A plan that read the fence before it moved never shares a commit with one that read it after.
+    await real.set(["fence"], 2);
+    const moved = await real.get(["fence"]);
+    const blocker2 = committer.commit(fresh(["y"], 0));
+    const [old, current] = await Promise.all([
+      committer.commit(new CommitPlan().check(fence).set(["old"], 1)),
+      committer.commit(new CommitPlan().check(moved).set(["current"], 1)),
+    ]);
+    await blocker2;
+    assertEquals([old.ok, current.ok], [false, true]);
+    assertEquals(calls.commit, 2 + 3, "blocker, then each alone: no failed merged commit");
+    assertEquals(committer.stats.fallbacks, 0);
   } finally {
     real.close();
   }
@@ -137,19 +199,6 @@ Deno.test("committer: merged commits stay within the atomic limits", async () =>
     assertEquals(calls.commit, 1 + 2);
   } finally {
     real.close();
-  }
-});
-
-Deno.test("committer: a plan past its deadline is answered not ok and writes nothing", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    const committer = createCommitter(kv);
-    const late = fresh(["late"], 1);
-    late.deadline = performance.now() - 1;
-    assertEquals((await committer.commit(late)).ok, false);
-    assertEquals((await kv.get(["late"])).value, null);
-  } finally {
-    kv.close();
   }
 });
 

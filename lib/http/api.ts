@@ -13,6 +13,7 @@ import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
 import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
+import { FEED_FENCE_STEP_MS } from "../store/limits.ts";
 import { listFeed, listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { schoolId } from "../thinkific/schemas.ts";
@@ -107,10 +108,9 @@ export function apiRoutes(
 
   app.get("/feed", async (c) => {
     const q = parseQuery(c.req.url, feedQuery);
-    const until = now() - deps.config.feedDelayMs;
-    return c.json(
-      await retryWhenBusy(() => listFeed(kv, { cursor: q.cursor, limit: q.limit, until })),
-    );
+    const delay = deps.config.feedDelayMs;
+    const query = { ...q, until: now() - delay, step: Math.min(FEED_FENCE_STEP_MS, delay) };
+    return c.json(await retryWhenBusy(() => listFeed(kv, query)));
   });
 
   app.get("/unmatched", async (c) => {

@@ -190,11 +190,12 @@ export function decide(input: DecideInput): Decided {
       lesson,
       progress,
       previousPercentage: previousPercentage(before, progress.at),
-      collatedAt: now,
+      // Never before the feed's fence: a clock behind it cannot place a record behind a cursor.
+      collatedAt: Math.max(now, view.fence.value ?? 0),
     });
     next.recordAt = partner.recordAt = recordPositionOf(record);
     updateEvent(plan, partnerEntry, partner, retentionMs, now);
-    writeRecord(plan, record, [next, partner]);
+    writeRecord(plan, record, [next, partner], view.fence);
     addCompletion(plan, record, lesson.facts, added.firstTime);
     addLearnerProgress(plan, record, before, summary);
     addOutboxEntries(plan, record, options.forwardTo ?? [], now);

@@ -5,20 +5,23 @@
  * one SQLite transaction with an fsync on one thread, so fewer, larger commits carry more events.
  *
  * Merging keeps each plan's meaning:
- * - Plans of which one checks a key that the other checks or mutates never share a commit (Deno
- *   KV evaluates every check before any mutation, so two plans checking one key would both pass).
- *   Plans that only mutate the same keys may share one: mutations apply in order, as two commits
- *   would.
+ * - Plans of which one checks a key that the other mutates never share a commit (Deno KV
+ *   evaluates every check before any mutation, so the check would not see the other's write), nor
+ *   plans checking one key at different versions (one of them must fail). Plans that check one key
+ *   at one version and leave it alone (every record checks the change feed's fence) share one, and
+ *   plans that only mutate the same keys too: mutations apply in order, as two commits would.
  * - A merged commit stays within Deno KV's atomic limits.
  * - A plan that checks a key this committer has since written at a newer version cannot succeed:
  *   it is answered `{ ok: false }` without a commit (its request re-reads and decides again), so
  *   it never fails a merged commit.
- * - When a merged commit fails all the same (a check lost to another process), it is split in
- *   halves, each committed merged again, down to single plans, so each request learns whether its
- *   own plan held; a request whose plan failed re-reads and decides again, as after a lone commit.
+ * - When a merged commit fails all the same (a check lost to another writer, such as an advance of
+ *   the feed's fence), the keys it checked are read once: the plans whose checks no longer hold are
+ *   answered `{ ok: false }` and the rest committed merged again. When the read finds no culprit
+ *   (the key changed back, or the read failed), it is split in halves, each committed merged again,
+ *   down to single plans. Each request learns whether its own plan held; a request whose plan
+ *   failed re-reads and decides again, as after a lone commit.
  * - A plan Deno KV would refuse (a key or value too large) is committed alone, so it fails only its
  *   own request, and a merged commit that throws is retried plan by plan in the same way.
- * - A plan past its deadline is answered `{ ok: false }` without being committed.
  *
  * Several processes on one database each have their committer; the checks keep them correct.
  *
@@ -30,8 +33,8 @@
  * ```
  * @module
  */
-import { ATOMIC_LIMITS, MAX_PLANS_PER_COMMIT } from "./limits.ts";
-import type { CommitPlan, PlanProfile, PlanSize } from "./plan.ts";
+import { ATOMIC_LIMITS, KV_MAX_GET_MANY, MAX_PLANS_PER_COMMIT } from "./limits.ts";
+import { type CommitPlan, keyId, type PlanProfile, type PlanSize } from "./plan.ts";
 import { isBusyError } from "./retry.ts";
 
 /** What the committer answers for one plan. */
@@ -51,7 +54,7 @@ export interface CommitterStats {
   commits: number;
   /** Plans answered. */
   plans: number;
-  /** Merged commits that failed and were split. */
+  /** Merged commits that failed (then sorted by a read of their checks, or split). */
   fallbacks: number;
   /** Plans answered `{ ok: false }` without a commit: they checked a key since written here. */
   stale: number;
@@ -71,14 +74,34 @@ interface Waiting {
 export interface CommitterOptions {
   /** Plans merged into one commit at most (default {@linkcode MAX_PLANS_PER_COMMIT}; 1 turns merging off). */
   maxPlans?: number;
-  /** The clock deadlines are compared with (default `performance.now`). */
-  now?: () => number;
 }
 
+/** Whether two plans cannot share a commit (see the module doc). */
 function conflicts(a: PlanProfile, b: PlanProfile): boolean {
-  for (const k of a.checked) if (b.checked.has(k) || b.mutated.has(k)) return true;
-  for (const k of b.checked) if (a.mutated.has(k)) return true;
+  for (const [k, version] of a.checked) {
+    if (b.mutated.has(k)) return true;
+    const other = b.checked.get(k);
+    if (other !== undefined && other !== version) return true;
+  }
+  for (const k of b.checked.keys()) if (a.mutated.has(k)) return true;
   return false;
+}
+
+/**
+ * The plans of `live` whose checks still hold, from one read of the keys they check (at most
+ * {@linkcode ATOMIC_LIMITS}.checks keys, {@linkcode KV_MAX_GET_MANY} per `getMany`, read at once).
+ */
+async function stillHolding(kv: Deno.Kv, live: Waiting[]): Promise<Waiting[]> {
+  const keys = new Map<string, Deno.KvKey>();
+  for (const w of live) for (const c of w.plan.checks) keys.set(keyId(c.key), c.key);
+  const ids = [...keys.keys()];
+  const batches: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
+  for (let i = 0; i < ids.length; i += KV_MAX_GET_MANY) {
+    batches.push(kv.getMany(ids.slice(i, i + KV_MAX_GET_MANY).map((id) => keys.get(id)!)));
+  }
+  const read = (await Promise.all(batches)).flat();
+  const now = new Map(ids.map((id, i) => [id, read[i].versionstamp]));
+  return live.filter((w) => w.profile.checks.every((c) => now.get(c.id) === c.versionstamp));
 }
 
 function fits(total: PlanSize, add: PlanSize): boolean {
@@ -91,7 +114,6 @@ function fits(total: PlanSize, add: PlanSize): boolean {
 /** Creates the committer of `kv`. */
 export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Committer {
   const maxPlans = Math.max(1, options.maxPlans ?? MAX_PLANS_PER_COMMIT);
-  const now = options.now ?? (() => performance.now());
   const queue: Waiting[] = [];
   const stats: CommitterStats = {
     commits: 0,
@@ -184,17 +206,29 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       return live[0].resolve({ ok: false });
     }
     stats.fallbacks++;
+    if (result !== null) {
+      // Checks failed: answer the plans whose checks no longer hold, commit the rest again.
+      const holding = await stillHolding(kv, live).catch(() => live);
+      if (holding.length < live.length) {
+        for (const w of live) {
+          if (holding.includes(w)) continue;
+          stats.plans++;
+          w.resolve({ ok: false });
+        }
+        if (holding.length > 0) await commitMerged(holding);
+        return;
+      }
+    }
     const half = Math.ceil(live.length / 2);
     await commitMerged(live.slice(0, half));
     await commitMerged(live.slice(half));
   }
 
   async function commitBatch(batch: Waiting[]) {
-    const t = now();
     const live: Waiting[] = [];
     for (const w of batch) {
-      if (w.plan.deadline < t || isStale(w)) {
-        if (w.plan.deadline >= t) stats.stale++;
+      if (isStale(w)) {
+        stats.stale++;
         stats.plans++;
         w.resolve({ ok: false });
       } else live.push(w);

@@ -22,6 +22,7 @@ import {
   eventKey,
   type EventPointer,
   eventRange,
+  FEED_FENCE_KEY,
   type StoredEvent,
 } from "./keys.ts";
 import { MAX_CLUSTER_SPAN_MS } from "./limits.ts";
@@ -42,6 +43,8 @@ export interface EventView {
   enrollment: Deno.KvEntryMaybe<EnrollmentSummary>;
   /** Unclaimed events of the other topic within `at ± window`, oldest first. */
   counterparts: Deno.KvEntry<StoredEvent>[];
+  /** The change feed's fence (see {@linkcode FEED_FENCE_KEY}): a record is placed at or after it. */
+  fence: Deno.KvEntryMaybe<number>;
 }
 
 const counterpartOf = (topic: HandledTopic): HandledTopic =>
@@ -64,8 +67,8 @@ export async function listUnclaimed(
 }
 
 /**
- * Reads what a delivery decides from, in one round trip: the stored event, the event-id index and
- * the enrollment (one `getMany`) beside one range list of the counterpart topic over `at ± window`.
+ * Reads what a delivery decides from, in one round trip: the stored event, the event-id index, the
+ * enrollment and the feed's fence (one `getMany`) beside one range list of the counterpart topic over `at ± window`.
  * When a redelivery's body places the event elsewhere than its first delivery did, the first
  * delivery's place wins (one more read).
  */
@@ -76,11 +79,12 @@ export async function readView(
 ): Promise<EventView> {
   const other = counterpartOf(e.topic);
   const near = (x: EventIdentity) => listUnclaimed(kv, x, other, x.at - windowMs, x.at + windowMs);
-  const [[self, pointer, enrollment], counterparts] = await Promise.all([
-    kv.getMany<[StoredEvent, EventPointer, EnrollmentSummary]>([
+  const [[self, pointer, enrollment, fence], counterparts] = await Promise.all([
+    kv.getMany<[StoredEvent, EventPointer, EnrollmentSummary, number]>([
       eventKey(e),
       eventIdKey(e.tenantId, e.id),
       enrollmentKey(e),
+      FEED_FENCE_KEY,
     ]),
     near(e),
   ]);
@@ -92,6 +96,7 @@ export async function readView(
       self: self.value ? self as Deno.KvEntry<StoredEvent> : null,
       enrollment,
       counterparts,
+      fence,
     };
   }
   // Seen before, elsewhere (or expired): read it where its first delivery put it.
@@ -106,6 +111,7 @@ export async function readView(
     self: moved.value ? moved as Deno.KvEntry<StoredEvent> : null,
     enrollment: placeEnrollment,
     counterparts: placeCounterparts,
+    fence,
   };
 }
 

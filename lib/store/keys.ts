@@ -11,6 +11,7 @@
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
  * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}) | kept |
  * | `["feed", collated_ms, tenant, progress_event_id]` | the record's {@linkcode RecordPosition} (see {@linkcode feedKey}) | kept |
+ * | `["feed_fence"]` | epoch ms: the feed may serve every entry before it, and no record commits before it (see {@linkcode FEED_FENCE_KEY}) | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
@@ -185,6 +186,15 @@ export const FEED_PREFIX: Deno.KvKey = ["feed"];
  * these in order of collation time, which is (within the feed's visibility delay) commit order.
  */
 export const feedKey = (position: FeedPosition): Deno.KvKey => [...FEED_PREFIX, ...position];
+
+/**
+ * The change feed's fence: a time (epoch ms) before which `/api/feed` may serve entries. Every
+ * commit that writes a record reads it (in the delivery's one `getMany`), places the record at or
+ * after it, and checks its versionstamp; the feed advances it before serving up to a new time. A
+ * record commit overtaken by an advance fails its check and is decided again at a later place, so
+ * no entry can land behind a cursor already served, whatever the pause or the clocks.
+ */
+export const FEED_FENCE_KEY: Deno.KvKey = ["feed_fence"];
 
 /**
  * Every key a record is written under, with its value: the record under `"all"`; `null` under its

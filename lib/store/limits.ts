@@ -26,12 +26,6 @@ export const ATOMIC_LIMITS = {
 export const MAX_PLANS_PER_COMMIT = 64;
 
 /**
- * A plan that writes a record is committed within this time of the record's `collated_at`, or
- * decided again with a fresh clock, so the change feed can serve entries older than its delay.
- */
-export const RECORD_COMMIT_DEADLINE_MS = 2_000;
-
-/**
  * Largest raw webhook body stored: it is a KV value of its own (see `eventBodyKey`), so it must fit
  * in {@linkcode KV_MAX_VALUE_BYTES} with room for the value's own encoding.
  */
@@ -83,8 +77,15 @@ export const MAX_CLUSTER_SPAN_MS = 60_000;
 
 /**
  * How old a change-feed entry must be before `/api/feed` serves it (the default of
- * `FEED_DELAY_MS`). Records from several processes commit slightly out of `collated_at` order; a
- * commit never lands more than half this delay after its record's `collated_at` (the committer
- * re-decides older ones with a fresh time), so no entry can appear behind a cursor already served.
+ * `FEED_DELAY_MS`): the feed's fence is moved up to this far behind the reader's clock. Correctness
+ * does not depend on it (a record never commits behind the fence, see `FEED_FENCE_KEY`); it keeps
+ * the feed in `collated_at` order when the processes' clocks differ by less than it.
  */
-export const FEED_DELAY_MS = 5_000;
+export const FEED_DELAY_MS = 1_000;
+
+/**
+ * The fence moves by at least this much (or the feed's delay, if shorter): each move makes the
+ * record commits in flight at that instant decide again, so moves are kept to about one a second
+ * however many readers poll.
+ */
+export const FEED_FENCE_STEP_MS = 1_000;

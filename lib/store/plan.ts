@@ -43,8 +43,8 @@ export interface PlanProfile {
   checks: { id: string; versionstamp: string | null }[];
   /** Its mutations by key id, and whether the key exists after each. */
   mutations: { id: string; exists: boolean }[];
-  /** The ids of the keys it checks, and of those it mutates. */
-  checked: Set<string>;
+  /** The ids of the keys it checks, with the version each expects, and of those it mutates. */
+  checked: Map<string, string | null>;
   mutated: Set<string>;
 }
 
@@ -85,11 +85,6 @@ export function keyId(key: Deno.KvKey): string {
 export class CommitPlan implements Mutations {
   readonly checks: Deno.AtomicCheck[] = [];
   readonly mutations: Deno.KvMutation[] = [];
-  /**
-   * The plan must be committed before this time (`performance.now()`) or not at all: a committer
-   * answers a late plan `{ ok: false }`, so its request decides again with a fresh clock.
-   */
-  deadline = Infinity;
 
   check(...checks: Deno.AtomicCheck[]): this {
     for (const c of checks) this.checks.push({ key: c.key, versionstamp: c.versionstamp });
@@ -153,7 +148,7 @@ export class CommitPlan implements Mutations {
       problem,
       checks,
       mutations,
-      checked: new Set(checks.map((c) => c.id)),
+      checked: new Map(checks.map((c) => [c.id, c.versionstamp])),
       mutated: new Set(mutations.map((m) => m.id)),
     };
   }

@@ -11,6 +11,7 @@
 import type { Mutations } from "./plan.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
+  FEED_FENCE_KEY,
   FEED_PREFIX,
   feedKey,
   type FeedPosition,
@@ -40,14 +41,22 @@ export function feedPositionOf(record: LessonProgressRecord): FeedPosition {
 
 /**
  * Adds a record to `op`: stored once, indexed by every filter combination (key-only entries) and
- * in the change feed, and the end of its events' unmatched entries. The events themselves (updated in the same commit,
- * checked against what was read) say they are paired, so neither can be in two records.
+ * in the change feed, and the end of its events' unmatched entries. The events themselves (updated
+ * in the same commit, checked against what was read) say they are paired, so neither can be in two
+ * records. The commit checks the feed's `fence` as read: the record's feed place (its
+ * `collated_at`) must not be before the fence's time, and an advance of the fence since the read
+ * fails the commit (see {@linkcode FEED_FENCE_KEY}).
  */
 export function writeRecord(
   op: Mutations,
   record: LessonProgressRecord,
   events: readonly StoredEvent[],
+  fence: Deno.KvEntryMaybe<number>,
 ) {
+  if (Date.parse(record.collated_at) < (fence.value ?? 0)) {
+    throw new RangeError("a record cannot be placed before the feed's fence");
+  }
+  op.check({ key: fence.key, versionstamp: fence.versionstamp });
   for (const event of events) {
     const listedAt = event.listedAt ?? event.gaveUpAt;
     if (listedAt != null) op.delete(unmatchedKey(listedAt, event.tenantId, event.id));
@@ -204,16 +213,35 @@ export async function recentRecords(
 export type FeedCursor = FeedPosition | [fromMs: number];
 
 /**
- * One page of the change feed: records in collation order, only those collated before `until`
- * (the caller's time minus the feed's visibility delay). The cursor is always set: after the last
- * record of a full page, else `until` itself (everything before it has been read).
+ * Moves the feed's fence up to `until` (never back), unless it is less than `step` behind it: then
+ * it stays, and the feed serves up to where it is. Returns the fence's time after the call. Each
+ * advance fails the record commits in flight that read the fence before it (they are decided again
+ * at a later place), so advances are kept at most one per `step` of time.
+ */
+export async function advanceFence(kv: Deno.Kv, until: number, step: number): Promise<number> {
+  for (;;) {
+    const fence = await kv.get<number>(FEED_FENCE_KEY);
+    const at = fence.value ?? 0;
+    if (until - at < step) return at;
+    const { ok } = await kv.atomic().check(fence).set(FEED_FENCE_KEY, until).commit();
+    if (ok) return until;
+  }
+}
+
+/**
+ * One page of the change feed: records in the order they were made, only those before the fence
+ * (advanced first towards `until`, the caller's time minus the feed's visibility delay, in steps of
+ * at least `step` ms). The cursor is always set: after the last record of a full page, else the
+ * fence itself (everything before it has been read). A record commits only at or after the fence
+ * it read, and only if the fence has not moved since, so nothing lands behind a served cursor.
  */
 export async function listFeed(
   kv: Deno.Kv,
-  query: { cursor?: FeedCursor; limit: number; until: number },
+  query: { cursor?: FeedCursor; limit: number; until: number; step: number },
 ): Promise<{ records: LessonProgressRecord[]; cursor: string }> {
-  const { cursor, limit, until } = query;
-  if (cursor && cursor[0] >= until) return { records: [], cursor: encodeCursor(cursor) };
+  const { cursor, limit } = query;
+  const fence = await advanceFence(kv, query.until, query.step);
+  if (cursor && cursor[0] >= fence) return { records: [], cursor: encodeCursor(cursor) };
   const start = !cursor
     ? [...FEED_PREFIX]
     : cursor.length === 1
@@ -221,11 +249,11 @@ export async function listFeed(
     : [...feedKey(cursor), new Uint8Array()]; // the smallest key after it
   const positions: RecordPosition[] = [];
   let last: FeedPosition | null = null;
-  const selector = { start, end: [...FEED_PREFIX, until] };
+  const selector = { start, end: [...FEED_PREFIX, fence] };
   for await (const e of kv.list<RecordPosition>(selector, { limit })) {
     positions.push(e.value);
     last = e.key.slice(FEED_PREFIX.length) as FeedPosition;
   }
-  const next: FeedCursor = positions.length === limit && last ? last : [until];
+  const next: FeedCursor = positions.length === limit && last ? last : [fence];
   return { records: await getRecords(kv, positions), cursor: encodeCursor(next) };
 }
