@@ -193,3 +193,27 @@ Deno.test("hold: SIGTERM answers a held delivery with the pending status, then t
     await server.close();
   }
 });
+
+Deno.test("hold: SIGTERM during a held last delivery answers 200 unmatched, listed, then the server exits", async () => {
+  await using dir = await tempDir();
+  const env = { KV_PATH: `${dir.path}/kv.sqlite3`, GIVE_UP_AFTER_ATTEMPTS: "2" };
+  const first = await startServer({ ...env, HOLD_MS: "0" }); // its first delivery, not held
+  const server = await startServer({ ...env, HOLD_MS: "20000" });
+  try {
+    const progress = progressWebhook({ at: BASE_TIME, user: 35 });
+    assertEquals((await postTo(first.url, progress)).status, 409);
+    const held = postTo(server.url, progress);
+    await new Promise((r) => setTimeout(r, 300));
+    server.child.kill("SIGTERM");
+    const answer = await within(held, 8_000, "the held last delivery on SIGTERM");
+    assertEquals([answer.status, answer.json.status], [200, "unmatched"]);
+    const status = await within(server.child.status, 8_000, "the server's exit");
+    assert(status.success, `exit code ${status.code}`);
+    const res = await fetch(new URL("/api/unmatched", first.url));
+    const listed = (await res.json()).events as Record<string, unknown>[];
+    assertEquals(listed.map((e) => e.event_id), [progress.id]);
+  } finally {
+    await first.close();
+    await server.close();
+  }
+});
