@@ -6,7 +6,10 @@
  *
  * A logic-channel delivery left pending with no counterpart stored is held up to `holdMs`: woken
  * when its enrollment changes (see `lib/hold.ts`), it reads and decides again, and answers with
- * the record when its counterpart arrived meanwhile.
+ * the record when its counterpart arrived meanwhile. A last delivery (the
+ * `giveUpAfterAttempts`-th) is held the same way, but when its hold ends, by time or by shutdown,
+ * it decides again unheld and gives up (listed unmatched) before it answers: it never answers the
+ * pending status. A delivery with an unclaimed counterpart in its window is never held.
  *
  * Every delivery costs three KV calls on the common path: one `getMany` (the event's state, its id
  * and its enrollment) beside one range list of the counterparts, then one commit (shared with
@@ -68,9 +71,16 @@ function ownRecord(record: LessonProgressRecord, event: ThinkificEvent): boolean
       event.id;
 }
 
+/** Whether a pending outcome came from the event's last delivery (it gives up unless held). */
+const lastChance = (outcome: Outcome, options: CollatorOptions): boolean =>
+  outcome.status === "pending" && outcome.attempts >= options.giveUpAfterAttempts;
+
 interface Pass {
   outcome: Outcome;
-  /** No counterpart was within the window: a pending delivery may be held for one. */
+  /**
+   * No counterpart was within the window: a pending delivery may be held for one (and only then:
+   * a delivery with an unclaimed counterpart decides as if not held, so a last one gives up).
+   */
   alone: boolean;
   /** The enrollment's versionstamp after this pass (what a held delivery waits to change). */
   versionstamp: string | null;
@@ -83,7 +93,7 @@ async function pass(
   event: ThinkificEvent,
   body: Uint8Array,
   options: CollatorOptions,
-  flags: { counted: boolean; mayGiveUp: boolean },
+  flags: { counted: boolean; holding: boolean },
 ): Promise<Pass> {
   const { kv, committer } = deps;
   const now = options.now ?? Date.now;
@@ -113,7 +123,9 @@ async function pass(
       if (!record) throw new Error(`event ${event.id} is paired but its record is missing`);
       return done({ status: "collated", record, fresh: false });
     }
-    const input = { ...flags, event, body, view, options, now: now() };
+    // Held only when alone (see `collate`): any other delivery, a last one too, decides now.
+    const mayGiveUp = !(flags.holding && alone);
+    const input = { counted: flags.counted, mayGiveUp, event, body, view, options, now: now() };
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
     const { outcome, plan } = decide({ ...input, cluster });
     if (plan === null) return done(outcome);
@@ -149,7 +161,7 @@ export async function collate(
   for (;;) {
     const left = holdMs - (performance.now() - started);
     const holding = mayHold && left > 0 && !deps.holds!.closed;
-    const flags = { counted, mayGiveUp: !holding };
+    const flags = { counted, holding };
     const run = () => pass(deps, event, body, options, flags);
     const p = deps.lanes ? await deps.lanes.run(enrollmentTag(event), run) : await run();
     counted = true;
@@ -161,10 +173,11 @@ export async function collate(
       p.versionstamp,
       left,
     );
-    if (end === "closed") return p.outcome;
+    // Shutdown: a last delivery decides again unheld, so it gives up (listed) before it answers.
+    if (end === "closed" && !lastChance(p.outcome, options)) return p.outcome;
     // Woken by the commit that paired this very event, here: its record, with no read.
     const record = note as LessonProgressRecord | null | undefined;
     if (record && ownRecord(record, event)) return { status: "collated", record, fresh: false };
-    // woken or timed out: decide again (a last delivery may now give up)
+    // woken, timed out or shut down: decide again (a last delivery now gives up)
   }
 }

@@ -11,7 +11,7 @@
  *
  * A wait holds no KV transaction open. {@linkcode Holds.close} (on shutdown) ends every wait at once,
  * and later waits return at once, so held requests answer the pending status and the sender
- * retries.
+ * retries (a held last delivery gives up first, see `lib/collator.ts`).
  *
  * @example
  * ```ts

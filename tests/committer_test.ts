@@ -7,6 +7,7 @@ import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.t
 import { createCommitter } from "../lib/store/committer.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
+import { erasedKey } from "../lib/store/keys.ts";
 
 const fresh = (key: Deno.KvKey, value: unknown) =>
   new CommitPlan().check({ key, versionstamp: null }).set(key, value);
@@ -199,6 +200,57 @@ Deno.test("committer: merged commits stay within the atomic limits", async () =>
     assertEquals(calls.commit, 1 + 2);
   } finally {
     real.close();
+  }
+});
+
+Deno.test("committer: its memory of a key it wrote never fails a plan that read the key deleted since by another writer", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const committer = createCommitter(kv);
+    assert((await committer.commit(fresh(["k"], 1))).ok);
+    await kv.delete(["k"]); // another writer: an erasure, an expiry, another process
+    // Read after the delete, handed over after the write: the memory is not about this plan.
+    const again = await committer.commit(fresh(["k"], 2));
+    assertEquals(again.ok, true);
+    assertEquals((await kv.get(["k"])).value, 2);
+    assertEquals(committer.stats.stale, 0);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("committer: a plan handed over while a write of its key was in flight fails unsent once, then its re-read commits", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const first = committer.commit(fresh(["k"], "first")); // in flight
+    const late = committer.commit(fresh(["k"], "late")); // read "absent" before "first" landed
+    assertEquals([(await first).ok, (await late).ok], [true, false]);
+    assertEquals([committer.stats.stale, calls.commit], [1, 1]);
+    // Another writer deletes the key; the request reads it absent again and retries.
+    await real.delete(["k"]);
+    assertEquals((await committer.commit(fresh(["k"], "late"))).ok, true);
+    assertEquals((await real.get(["k"])).value, "late");
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: after an erasure and its tombstone's removal, the learner's next lesson is stored (no 503 from the committer's memory)", async () => {
+  const h = await harness();
+  try {
+    const who = { user: 8001, at: BASE_TIME };
+    assertEquals((await h.post(lessonWebhook(who))).json.status, "stored");
+    assertEquals((await h.post(progressWebhook(who))).json.status, "collated");
+    const erased = await h.app.request("/api/learners/48213/8001", { method: "DELETE" });
+    assertEquals(erased.status, 200);
+    await erased.body?.cancel();
+    // The README: to accept the old user id again, delete the tombstone key.
+    await h.kv.delete(erasedKey("48213", 8001));
+    const next = await h.post(lessonWebhook({ ...who, at: BASE_TIME + 60_000 }));
+    assertEquals([next.status, next.json.status], [200, "stored"]);
+  } finally {
+    h.close();
   }
 });
 

@@ -38,18 +38,31 @@ async function until(cond: () => boolean, what: string) {
   }
 }
 
-async function app(holdMs: number, mode: WakeMode = "memory", db?: Deno.Kv) {
+async function app(
+  holdMs: number,
+  mode: WakeMode = "memory",
+  db?: Deno.Kv,
+  env: Record<string, string> = {},
+) {
   const calls = { n: 0 };
   const real = db ?? await Deno.openKv(":memory:");
   const kv = instrumentKv(real, { before: () => void calls.n++ });
-  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: String(holdMs) });
+  const config = parseConfig({
+    THINKIFIC_WEBHOOK_SECRET: SECRET,
+    HOLD_MS: String(holdMs),
+    ...env,
+  });
   const holds: Holds = createHolds(kv, { mode });
   const a = createApp({ kv, config, holds, log: () => {} });
   const post = async (body: unknown) => {
     const res = await a.request("/webhooks/thinkific", await signedInit(body));
     return { status: res.status, json: await res.json() as Record<string, unknown> };
   };
-  return { kv: real, holds, post, calls, [Symbol.dispose]: () => db ?? real.close() };
+  const get = async (path: string) => {
+    const res = await a.request(path);
+    return { status: res.status, json: await res.json() as Record<string, unknown> };
+  };
+  return { kv: real, holds, post, get, calls, [Symbol.dispose]: () => db ?? real.close() };
 }
 
 Deno.test("hold: a progress arriving first is answered with its record when its lesson comes", async () => {
@@ -96,6 +109,43 @@ Deno.test("hold: closing the holds (shutdown) answers a held delivery at once", 
   assertEquals(next.status, 409);
 });
 
+Deno.test("hold: a last delivery with a rival's counterpart in its window answers 200 unmatched, not the pending status", async () => {
+  // L at t; P2 at t+5 ms (pending on its first delivery: an inexact pair waits a retry); P1 at
+  // t+300 ms, delivered twice. Its last delivery is not held (a counterpart is stored), so it
+  // gives up as it does with HOLD_MS=0, instead of answering 409 on every delivery.
+  for (const holdMs of [0, 1500]) {
+    using s = await app(holdMs, "memory", undefined, { GIVE_UP_AFTER_ATTEMPTS: "2" });
+    assertEquals((await s.post(lessonWebhook({ at: BASE_TIME }))).json.status, "stored");
+    assertEquals((await s.post(progressWebhook({ at: BASE_TIME + 5 }))).status, 409);
+    const p1 = progressWebhook({ at: BASE_TIME + 300 });
+    const first = await within(s.post(p1), 5_000, `first delivery, HOLD_MS=${holdMs}`);
+    assertEquals([first.status, first.json.status], [409, "pending"]);
+    const last = await within(s.post(p1), 5_000, `last delivery, HOLD_MS=${holdMs}`);
+    assertEquals([last.status, last.json.status, last.json.attempts], [200, "unmatched", 2]);
+    const listed = (await s.get("/api/unmatched")).json.events as Record<string, unknown>[];
+    assertEquals(listed.map((e) => e.event_id), [p1.id], `HOLD_MS=${holdMs}`);
+    assertEquals(s.holds.waiting, 0);
+  }
+});
+
+Deno.test("hold: shutdown during a held last delivery gives it up (listed) before it answers 200 unmatched", async () => {
+  using s = await app(20_000, "memory", undefined, { GIVE_UP_AFTER_ATTEMPTS: "2" });
+  // Its first delivery through another app on the database, not held.
+  using first = await app(0, "memory", s.kv, { GIVE_UP_AFTER_ATTEMPTS: "2" });
+  const progress = progressWebhook({ at: BASE_TIME, user: 34 });
+  assertEquals((await first.post(progress)).status, 409);
+  const held = s.post(progress);
+  await until(() => s.holds.waiting === 1, "the last delivery is held");
+  s.holds.close();
+  const answer = await within(held, 5_000, "the held last delivery on shutdown");
+  assertEquals([answer.status, answer.json.status, answer.json.attempts], [200, "unmatched", 2]);
+  const listed = (await s.get("/api/unmatched")).json.events as Record<string, unknown>[];
+  assertEquals(listed.map((e) => e.event_id), [progress.id]);
+  // A redelivery after the shutdown answers the same.
+  const again = await within(s.post(progress), 5_000, "a redelivery");
+  assertEquals([again.status, again.json.status], [200, "unmatched"]);
+});
+
 Deno.test("hold: a lesson posted to another process on the same file wakes the held progress", async () => {
   await using dir = await tempDir();
   const env = { KV_PATH: `${dir.path}/kv.sqlite3`, HOLD_MS: "20000" };
@@ -140,6 +190,30 @@ Deno.test("hold: SIGTERM answers a held delivery with the pending status, then t
     const status = await within(server.child.status, 8_000, "the server's exit");
     assert(status.success, `exit code ${status.code}`);
   } finally {
+    await server.close();
+  }
+});
+
+Deno.test("hold: SIGTERM during a held last delivery answers 200 unmatched, listed, then the server exits", async () => {
+  await using dir = await tempDir();
+  const env = { KV_PATH: `${dir.path}/kv.sqlite3`, GIVE_UP_AFTER_ATTEMPTS: "2" };
+  const first = await startServer({ ...env, HOLD_MS: "0" }); // its first delivery, not held
+  const server = await startServer({ ...env, HOLD_MS: "20000" });
+  try {
+    const progress = progressWebhook({ at: BASE_TIME, user: 35 });
+    assertEquals((await postTo(first.url, progress)).status, 409);
+    const held = postTo(server.url, progress);
+    await new Promise((r) => setTimeout(r, 300));
+    server.child.kill("SIGTERM");
+    const answer = await within(held, 8_000, "the held last delivery on SIGTERM");
+    assertEquals([answer.status, answer.json.status], [200, "unmatched"]);
+    const status = await within(server.child.status, 8_000, "the server's exit");
+    assert(status.success, `exit code ${status.code}`);
+    const res = await fetch(new URL("/api/unmatched", first.url));
+    const listed = (await res.json()).events as Record<string, unknown>[];
+    assertEquals(listed.map((e) => e.event_id), [progress.id]);
+  } finally {
+    await first.close();
     await server.close();
   }
 });

@@ -13,7 +13,11 @@
  * - A merged commit stays within Deno KV's atomic limits.
  * - A plan that checks a key this committer has since written at a newer version cannot succeed:
  *   it is answered `{ ok: false }` without a commit (its request re-reads and decides again), so
- *   it never fails a merged commit.
+ *   it never fails a merged commit. A plan that checks as absent a key this committer wrote is
+ *   answered so only if it was handed over before that write finished (it read before it): one
+ *   handed over later may have read the key deleted since by another writer (an erasure, an
+ *   expiry, another process), and the commit's own check decides for it. So this memory answers a
+ *   request at most once per write: never its re-read plan.
  * - When a merged commit fails all the same (a check lost to another writer, such as an advance of
  *   the feed's fence), the keys it checked are read once: the plans whose checks no longer hold are
  *   answered `{ ok: false }` and the rest committed merged again. When the read finds no culprit
@@ -64,6 +68,8 @@ export interface CommitterStats {
 
 interface Waiting {
   plan: CommitPlan;
+  /** Its place in the order of arrival (see `remember`). */
+  seq: number;
   /** Its size and keys, measured once when it arrives. */
   profile: PlanProfile;
   resolve(result: PlanResult): void;
@@ -122,8 +128,14 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     stale: 0,
     largestBatch: 0,
   };
-  /** Keys this committer wrote, with the version it wrote them at (bounded, see `remember`). */
-  const written = new Map<string, { versionstamp: string; exists: boolean }>();
+  /**
+   * Keys this committer wrote, with the version it wrote them at, whether the key exists after,
+   * and `seq`: plans with a lower `seq` were handed over before the write finished (bounded, see
+   * `remember`).
+   */
+  const written = new Map<string, { versionstamp: string; exists: boolean; seq: number }>();
+  /** Plans handed over so far. */
+  let arrivals = 0;
   let running = false;
 
   /** Takes the next batch from the queue: compatible plans, in queue order, within the limits. */
@@ -160,16 +172,30 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   function remember(batch: Waiting[], versionstamp: string) {
     if (written.size > 4096) written.clear(); // an optimisation only: forgetting is safe
     for (const w of batch) {
-      for (const m of w.profile.mutations) written.set(m.id, { versionstamp, exists: m.exists });
+      for (const m of w.profile.mutations) {
+        written.set(m.id, { versionstamp, exists: m.exists, seq: arrivals });
+      }
     }
   }
 
-  /** Whether a check of `w` is already known to fail (its key was written here since it read). */
+  /**
+   * Whether a check of `w` is already known to fail (its key was written here since it read). A
+   * version read older than this committer's write can never match again (versionstamps only
+   * grow). An absence read is judged only by a write that finished after `w` was handed over
+   * (`w` read before it): a plan handed over later may have read the key deleted since by another
+   * writer, so its commit's own check decides.
+   */
   function isStale(w: Waiting): boolean {
     for (const c of w.profile.checks) {
       const last = written.get(c.id);
       if (!last) continue;
-      if (c.versionstamp === null ? last.exists : last.versionstamp > c.versionstamp) return true;
+      if (
+        c.versionstamp === null
+          ? last.exists && w.seq < last.seq
+          : last.versionstamp > c.versionstamp
+      ) {
+        return true;
+      }
     }
     return false;
   }
@@ -252,7 +278,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     stats,
     commit(plan) {
       return new Promise<PlanResult>((resolve, reject) => {
-        queue.push({ plan, profile: plan.profile(), resolve, reject });
+        queue.push({ plan, profile: plan.profile(), seq: arrivals++, resolve, reject });
         if (!running) void run();
       });
     },
