@@ -7,6 +7,10 @@
  * learner back. Then each deleter of {@linkcode DELETERS} removes one kind of data. Every batch is
  * one commit checked against the entries it read, and adjusts the counters of exactly what it
  * removed, so a repeated or interrupted erasure finishes the job without counting anything twice.
+ * Nothing but the tombstone names the learner afterwards: expired events' pointers are found through
+ * the learner's own index of ids ({@linkcode eventIdsOfLearnerPrefix}), old activity keys by a scan
+ * of the course's index, and the lessons they were counted in from their records (so the
+ * enrollment summaries are erased before the records).
  *
  * To erase a new kind of key, add a deleter to {@linkcode DELETERS}.
  *

@@ -7,7 +7,8 @@
  * time is the latest progress of the enrollment summary the collator has already read (leaving out
  * this record's own progress). A progress that never made a record (one that gave up, or still
  * waits) can make that guess miss and leave an old index key behind; the listing drops such keys
- * by comparing them with the entry, so they cost a skipped key, never a wrong row.
+ * by comparing them with the entry, so they cost a skipped key, never a wrong row; an erasure finds
+ * them by a scan of the course's index ({@linkcode learnerActivityKeys}).
  *
  * @example
  * ```ts
