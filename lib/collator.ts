@@ -120,7 +120,11 @@ async function pass(
     if (view.self?.value.pairedWith) {
       const at = view.self.value.recordAt;
       const [record] = at ? await getRecords(kv, [at]) : [];
-      if (!record) throw new Error(`event ${event.id} is paired but its record is missing`);
+      if (!record) {
+        // Its learner is being erased (records go first): answered as any of their deliveries.
+        if (await isErased(kv, place)) return done({ status: "erased" });
+        throw new Error(`event ${event.id} is paired but its record is missing`);
+      }
       return done({ status: "collated", record, fresh: false });
     }
     // Held only when alone (see `collate`): any other delivery, a last one too, decides now.

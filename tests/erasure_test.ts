@@ -15,7 +15,8 @@ import {
 } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
 import { createApp } from "../lib/http/app.ts";
-import { erasedKey, eventBodyKey } from "../lib/store/keys.ts";
+import { courseCounterKey, erasedKey, eventBodyKey } from "../lib/store/keys.ts";
+import { eraseLearner } from "../lib/store/erasure.ts";
 
 const T = BASE_TIME;
 const VICTIM = { tenant: "48213", user: 1, email: "victim@example.com" };
@@ -218,6 +219,188 @@ Deno.test("erasure: a delivery in flight when the tombstone lands writes nothing
     const r = await h.post(lessonWebhook());
     assertEquals([r.status, r.json.status], [200, "erased"]);
     assertEquals((await dump(real)).map((e) => e.key[0]), ["erased"]);
+  } finally {
+    real.close();
+  }
+});
+
+/** Whether a key or value (walked, raw bodies decoded) names the user id or holds the email. */
+function names(value: unknown, user: number, email: string): boolean {
+  if (value instanceof Uint8Array) {
+    const text = new TextDecoder().decode(value);
+    try {
+      return names(JSON.parse(text), user, email);
+    } catch {
+      return text.includes(email);
+    }
+  }
+  if (value instanceof Deno.KvU64) return false;
+  if (typeof value === "number") return value === user;
+  if (typeof value === "string") return value === String(user) || value.includes(email);
+  if (Array.isArray(value)) return value.some((v) => names(v, user, email));
+  if (value && typeof value === "object") {
+    return Object.values(value).some((v) => names(v, user, email));
+  }
+  return false;
+}
+
+/** Every entry of the database but the learner's tombstone that names them. */
+async function traces(kv: Deno.Kv, who: { tenant: string; user: number; email: string }) {
+  const tombstone = JSON.stringify(erasedKey(who.tenant, who.user));
+  return (await dump(kv)).filter((e) =>
+    JSON.stringify(e.key) !== tombstone &&
+    (names(e.key, who.user, who.email) || names(e.value, who.user, who.email))
+  ).map((e) => e.key);
+}
+
+Deno.test("erasure: a learner who was never counted lowers no learner count", async () => {
+  const s = await service();
+  try {
+    const paired = { tenant: "48213", user: 3, email: "paired@example.com" };
+    const lone = { tenant: "48213", user: 4, email: "lone@example.com" };
+    // C1 (11): one paired learner, one with a lone lesson. C2 (12): only a lone lesson.
+    for (
+      const b of [
+        as(paired, lessonWebhook({ course: 11, at: T })),
+        as(paired, progressWebhook({ course: 11, at: T, percentage: "10" })),
+        as(lone, lessonWebhook({ course: 11, at: T + 60_000 })),
+        as(lone, lessonWebhook({ course: 12, at: T + 60_000 })),
+      ]
+    ) assert((await s.post(b)).status < 500);
+    // The counters themselves: a course known only from lone lessons may not be listed.
+    const learners = async () => {
+      const got = await s.kv.getMany<Deno.KvU64[]>(
+        [11, 12].map((c) => courseCounterKey(c, "learners")),
+      );
+      return Object.fromEntries(got.map((g, i) => [11 + i, g.value?.value ?? 0n]));
+    };
+    assertEquals(await learners(), { 11: 1n, 12: 0n });
+    assertEquals((await s.request("/api/learners/48213/4", { method: "DELETE" })).status, 200);
+    assertEquals(await learners(), { 11: 1n, 12: 0n });
+    // A real learner of C2 later counts as one, not as zero after a wrap.
+    await s.post(as(paired, lessonWebhook({ course: 12, at: T + 120_000 })));
+    await s.post(as(paired, progressWebhook({ course: 12, at: T + 120_000, percentage: "5" })));
+    assertEquals(await learners(), { 11: 1n, 12: 1n });
+  } finally {
+    s.kv.close();
+  }
+});
+
+Deno.test("erasure: nothing names the learner afterwards, whatever the history's length", async () => {
+  const victim = { tenant: "48213", user: 8675309, email: "victim@example.com" };
+  const other = { tenant: "48213", user: 2, email: "ada@example.com" };
+  const deliveries: { who: typeof victim; body: Webhook }[] = [];
+  const add = (who: typeof victim, body: Webhook) => deliveries.push({ who, body: as(who, body) });
+  const minute = 60_000;
+  // Course 50: a record, then a lone progress (an admin recalculation), then 30 more records: the
+  // first record's activity key is older than the 24 progress values the summary keeps.
+  add(victim, lessonWebhook({ course: 50, at: T, lesson: 1 }));
+  add(victim, progressWebhook({ course: 50, at: T, percentage: "1" }));
+  add(victim, progressWebhook({ course: 50, at: T + 30 * minute, percentage: "2" }));
+  for (let i = 0; i < 30; i++) {
+    const at = T + (60 + i) * minute;
+    add(victim, lessonWebhook({ course: 50, at, lesson: 2 + i }));
+    add(victim, progressWebhook({ course: 50, at, percentage: String(3 + i) }));
+  }
+  // Course 51: 205 distinct lessons (more than the summary's 200), then the first one again.
+  for (let i = 0; i <= 205; i++) {
+    const at = T + i * minute;
+    add(victim, lessonWebhook({ course: 51, at, lesson: 1000 + (i % 205) }));
+    add(victim, progressWebhook({ course: 51, at, percentage: (i / 3).toFixed(1) }));
+  }
+  // Course 52: a lone lesson, a progress that gives up, a pending progress: all three expire.
+  add(victim, lessonWebhook({ course: 52, at: T, lesson: 7 }));
+  const gaveUp = progressWebhook({ course: 52, at: T + 10 * minute, percentage: "40" });
+  add(victim, gaveUp);
+  add(victim, structuredClone(gaveUp));
+  add(victim, progressWebhook({ course: 52, at: T + 20 * minute, percentage: "50" }));
+  // Course 53: only a lone lesson (the learner was never counted there).
+  add(victim, lessonWebhook({ course: 53, at: T, lesson: 9 }));
+  // Another learner in the same courses and lessons.
+  for (const [course, lesson] of [[50, 1], [51, 1000], [51, 1001], [52, 7], [53, 9]]) {
+    const at = T + 3 * minute + course;
+    add(other, lessonWebhook({ course, at, lesson }));
+    add(other, progressWebhook({ course, at, percentage: "10" }));
+  }
+
+  const full = await service();
+  const without = await service();
+  try {
+    for (const d of deliveries) {
+      const r = await full.post(d.body);
+      assert([200, 409].includes(r.status), JSON.stringify(r.json));
+      if (d.who !== victim) await without.post(d.body);
+    }
+    // Course 52's events expire (RETENTION_DAYS): their values and unmatched entries go, their
+    // event-id pointers stay 30 days longer.
+    const expired: string[] = [];
+    for await (
+      const e of full.kv.list<{ id: string }>({ prefix: ["events", "48213", 8675309, 52] })
+    ) {
+      expired.push(e.value.id);
+      await full.kv.atomic().delete(e.key).delete(eventBodyKey("48213", e.value.id)).commit();
+    }
+    assertEquals(expired.length, 3);
+    for await (const e of full.kv.list<{ event_id: string }>({ prefix: ["unmatched"] })) {
+      if (expired.includes(e.value.event_id)) await full.kv.delete(e.key);
+    }
+
+    const r = await full.request(`/api/learners/48213/${victim.user}`, { method: "DELETE" });
+    assertEquals(r.status, 200);
+    assertEquals(await traces(full.kv, victim), []);
+
+    const after = await state(full.kv);
+    const expected = await state(without.kv);
+    const keep = new Set(expected.map(([k]) => JSON.stringify(k)));
+    assertEquals(
+      after.filter(([k]) =>
+        !((k as Deno.KvKey)[0] === "dash_course" || (k as Deno.KvKey)[0] === "dash_lesson") ||
+        keep.has(JSON.stringify(k))
+      ),
+      expected,
+    );
+
+    // A redelivery of an expired event is refused as the learner's, and stores nothing.
+    const lone = deliveries.find((d) => d.body.id === expired[0])!;
+    const again = await full.post(lone.body);
+    assertEquals([again.status, again.json.status], [200, "erased"]);
+    assertEquals(await traces(full.kv, victim), []);
+  } finally {
+    full.kv.close();
+    without.kv.close();
+  }
+});
+
+Deno.test("erasure: a redelivery racing the erasure is answered erased, never 5xx", async () => {
+  const real = await Deno.openKv(":memory:");
+  let erasing: Promise<unknown> | null = null;
+  // The erasure runs to its end between the redelivery's read of its event and of its record.
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "getMany") {
+        return async (keys: Deno.KvKey[]) => {
+          if (keys[0]?.[0] === "records" && erasing === null) {
+            erasing = eraseLearner(real, { tenantId: "48213", userId: 5000049 }, {
+              destinations: [],
+              now: Date.now(),
+            });
+            await erasing;
+          }
+          return await target.getMany(keys);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const h = await harness({}, kv);
+  try {
+    const lesson = lessonWebhook();
+    assertEquals((await h.post(lesson)).status, 200);
+    assertEquals((await h.post(progressWebhook())).json.status, "collated");
+    const r = await h.post(lesson);
+    assert(erasing !== null);
+    assertEquals([r.status, r.json.status], [200, "erased"]);
   } finally {
     real.close();
   }

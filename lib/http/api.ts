@@ -1,5 +1,6 @@
 /**
- * `/api/*`: the records, their change feed and the unmatched list, behind the bearer token when `API_TOKEN` is set.
+ * `/api/*`: the records, their change feed, the unmatched list and the dashboard's figures (courses
+ * and their lessons), behind the bearer token when `API_TOKEN` is set.
  *
  * @example
  * ```ts
@@ -16,6 +17,7 @@ import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
 import { FEED_FENCE_STEP_MS } from "../store/limits.ts";
 import { listFeed, listRecords, listUnmatched } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
+import { courseInfo, courseLessons, coursePage, type CourseSummary } from "../store/stats.ts";
 import { schoolId } from "../thinkific/schemas.ts";
 import { eraseLearner } from "../store/erasure.ts";
 import { bearerAuth } from "./_auth.ts";
@@ -60,6 +62,38 @@ const outboxQuery = z.strictObject({
   cursor: cursorSchema(timeIdPosition).optional(),
 });
 
+const coursesQuery = z.strictObject({
+  tenant_id: schoolId.optional(),
+  limit,
+  cursor: cursorSchema(z.tuple([z.number().int().positive()])).optional(),
+});
+
+const courseParams = z.object({ courseId: positiveInt });
+
+/** Path parameters, parsed once: a bad one is a 400 naming it. */
+function parseParams<T extends z.ZodType>(params: Record<string, string>, schema: T): z.output<T> {
+  const p = schema.safeParse(params);
+  if (!p.success) {
+    const issue = p.error.issues[0];
+    throw new HttpError(400, `path parameter ${issue.path.join(".")} ${issue.message}`);
+  }
+  return p.data;
+}
+
+/** A course as `GET /api/courses` lists it. */
+function courseJson(c: CourseSummary) {
+  return {
+    tenant_id: c.tenant_id,
+    course_id: c.course_id,
+    course_name: c.course_name,
+    learners: c.learners,
+    completions_7d: c.last7Days,
+    completions_30d: c.last30Days,
+    unmatched: c.unmatched,
+    last_activity_at: c.lastActivity,
+  };
+}
+
 const part = MESSAGE_ID_PART.source;
 const outboxId = z.string().regex(
   new RegExp(`^[\\w-]{1,32}:msg_${part}_${part}$`),
@@ -95,12 +129,8 @@ export function apiRoutes(
   });
 
   app.delete("/learners/:tenantId/:userId", async (c) => {
-    const p = learnerParams.safeParse(c.req.param());
-    if (!p.success) {
-      const issue = p.error.issues[0];
-      throw new HttpError(400, `path parameter ${issue.path.join(".")} ${issue.message}`);
-    }
-    const who = { tenantId: p.data.tenantId, userId: p.data.userId };
+    const p = parseParams(c.req.param(), learnerParams);
+    const who = { tenantId: p.tenantId, userId: p.userId };
     const destinations = forwarder?.destinations ?? [];
     const removed = await retryWhenBusy(() => eraseLearner(kv, who, { destinations, now: now() }));
     return c.json({ status: "erased", tenant_id: who.tenantId, user_id: who.userId, removed });
@@ -118,6 +148,32 @@ export function apiRoutes(
     return c.json(
       await retryWhenBusy(() => listUnmatched(kv, { limit: q.limit, after: q.cursor, now: now() })),
     );
+  });
+
+  app.get("/courses", async (c) => {
+    const q = parseQuery(c.req.url, coursesQuery);
+    const page = await retryWhenBusy(() =>
+      coursePage(kv, { limit: q.limit, after: q.cursor, tenantId: q.tenant_id, now: now() })
+    );
+    return c.json({ courses: page.courses.map(courseJson), cursor: page.cursor });
+  });
+
+  app.get("/courses/:courseId/lessons", async (c) => {
+    const { courseId } = parseParams(c.req.param(), courseParams);
+    parseQuery(c.req.url, z.strictObject({}));
+    const lessons = await retryWhenBusy(async () =>
+      await courseInfo(kv, courseId) ? await courseLessons(kv, courseId) : null
+    );
+    if (!lessons) throw new HttpError(404, `no course ${courseId}`);
+    return c.json({
+      lessons: lessons.map((l) => ({
+        lesson_id: l.lesson_id,
+        lesson_name: l.lesson_name,
+        chapter_id: l.chapter_id,
+        chapter_name: l.chapter_name,
+        learners: l.learners,
+      })),
+    });
   });
 
   app.get("/outbox", async (c) => {

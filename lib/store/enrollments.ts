@@ -71,6 +71,22 @@ export function withLesson(
   };
 }
 
+/**
+ * How many times each lesson's learner counter was raised for one learner, given the lessons of
+ * their records in the order the records were made: {@linkcode withLesson} replayed, so a lesson
+ * that fell out of the bounded summary and was completed again counts as often as it was counted.
+ */
+export function countedLessons(lessonsInOrder: Iterable<number>): Map<number, number> {
+  const counted = new Map<number, number>();
+  let summary: EnrollmentSummary | null = null;
+  for (const lesson of lessonsInOrder) {
+    const added = withLesson(summary, lesson);
+    if (added.firstTime) counted.set(lesson, (counted.get(lesson) ?? 0) + 1);
+    summary = added.summary;
+  }
+  return counted;
+}
+
 /** Adds the checked write of a summary to `op`. */
 export function saveEnrollment(
   op: Mutations,

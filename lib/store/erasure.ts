@@ -7,6 +7,10 @@
  * learner back. Then each deleter of {@linkcode DELETERS} removes one kind of data. Every batch is
  * one commit checked against the entries it read, and adjusts the counters of exactly what it
  * removed, so a repeated or interrupted erasure finishes the job without counting anything twice.
+ * Nothing but the tombstone names the learner afterwards: expired events' pointers are found through
+ * the learner's own index of ids ({@linkcode eventIdsOfLearnerPrefix}), old activity keys by a scan
+ * of the course's index, and the lessons they were counted in from their records (so the
+ * enrollment summaries are erased before the records).
  *
  * To erase a new kind of key, add a deleter to {@linkcode DELETERS}.
  *
@@ -27,6 +31,7 @@ import {
   type ErasureTombstone,
   eventBodyKey,
   eventIdKey,
+  eventIdsOfLearnerPrefix,
   eventsOfLearnerPrefix,
   feedKey,
   type LearnerEntry,
@@ -36,6 +41,7 @@ import {
   outboxDueKey,
   type OutboxEntry,
   outboxKey,
+  recordKey,
   recordKeys,
   type RecordPosition,
   recordsOfUserPrefix,
@@ -43,6 +49,7 @@ import {
   UNMATCHED_PREFIX,
   type UnmatchedEntry,
 } from "./keys.ts";
+import { countedLessons, isEmptySummary } from "./enrollments.ts";
 import { learnerActivityKeys } from "./learners.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { messageIdOf } from "./outbox.ts";
@@ -191,9 +198,43 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
 const dayOf = (iso: string) => Math.floor(Date.parse(iso) / DAY_MS);
 
 /**
+ * What an enrollment summary holds while its erasure runs: whether the learner was counted in the
+ * course, and how many of the lessons they were counted in (see {@linkcode lessonCounts}) have had
+ * their counters lowered. Written over the summary, so an interrupted erasure resumes there.
+ */
+interface ErasingSummary extends EnrollmentSummary {
+  erasing?: { counted: boolean; done: number };
+}
+
+/** How many times each lesson's counter counted the learner, from their records in the course. */
+async function lessonCounts(
+  kv: Deno.Kv,
+  who: Learner,
+  course: number,
+): Promise<[lesson: number, times: number][]> {
+  const prefix = recordsOfUserPrefix(who.userId);
+  const positions: RecordPosition[] = [];
+  for await (const e of kv.list<number>({ prefix })) {
+    const position = e.key.slice(prefix.length) as RecordPosition;
+    if (position[1] === who.tenantId && e.value === course) positions.push(position);
+  }
+  const records = (await readAll<LessonProgressRecord>(kv, positions.map(recordKey)))
+    .flatMap((r) => r.value ? [r.value] : [])
+    .sort((a, b) => a.collated_at.localeCompare(b.collated_at));
+  const counted = countedLessons(records.map((r) => r.lesson_id));
+  return [...counted].sort((a, b) => a[0] - b[0]);
+}
+
+/** `times` subtracted from a KvU64 (which wraps). */
+const minus = (times: number) => (1n << 64n) - BigInt(times);
+
+/**
  * Enrollment summaries, the learner entries and activity keys of their courses, and the courses'
- * learner and per-lesson counts. A summary with many lessons is taken down a chunk at a time
- * (each chunk's counts and the shortened summary in one commit).
+ * learner and per-lesson counts. Runs before the records go: the lessons a learner was counted in
+ * are read from their records (the summary keeps only the latest), and their counters are lowered
+ * a chunk at a time, each chunk with the summary marking how far it got. A course's learners count
+ * is lowered only if the learner was counted there: when their summary was first not empty (a
+ * learner with only a lone lesson never was).
  */
 const enrollments: Deleter = async ({ kv, who, removed }) => {
   await inBatches<EnrollmentSummary>(
@@ -206,7 +247,7 @@ const enrollments: Deleter = async ({ kv, who, removed }) => {
         // Course ids are Thinkific-wide: an entry of another school is not this learner's.
         const learner = read.value?.tenant_id === who.tenantId ? read.value : null;
         const keys = learner || !read.value
-          ? [read.key, ...learnerActivityKeys(course, who.userId, learner, first.value)]
+          ? [read.key, ...await learnerActivityKeys(kv, course, who.userId)]
           : [];
         for (let i = 0; i < keys.length; i += BATCH * 8) {
           const op = kv.atomic();
@@ -214,25 +255,45 @@ const enrollments: Deleter = async ({ kv, who, removed }) => {
           await op.commit();
         }
         if (learner) removed.learner_entries++;
+        const counts = await lessonCounts(kv, who, course);
         for (;;) {
-          const read = await kv.get<EnrollmentSummary>(first.key);
+          const read = await kv.get<ErasingSummary>(first.key);
           if (!read.value) break;
-          const lessons = read.value.lessons;
-          const chunk = lessons.slice(0, BATCH * 8);
+          const erasing = read.value.erasing ??
+            { counted: !isEmptySummary(read.value), done: 0 };
+          const chunk = counts.slice(erasing.done, erasing.done + BATCH * 8);
           const op = kv.atomic().check(read);
-          for (const l of chunk) op.sum(lessonCounterKey(course, l), MINUS_ONE.value);
-          if (chunk.length < lessons.length) {
-            op.set(read.key, { ...read.value, lessons: lessons.slice(chunk.length) });
+          for (const [l, times] of chunk) op.sum(lessonCounterKey(course, l), minus(times));
+          const done = erasing.done + chunk.length;
+          const last = done === counts.length;
+          if (!last) {
+            const next: ErasingSummary = {
+              progress: [],
+              lessons: [],
+              erasing: { ...erasing, done },
+            };
+            op.set(read.key, next);
           } else {
-            op.delete(read.key).sum(courseCounterKey(course, "learners"), MINUS_ONE.value);
+            op.delete(read.key);
+            if (erasing.counted) op.sum(courseCounterKey(course, "learners"), MINUS_ONE.value);
           }
-          if ((await op.commit()).ok && chunk.length === lessons.length) {
-            removed.enrollments++;
-          }
+          if ((await op.commit()).ok && last) removed.enrollments++;
         }
       }
     },
   );
+};
+
+/**
+ * Event-id pointers of the learner's events stored without a pair, from the learner's index of
+ * them: those of expired events are found nowhere else.
+ */
+const eventIds: Deleter = async ({ kv, who }) => {
+  await inBatches<null>(kv, eventIdsOfLearnerPrefix(who.tenantId, who.userId), async (page) => {
+    const op = kv.atomic();
+    for (const e of page) op.delete(e.key).delete(eventIdKey(who.tenantId, e.key[3] as string));
+    await op.commit();
+  });
 };
 
 /** Stored events, their raw bodies and their event-id pointers. */
@@ -252,7 +313,13 @@ const events: Deleter = async ({ kv, who, removed }) => {
 };
 
 /** Every kind of the learner's data, in the order it is erased. */
-export const DELETERS: readonly Deleter[] = [unmatched, recordsDeleter, enrollments, events];
+export const DELETERS: readonly Deleter[] = [
+  unmatched,
+  eventIds,
+  enrollments,
+  recordsDeleter,
+  events,
+];
 
 /**
  * Erases a learner: writes the tombstone (keeping the first erasure's time), then runs every

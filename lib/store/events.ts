@@ -23,6 +23,7 @@ import {
   type EventPointer,
   eventRange,
   FEED_FENCE_KEY,
+  learnerEventIdKey,
   type StoredEvent,
 } from "./keys.ts";
 import { MAX_CLUSTER_SPAN_MS } from "./limits.ts";
@@ -158,7 +159,9 @@ export function remaining(event: StoredEvent, retentionMs: number, now: number):
 /**
  * Adds the insertion of a new event to `op`: fails the commit if its id was stored before, so a
  * redelivery or a concurrent duplicate is never stored twice. The raw body goes under its own key,
- * written once, so the event's own value stays small when it is updated.
+ * written once, so the event's own value stays small when it is updated. An event stored without a
+ * pair also gets a key in its learner's index of ids, which lives as long as its pointer: an
+ * erasure finds the pointer there after the event has expired (a paired event's record names it).
  */
 export function insertEvent(
   op: Mutations,
@@ -177,6 +180,11 @@ export function insertEvent(
     .set(idKey, pointer, { expireIn: retentionMs + EVENT_ID_GRACE_MS })
     .set(eventKey(event), event, { expireIn: retentionMs })
     .set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
+  if (event.pairedWith === null) {
+    op.set(learnerEventIdKey(event.tenantId, event.userId, event.id), null, {
+      expireIn: retentionMs + EVENT_ID_GRACE_MS,
+    });
+  }
   return op;
 }
 

@@ -6,6 +6,7 @@
  * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
  * | `["event_bodies", tenant, event_id]` | the raw webhook body (bytes) | `RETENTION_DAYS` |
  * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | `RETENTION_DAYS` + {@linkcode EVENT_ID_GRACE_MS} |
+ * | `["learner_event_ids", tenant, user, event_id]` | `null`: the learner's events stored without a pair (to erase their pointers) | as its pointer |
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}; written by every commit that changes the enrollment's events (its serial order) | kept |
  * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until paired, or the event expires |
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
@@ -118,6 +119,22 @@ export function eventRange(
 export const eventIdKey = (tenantId: string, id: string): Deno.KvKey => [
   "event_ids",
   tenantId,
+  id,
+];
+
+/**
+ * The learner's own index of the ids of their events stored without a pair, written with the
+ * event: an erasure finds their `event_ids` pointers here once the events have expired. (A paired
+ * event's id is in its record, which is kept.)
+ */
+export const eventIdsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
+  "learner_event_ids",
+  tenantId,
+  userId,
+];
+
+export const learnerEventIdKey = (tenantId: string, userId: number, id: string): Deno.KvKey => [
+  ...eventIdsOfLearnerPrefix(tenantId, userId),
   id,
 ];
 

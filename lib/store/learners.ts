@@ -7,7 +7,8 @@
  * time is the latest progress of the enrollment summary the collator has already read (leaving out
  * this record's own progress). A progress that never made a record (one that gave up, or still
  * waits) can make that guess miss and leave an old index key behind; the listing drops such keys
- * by comparing them with the entry, so they cost a skipped key, never a wrong row.
+ * by comparing them with the entry, so they cost a skipped key, never a wrong row; an erasure finds
+ * them by a scan of the course's index ({@linkcode learnerActivityKeys}).
  *
  * @example
  * ```ts
@@ -77,16 +78,17 @@ export function addLearnerProgress(
   return op;
 }
 
-/** Every activity index key a learner may have in a course (to erase them, stale ones included). */
-export function learnerActivityKeys(
-  course: number,
-  user: number,
-  entry: LearnerEntry | null,
-  summary: EnrollmentSummary | null,
-): Deno.KvKey[] {
-  const times = new Set((summary?.progress ?? []).map((p) => p[0]));
-  if (entry) times.add(Date.parse(entry.last_activity_at));
-  return [...times].map((at) => learnerActivityKey(course, at, user));
+/**
+ * Every activity index key of a learner in a course, stale ones included (to erase them): one scan
+ * of the course's index, since a stale key's time may be older than anything the summary keeps.
+ */
+export async function learnerActivityKeys(kv: Deno.Kv, course: number, user: number) {
+  const keys: Deno.KvKey[] = [];
+  const prefix = learnerActivityPrefix(course);
+  for await (const e of kv.list({ prefix }, { batchSize: 500 })) {
+    if (e.key[prefix.length + 1] === user) keys.push(e.key);
+  }
+  return keys;
 }
 
 /** A position in the activity index: last activity, user id. */

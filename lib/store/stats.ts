@@ -7,7 +7,8 @@
  * @example
  * ```ts
  * const courses = await courseOverview(kv, Date.now());
- * const detail = await courseDetail(kv, 2100013);
+ * const detail = await courseDetail(kv, 2100013, Date.now());
+ * const page = await coursePage(kv, { limit: 100, now: Date.now() }); // GET /api/courses
  * ```
  * @module
  */
@@ -27,6 +28,7 @@ import {
   OUTBOX_DUE_PREFIX,
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
+import { listPage } from "./_page.ts";
 import { countUnmatched, recentRecords } from "./records.ts";
 
 const ONE = new Deno.KvU64(1n);
@@ -143,6 +145,15 @@ export async function courseDetail(
 ): Promise<{ course: CourseSummary; lessons: LessonSummary[] } | null> {
   const info = await courseInfo(kv, courseId);
   if (!info) return null;
+  const [lessons, unmatched] = await Promise.all([
+    courseLessons(kv, courseId),
+    countUnmatched(kv, now),
+  ]);
+  return { course: await summarize(kv, info, now, unmatched), lessons };
+}
+
+/** A course's lessons with their learners, in course order (see {@linkcode courseOrder}). */
+export async function courseLessons(kv: Deno.Kv, courseId: number): Promise<LessonSummary[]> {
   const lessons: LessonInfo[] = [];
   for await (const e of kv.list<LessonInfo>({ prefix: ["dash_lesson", courseId] })) {
     lessons.push(e.value);
@@ -154,12 +165,36 @@ export async function courseDetail(
     );
     for (const g of got) counts.push(Number(g.value?.value ?? 0n));
   }
-  const withCounts = lessons.map((l, i) => ({ ...l, learners: counts[i] }));
-  const unmatched = await countUnmatched(kv, now);
-  return {
-    course: await summarize(kv, info, now, unmatched),
-    lessons: courseOrder(withCounts),
-  };
+  return courseOrder(lessons.map((l, i) => ({ ...l, learners: counts[i] })));
+}
+
+/**
+ * One page of courses in course id order (`GET /api/courses`), each summarised as the overview
+ * does; `after` is the previous page's last course id, `tenantId` keeps one school's courses.
+ */
+export async function coursePage(
+  kv: Deno.Kv,
+  query: { limit: number; after?: [number]; tenantId?: string; now: number },
+): Promise<{ courses: CourseSummary[]; cursor: string | null }> {
+  const { tenantId } = query;
+  const page = await listPage<CourseInfo>(kv, COURSE_INFO_PREFIX, {
+    limit: query.limit,
+    after: query.after,
+    keep: tenantId === undefined ? undefined : (_, info) => info.tenant_id === tenantId,
+  });
+  const unmatched = await countUnmatched(kv, query.now);
+  const courses: CourseSummary[] = [];
+  // A few courses at a time: each summary is a get and two range lists.
+  for (let i = 0; i < page.items.length; i += KV_MAX_GET_MANY) {
+    courses.push(
+      ...await Promise.all(
+        page.items.slice(i, i + KV_MAX_GET_MANY).map((info) =>
+          summarize(kv, info, query.now, unmatched)
+        ),
+      ),
+    );
+  }
+  return { courses, cursor: page.cursor };
 }
 
 /** Orders lessons by chapter (chapters by their lowest lesson position, then id), then position. */
