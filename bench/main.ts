@@ -14,7 +14,10 @@
  * together, under two sender shapes), `--wait` (7, time to record with retries 30 s apart),
  * `--forward` (8, forwarding lag under load), `--soak` (9, RSS over `--minutes N`, default 10; not
  * run unless named), `--txn` (10, KV calls and transactions per event under concurrency),
- * `--cross` (11, a held delivery whose counterpart goes to another process on the same file). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
+ * `--cross` (11, a held delivery whose counterpart goes to another process on the same file),
+ * `--deploy` (12, Deno Deploy's conditions: two isolates on one KV handle woken by `kv.watch`, 0, 20
+ * and 40 ms added to every KV call), `--feedpause` (13, the change feed while the writing process
+ * is frozen). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
  * @module
  */
 import { measureColdStart } from "./_coldstart.ts";
@@ -28,6 +31,8 @@ import { formatForwarding, measureForwarding } from "./_forward.ts";
 import { soak } from "./_soak.ts";
 import { measureTransactions } from "./_txn.ts";
 import { measureCrossProcess } from "./_cross.ts";
+import { measureDeployLike } from "./_deploy.ts";
+import { runPauseScenario } from "./_feed_pause.ts";
 
 const SECTIONS = [
   "e2e",
@@ -40,6 +45,8 @@ const SECTIONS = [
   "forward",
   "txn",
   "cross",
+  "deploy",
+  "feedpause",
   "soak",
 ] as const;
 /** Sections a plain `deno task bench` runs (`--soak` takes 10 minutes: asked for by name). */
@@ -546,6 +553,69 @@ async function main() {
           fmt(f.p99Ms, 0),
           `${f.afterRetry} / ${f.pairs}`,
         ]),
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("deploy")) {
+    const pairs = opts.quick ? 100 : 300;
+    const runs = [];
+    for (const latency of [0, 20, 40]) {
+      log(`12. Deploy-like: ${pairs} pairs, ${latency} ms per KV call …`);
+      runs.push(await measureDeployLike(pairs, latency));
+    }
+    out.deploy = runs;
+    text.push(
+      `12. Deploy-like: two isolates on one KV handle (kv.watch), latency added to every KV call ` +
+        `(${pairs} pairs, 8 senders, progress to one isolate, its lesson 20 ms later to the other)`,
+      table([
+        [
+          "KV latency",
+          "record p50/p99 ms",
+          "after a retry",
+          "feed lag p50/p99 ms",
+          "forward lag p50/p99 ms",
+          "fed / forwarded",
+        ],
+        ...runs.map((r) => [
+          `${r.latencyMs} ms`,
+          `${fmt(r.recordP50, 0)} / ${fmt(r.recordP99, 0)}`,
+          `${r.afterRetry}`,
+          `${fmt(r.feedP50, 0)} / ${fmt(r.feedP99, 0)}`,
+          `${fmt(r.forwardP50, 0)} / ${fmt(r.forwardP99, 0)}`,
+          `${r.feedReceived} / ${r.forwarded} of ${r.pairs}`,
+        ]),
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("feedpause")) {
+    const size = opts.quick
+      ? { bursts: 3, pairs: 60, pauseMs: 1_500 }
+      : { bursts: 10, pairs: 150, pauseMs: 6_000 };
+    log(`13. feed under a frozen writer: ${size.bursts} bursts of ${size.pairs} pairs …`);
+    const r = await runPauseScenario(size);
+    out.feedpause = r;
+    targets.push({
+      name: "feed follower while the writer is frozen (SIGSTOP) in each burst",
+      target: "every record once",
+      measured: `${r.received} of ${r.made}, ${r.duplicates} twice`,
+      holds: r.received === r.made && r.missed === 0 && r.duplicates === 0,
+    });
+    text.push(
+      `13. Feed under a frozen writer: ${size.bursts} bursts of ${size.pairs} exact pairs to ` +
+        `process A, frozen ${size.pauseMs} ms early in each; a follower reads process B's feed`,
+      table([
+        ["made", "received", "missed", "twice", "drained after the load"],
+        [
+          String(r.made),
+          String(r.received),
+          String(r.missed),
+          String(r.duplicates),
+          `${r.drainMs} ms`,
+        ],
       ]),
       "",
     );
