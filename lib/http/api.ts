@@ -18,7 +18,7 @@ import { retryWhenBusy } from "../store/retry.ts";
 import { schoolId } from "../thinkific/schemas.ts";
 import { eraseLearner } from "../store/erasure.ts";
 import { bearerAuth } from "./_auth.ts";
-import { recordsCsvResponse } from "./_csv.ts";
+import { rawFlag, recordsCsvResponse } from "./_csv.ts";
 import { HttpError } from "./errors.ts";
 import { limit, parseQuery, positiveInt } from "./_query.ts";
 
@@ -35,8 +35,8 @@ const recordsQuery = z.strictObject({
   cursor: cursorSchema(timeIdIdPosition).optional(),
 });
 
-/** `/api/records.csv`: the filters of `/api/records`, every page. */
-const csvQuery = recordsQuery.omit({ limit: true, cursor: true });
+/** `/api/records.csv`: the filters of `/api/records`, every page; `raw=true` for formulas as sent. */
+const csvQuery = recordsQuery.omit({ limit: true, cursor: true }).extend({ raw: rawFlag });
 
 const learnerParams = z.object({
   tenantId: schoolId,
@@ -90,7 +90,7 @@ export function apiRoutes(
   app.get("/records.csv", (c) => {
     const q = parseQuery(c.req.url, csvQuery);
     const filter = { tenantId: q.tenant_id, userId: q.user_id, courseId: q.course_id };
-    return recordsCsvResponse(kv, { filter, since: q.since }, "records.csv");
+    return recordsCsvResponse(kv, { filter, since: q.since }, "records.csv", { raw: q.raw });
   });
 
   app.delete("/learners/:tenantId/:userId", async (c) => {

@@ -20,7 +20,7 @@ import { listUnmatched, recentRecords } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { courseDetail, courseInfo, courseNames, courseOverview, DAY_MS } from "../store/stats.ts";
 import { basicAuth } from "./_auth.ts";
-import { recordsCsvResponse } from "./_csv.ts";
+import { rawFlag, recordsCsvResponse } from "./_csv.ts";
 import { limit, parseQuery } from "./_query.ts";
 
 const courseId = z.string().regex(/^[1-9]\d{0,15}$/).transform(Number);
@@ -31,6 +31,9 @@ const learnersQuery = z.strictObject({
   limit,
   cursor: cursorSchema(z.tuple([z.number().finite(), z.number().int()])).optional(),
 });
+
+/** The course's CSV: `raw=true` writes formula-like text as received. */
+const csvQuery = z.strictObject({ raw: rawFlag });
 
 function notFound(id: string) {
   return <NotFoundPage message={`No completions are known for course ${id}.`} />;
@@ -90,10 +93,12 @@ export function dashboardRoutes(
   app.get("/courses/:courseId/records.csv", (c) => {
     const id = courseId.safeParse(c.req.param("courseId"));
     if (!id.success) return c.html(notFound(c.req.param("courseId")), 404);
+    const q = parseQuery(c.req.url, csvQuery);
     return recordsCsvResponse(
       kv,
       { filter: { courseId: id.data } },
       `course-${id.data}-records.csv`,
+      { raw: q.raw },
     );
   });
 
