@@ -49,7 +49,7 @@ Deno.test("learners: one entry per learner, newest activity first, moved on each
       const p = await listLearners(h.kv, COURSE, { limit: 1, after });
       seen.push(...p.learners.map((l) => l.user_id));
       if (!p.cursor) break;
-      after = JSON.parse(atob(p.cursor.replaceAll("-", "+").replaceAll("_", "/")));
+      after = JSON.parse(atob(p.cursor.replaceAll("-", "+").replaceAll("_", "/"))).p;
     }
     assertEquals(seen, [1, 3, 2]);
 

@@ -32,7 +32,7 @@ const recordsQuery = z.strictObject({
   course_id: positiveInt.optional(),
   since: since.optional(),
   limit,
-  cursor: cursorSchema(timeIdIdPosition).optional(),
+  cursor: cursorSchema("records", timeIdIdPosition).optional(),
 });
 
 /** `/api/records.csv`: the filters of `/api/records`, every page; `raw=true` for formulas as sent. */
@@ -45,18 +45,28 @@ const learnerParams = z.object({
 
 const feedQuery = z.strictObject({
   limit,
-  cursor: cursorSchema(z.union([timeIdIdPosition, z.tuple([z.number().finite()])])).optional(),
+  // Untagged cursors (before the tag) accepted for one release: followers store theirs.
+  cursor: cursorSchema("feed", z.union([timeIdIdPosition, z.tuple([z.number().finite()])]), {
+    acceptUntagged: true,
+  }).optional(),
 });
 
 const unmatchedQuery = z.strictObject({
   limit,
-  cursor: cursorSchema(timeIdIdPosition).optional(),
+  cursor: cursorSchema("unmatched", timeIdIdPosition).optional(),
 });
 
 const outboxQuery = z.strictObject({
   status: z.enum(["dead", "pending"]).optional().default("dead"),
   limit,
-  cursor: cursorSchema(timeIdPosition).optional(),
+  cursor: z.string().optional(),
+}).transform((q, ctx) => {
+  // The cursor is of the listing of this status: refused on the other one.
+  if (q.cursor === undefined) return { ...q, cursor: undefined };
+  const cursor = cursorSchema(`outbox/${q.status}`, timeIdPosition).safeParse(q.cursor);
+  if (cursor.success) return { ...q, cursor: cursor.data };
+  ctx.addIssue({ code: "custom", path: ["cursor"], message: cursor.error.issues[0].message });
+  return z.NEVER;
 });
 
 const part = MESSAGE_ID_PART.source;

@@ -25,12 +25,15 @@ import { limit, parseQuery } from "./_query.ts";
 
 const courseId = z.string().regex(/^[1-9]\d{0,15}$/).transform(Number);
 
-const learnersQuery = z.strictObject({
-  inactive_days: z.string().regex(/^\d{1,4}$/, "must be a whole number of days from 1 to 3650")
-    .transform(Number).refine((n) => n >= 1 && n <= 3650, "must be from 1 to 3650").optional(),
-  limit,
-  cursor: cursorSchema(z.tuple([z.number().finite(), z.number().int()])).optional(),
-});
+/** The learners page of `course`: its cursors are refused on another course's page. */
+const learnersQuery = (course: number) =>
+  z.strictObject({
+    inactive_days: z.string().regex(/^\d{1,4}$/, "must be a whole number of days from 1 to 3650")
+      .transform(Number).refine((n) => n >= 1 && n <= 3650, "must be from 1 to 3650").optional(),
+    limit,
+    cursor: cursorSchema(`learners/${course}`, z.tuple([z.number().finite(), z.number().int()]))
+      .optional(),
+  });
 
 /** The course's CSV: `raw=true` writes formula-like text as received. */
 const csvQuery = z.strictObject({ raw: rawFlag });
@@ -68,7 +71,7 @@ export function dashboardRoutes(
     const id = courseId.safeParse(c.req.param("courseId"));
     const course = id.success ? await retryWhenBusy(() => courseInfo(kv, id.data)) : null;
     if (!id.success || !course) return c.html(notFound(c.req.param("courseId")), 404);
-    const q = parseQuery(c.req.url, learnersQuery);
+    const q = parseQuery(c.req.url, learnersQuery(id.data));
     const at = now();
     const inactiveSince = q.inactive_days === undefined ? undefined : at - q.inactive_days * DAY_MS;
     const page = await retryWhenBusy(() =>
