@@ -9,10 +9,16 @@
  * ```
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import { CoursePage, NotFoundPage, OverviewPage, UnmatchedPage } from "../dashboard/pages.tsx";
+import {
+  CoursePage,
+  ErrorPage,
+  NotFoundPage,
+  OverviewPage,
+  UnmatchedPage,
+} from "../dashboard/pages.tsx";
 import { LearnersPage } from "../dashboard/learners.tsx";
 import { cursorSchema } from "../store/_page.ts";
 import { listLearners } from "../store/learners.ts";
@@ -21,6 +27,7 @@ import { retryWhenBusy } from "../store/retry.ts";
 import { courseDetail, courseInfo, courseNames, courseOverview, DAY_MS } from "../store/stats.ts";
 import { basicAuth } from "./_auth.ts";
 import { rawFlag, recordsCsvResponse } from "./_csv.ts";
+import { HttpError } from "./errors.ts";
 import { limit, parseQuery } from "./_query.ts";
 
 const courseId = z.string().regex(/^[1-9]\d{0,15}$/).transform(Number);
@@ -42,6 +49,12 @@ function notFound(id: string) {
   return <NotFoundPage message={`No completions are known for course ${id}.`} />;
 }
 
+/** The pages show learners' emails: no cache (browser or proxy) keeps them. */
+const noStore: MiddlewareHandler = async (c, next) => {
+  await next();
+  c.res.headers.set("cache-control", "no-store");
+};
+
 /** The dashboard pages. */
 export function dashboardRoutes(
   deps: { kv: Deno.Kv; config: Config; now?: () => number },
@@ -50,6 +63,13 @@ export function dashboardRoutes(
   const now = deps.now ?? Date.now;
   const app = new Hono();
   const auth = basicAuth(deps.config.apiToken);
+  for (const path of ["/", "/courses/*", "/unmatched"]) app.use(path, noStore);
+  // A client mistake (a bad parameter) on a page is an HTML page, not the API's JSON.
+  app.onError((err, c) => {
+    if (!(err instanceof HttpError)) throw err;
+    const back = c.req.path.replace(/\/records\.csv$/, "");
+    return c.html(<ErrorPage status={err.status} message={err.message} back={back} />, err.status);
+  });
   app.use("/", auth);
   app.use("/courses/*", auth);
   app.use("/unmatched", auth);

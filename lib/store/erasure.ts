@@ -43,6 +43,7 @@ import {
   UNMATCHED_PREFIX,
   type UnmatchedEntry,
 } from "./keys.ts";
+import { countsAsLearner } from "./enrollments.ts";
 import { learnerActivityKeys } from "./learners.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { messageIdOf } from "./outbox.ts";
@@ -224,7 +225,11 @@ const enrollments: Deleter = async ({ kv, who, removed }) => {
           if (chunk.length < lessons.length) {
             op.set(read.key, { ...read.value, lessons: lessons.slice(chunk.length) });
           } else {
-            op.delete(read.key).sum(courseCounterKey(course, "learners"), MINUS_ONE.value);
+            op.delete(read.key);
+            // Only a summary that counts was counted (the one rule: countsAsLearner).
+            if (countsAsLearner(read.value)) {
+              op.sum(courseCounterKey(course, "learners"), MINUS_ONE.value);
+            }
           }
           if ((await op.commit()).ok && chunk.length === lessons.length) {
             removed.enrollments++;
