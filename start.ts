@@ -11,6 +11,7 @@ let server: Deno.HttpServer | undefined;
 try {
   server = Deno.serve({
     port: config.port,
+    hostname: config.host,
     onListen: ({ hostname, port }) => {
       logReady();
       console.log(JSON.stringify({ msg: "listening", url: `http://${hostname}:${port}/` }));

@@ -21,6 +21,8 @@ export type HandledTopic = typeof HANDLED_TOPICS[number];
 /** Typed configuration used everywhere inside the service. */
 export interface Config {
   port: number;
+  /** The address `deno task start` listens on (`0.0.0.0`: every IPv4 interface). */
+  host: string;
   /** `undefined` means: Deploy's attached database on Deno Deploy, `./data/kv.sqlite3` elsewhere. */
   kvPath: string | undefined;
   webhookSecret: string | undefined;
@@ -85,6 +87,18 @@ const DEPLOY_MARKERS = ["DENO_DEPLOYMENT_ID", "DENO_DEPLOY", "DENO_DEPLOY_APP_SL
 
 const envSchema = z.object({
   PORT: int("PORT", 0, 65535, 8000),
+  HOST: z.string().trim().optional().transform((raw, ctx) => {
+    if (!raw) return "0.0.0.0";
+    // An IPv4 or IPv6 address, or a host name: letters, digits, dots, hyphens and colons only.
+    if (!/^[A-Za-z0-9.:-]+$/.test(raw)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `HOST must be an IP address or a host name such as 127.0.0.1, got "${raw}"`,
+      });
+      return z.NEVER;
+    }
+    return raw;
+  }),
   KV_PATH: z.string().trim().optional().transform((raw, ctx) => {
     if (!raw) return undefined;
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1].toLowerCase();
@@ -211,6 +225,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   return {
     port: e.PORT,
+    host: e.HOST,
     kvPath: e.KV_PATH,
     webhookSecret: e.THINKIFIC_WEBHOOK_SECRET,
     apiToken: e.API_TOKEN,

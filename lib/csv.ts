@@ -1,8 +1,12 @@
 /**
  * Records as CSV (RFC 4180): a header row of the record's field names, CRLF line ends, fields
  * quoted when they hold a comma, a quote, CR or LF (quotes doubled), `null` as an empty field.
- * Values are written as they are: a name that starts with `=` stays text only in a program that
- * reads CSV as data.
+ *
+ * Text that a spreadsheet would run as a formula when the file is opened (OWASP "CSV injection"):
+ * a text value beginning with `=`, `+`, `-`, `@`, a tab or a CR is written with a `'` in front, so
+ * it shows as text. Numbers are written as numbers (`-7` stays `-7`): only text values (strings)
+ * are neutralised. `{ raw: true }` writes every value as received, for programs that read CSV as
+ * data.
  *
  * @example
  * ```ts
@@ -39,16 +43,26 @@ export const RECORD_FIELDS = [
 type Missing = Exclude<keyof LessonProgressRecord, (typeof RECORD_FIELDS)[number]>;
 const _allFields: [Missing] extends [never] ? true : Missing = true;
 
+/** How fields are written. */
+export interface CsvOptions {
+  /** Write text as received, formula-like text included (default: neutralised). */
+  raw?: boolean;
+}
+
+/** The first characters that make a spreadsheet read a cell as a formula (OWASP). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 /** One CSV field. */
-export function csvField(value: unknown): string {
+export function csvField(value: unknown, options: CsvOptions = {}): string {
   if (value === null || value === undefined) return "";
-  const text = String(value);
+  let text = String(value);
+  if (typeof value === "string" && !options.raw && FORMULA_START.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 /** One CSV line, CRLF included. */
-export function csvLine(values: readonly unknown[]): string {
-  return values.map(csvField).join(",") + "\r\n";
+export function csvLine(values: readonly unknown[], options: CsvOptions = {}): string {
+  return values.map((v) => csvField(v, options)).join(",") + "\r\n";
 }
 
 /**
@@ -58,6 +72,7 @@ export function csvLine(values: readonly unknown[]): string {
 export function csvStream<T, K extends keyof T & string>(
   columns: readonly K[],
   pages: AsyncIterable<T[]>,
+  options: CsvOptions = {},
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const iterator = pages[Symbol.asyncIterator]();
@@ -69,10 +84,14 @@ export function csvStream<T, K extends keyof T & string>(
         controller.enqueue(encoder.encode(csvLine(columns)));
         return;
       }
-      const next = await iterator.next();
-      if (next.done) return controller.close();
-      const text = next.value.map((row) => csvLine(columns.map((k) => row[k]))).join("");
-      if (text) controller.enqueue(encoder.encode(text));
+      // A pull that enqueues nothing is not called again: skip empty pages (no match at all).
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return controller.close();
+        const text = next.value.map((row) => csvLine(columns.map((k) => row[k]), options))
+          .join("");
+        if (text) return controller.enqueue(encoder.encode(text));
+      }
     },
     async cancel() {
       await iterator.return?.();

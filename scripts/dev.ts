@@ -3,8 +3,14 @@
  * against it as Thinkific would (signed, retried), prints the resulting records in plain words and
  * the unmatched list, then keeps serving until Ctrl+C.
  *
- * Environment: `PORT` (default 8000), `KV_PATH` (default `./data/dev.sqlite3`),
+ * Environment: `PORT` (default 8000), `HOST` (default `127.0.0.1`: this machine only, since
+ * `/api` and the dashboard are open without `API_TOKEN`), `KV_PATH` (default `./data/dev.sqlite3`),
  * `THINKIFIC_WEBHOOK_SECRET` (default: a dev secret), `API_TOKEN` (used for `/api` when set).
+ *
+ * Stopping: on SIGINT or SIGTERM, or when the process that started it goes away (its parent, or its
+ * parent's parent: `npx` above `deno task`), it closes the server's standard input, which stops the
+ * server and its watcher (see `_dev_server.ts`); whatever still runs after
+ * {@linkcode STOP_GRACE_MS} is killed. If `dev.ts` itself is killed, the system closes that input.
  *
  * @module
  */
@@ -26,6 +32,10 @@ import {
 const ROOT = new URL("../", import.meta.url);
 const DEV_SECRET = "dev-only-webhook-secret";
 const HEALTH_TIMEOUT_MS = 60_000;
+/** How long the server may take to shut down gracefully before it is killed. */
+const STOP_GRACE_MS = 3_000;
+/** How often the parent and grandparent are checked. */
+const PARENT_POLL_MS = 1_000;
 
 /** Fast local backoff: 100 ms, 200 ms, 400 ms, then 500 ms. */
 const devDelay = (attempt: number) => Math.min(100 * 2 ** (attempt - 1), 500);
@@ -33,6 +43,8 @@ const devDelay = (attempt: number) => Math.min(100 * 2 ** (attempt - 1), 500);
 const envSchema = z.object({
   PORT: z.string().trim().regex(/^\d+$/, "must be a port number").transform(Number)
     .refine((n) => n >= 1 && n <= 65535, "must be from 1 to 65535").optional().default(8000),
+  HOST: z.string().trim().regex(/^[A-Za-z0-9.:-]+$/, "must be an IP address or a host name")
+    .optional().transform((v) => v || "127.0.0.1"),
   KV_PATH: z.string().trim().optional().transform((v) => v || "./data/dev.sqlite3"),
   THINKIFIC_WEBHOOK_SECRET: z.string().optional().transform((v) => v || DEV_SECRET),
   API_TOKEN: z.string().optional().transform((v) => v || undefined),
@@ -53,9 +65,9 @@ async function forwardLines(stream: ReadableStream<Uint8Array>, write: (line: st
   if (rest) write(`[server] ${rest}`);
 }
 
-function ensurePortFree(port: number) {
+function ensurePortFree(hostname: string, port: number) {
   try {
-    Deno.listen({ port }).close();
+    Deno.listen({ hostname, port }).close();
   } catch (err) {
     if (err instanceof Deno.errors.AddrInUse) {
       throw new Error(`port ${port} is already in use: stop what runs there or set PORT`);
@@ -64,7 +76,49 @@ function ensurePortFree(port: number) {
   }
 }
 
-async function waitForHealth(base: string, child: Deno.ChildProcess, exited: () => boolean) {
+/**
+ * The parent of `pid`, from `ps` (reading `/proc` would need `--allow-all`), or `undefined` where
+ * `ps` is missing (Windows) or `pid` is gone.
+ */
+async function parentOf(pid: number): Promise<number | undefined> {
+  try {
+    const out = await new Deno.Command("ps", {
+      args: ["-o", "ppid=", "-p", String(pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const ppid = Number(new TextDecoder().decode(out.stdout).trim());
+    return out.success && ppid > 0 ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Calls `onGone` once when this process's parent or grandparent exits: `deno task` forwards
+ * signals, but `npx` killed leaves `deno task` running, orphaned and unsignalled.
+ */
+function watchAncestors(onGone: () => void): () => void {
+  const parent = Deno.ppid;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const check = async (grandparent: number | undefined) => {
+    const now = grandparent === undefined ? undefined : await parentOf(parent);
+    if (stopped) return;
+    if (Deno.ppid !== parent || now !== grandparent) return onGone();
+    timer = setTimeout(() => check(grandparent), PARENT_POLL_MS);
+  };
+  parentOf(parent).then((grandparent) => {
+    if (!stopped) timer = setTimeout(() => check(grandparent), PARENT_POLL_MS);
+  });
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+async function waitForHealth(base: string, exited: () => boolean) {
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (exited()) throw new Error("the server exited before it became healthy");
@@ -77,7 +131,6 @@ async function waitForHealth(base: string, child: Deno.ChildProcess, exited: () 
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  child.kill("SIGTERM");
   throw new Error(`${base}/healthz did not answer within ${HEALTH_TIMEOUT_MS / 1000} s`);
 }
 
@@ -180,12 +233,13 @@ async function main(): Promise<number> {
   }
   const env = parsed.data;
   const port = env.PORT;
+  const host = env.HOST;
   // The server runs in the project folder: a relative KV_PATH is made relative to ours.
   const kvPath = /^(:memory:|https?:\/\/|\/|[A-Za-z]:[\\/])/.test(env.KV_PATH)
     ? env.KV_PATH
     : `${Deno.cwd()}/${env.KV_PATH.replace(/^\.[\\/]/, "")}`;
   try {
-    ensurePortFree(port);
+    ensurePortFree(host, port);
   } catch (err) {
     console.error(`dev: ${(err as Error).message}`);
     return 1;
@@ -199,46 +253,59 @@ async function main(): Promise<number> {
       "--allow-env",
       "--allow-read",
       "--allow-write",
-      "start.ts",
+      "scripts/_dev_server.ts",
     ],
     cwd: ROOT,
     env: {
       PORT: String(port),
+      HOST: host,
       KV_PATH: kvPath,
       THINKIFIC_WEBHOOK_SECRET: env.THINKIFIC_WEBHOOK_SECRET,
       HOLD_MS: env.HOLD_MS,
     },
-    stdin: "null",
+    // Held open until the server must stop (see _dev_server.ts).
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   let exited = false;
   const status = child.status.finally(() => (exited = true));
+  const stdin = child.stdin.getWriter();
   const forwarding = Promise.all([
     forwardLines(child.stdout, (l) => console.log(l)),
     forwardLines(child.stderr, (l) => console.error(l)),
   ]);
 
   const stop = new AbortController();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const handler = () => {
-      stop.abort();
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const stopServer = () => {
+    if (killTimer !== undefined || exited) return;
+    stdin.close().catch(() => {});
+    killTimer = setTimeout(() => {
       try {
-        child.kill(sig);
+        child.kill("SIGKILL");
       } catch {
         // already gone
       }
-    };
-    Deno.addSignalListener(sig, handler);
-    return [sig, handler] as const;
+    }, STOP_GRACE_MS);
+  };
+  const stopAll = () => {
+    stop.abort();
+    stopServer();
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => {
+    Deno.addSignalListener(sig, stopAll);
+    return [sig, stopAll] as const;
   });
+  const unwatch = watchAncestors(stopAll);
 
-  const base = `http://127.0.0.1:${port}`;
+  const listening = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  const base = `http://${listening.includes(":") ? `[${listening}]` : listening}:${port}`;
   let failed = false;
   try {
-    say(`dev: starting the server on port ${port} (KV_PATH=${kvPath})`);
-    await waitForHealth(base, child, () => exited);
+    say(`dev: starting the server on ${host} port ${port} (KV_PATH=${kvPath})`);
+    await waitForHealth(base, () => exited);
     await playStory(
       `${base}${WEBHOOK_PATH}`,
       env.THINKIFIC_WEBHOOK_SECRET,
@@ -248,17 +315,19 @@ async function main(): Promise<number> {
     if (!stop.signal.aborted) await printResults(base, env.API_TOKEN);
     if (!stop.signal.aborted) {
       say(
-        `Serving at http://localhost:${port}/ (GET /api/records, GET /api/unmatched, ` +
+        `Serving at ${base}/ (GET /api/records, GET /api/unmatched, ` +
           `POST ${WEBHOOK_PATH}). Ctrl+C to stop.`,
       );
     }
   } catch (err) {
     console.error(`dev: ${(err as Error).message}`);
     failed = true;
-    if (!exited) child.kill("SIGTERM");
+    stopServer();
   }
 
   const result = await status;
+  clearTimeout(killTimer);
+  unwatch();
   await forwarding;
   for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
   if (failed) return 1;

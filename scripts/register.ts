@@ -7,12 +7,15 @@
  * - `--list`: prints the registered webhooks (only those for `--url` when given);
  * - `--remove`: deletes the webhooks for `--url` (only the `--topics` ones when given).
  *
- * Two ways to authenticate, chosen by which variables are set (exactly one):
- *
- * | variables | headers | API (default base) | paging |
- * | --- | --- | --- | --- |
- * | `THINKIFIC_API_KEY` + `THINKIFIC_SUBDOMAIN` (a school owner's API key) | `X-Auth-API-Key`, `X-Auth-Subdomain` | public API v1 (`https://api.thinkific.com/api/public/v1`) | `page`/`limit`, `meta.pagination.next_page` |
- * | `THINKIFIC_OAUTH_TOKEN` (an OAuth app's access token) | `Authorization: Bearer` | Webhooks API v2 (`https://api.thinkific.com/api/v2`) | `next`/`limit`, `meta.page.has_next` + opaque `next_page` |
+ * It calls only what Thinkific documents: the Webhooks API v2
+ * (`https://api.thinkific.com/api/v2/webhooks`), which takes an OAuth app's access token
+ * (`THINKIFIC_OAUTH_TOKEN`, sent as `Authorization: Bearer`; paging by `next`/`limit`,
+ * `meta.page.has_next` + an opaque `next_page`). Thinkific documents no way to manage webhooks with
+ * a school's API key (the API key is for the Admin API): without `THINKIFIC_OAUTH_TOKEN` the script
+ * calls nothing, prints the steps to do the same in Thinkific's admin
+ * (https://developers.thinkific.com/api/using-webhooks/: Settings → Code & analytics → Webhooks),
+ * and exits 2 (nothing was done; 1 is an error). `THINKIFIC_SUBDOMAIN`, when set, names the site in
+ * those steps.
  *
  * `THINKIFIC_API_URL` overrides the base URL. Thinkific allows 120 requests a minute per site and
  * answers 429 with `RateLimit-Reset` beyond that: the script says so on stderr, waits until the
@@ -26,8 +29,6 @@ import { z } from "zod";
 import { HANDLED_TOPICS } from "../lib/config.ts";
 import { networkErrorMessage, WEBHOOK_PATH, webhookUrl } from "./_deliver.ts";
 
-/** Base URL of the public API v1, which takes a school's API key. */
-export const API_KEY_BASE_URL = "https://api.thinkific.com/api/public/v1";
 /** Base URL of the Webhooks API v2, which takes an OAuth access token. */
 export const OAUTH_BASE_URL = "https://api.thinkific.com/api/v2";
 /** Items asked for per page (the v2 default). */
@@ -43,10 +44,11 @@ const USAGE = `usage: deno task register --url https://… [--topics a.b,c.d] [-
   --topics   comma-separated topics (default ${HANDLED_TOPICS.join(",")})
   --list     print the registered webhooks (those for --url when given)
   --remove   delete the webhooks for --url
-environment (one of):
-  THINKIFIC_API_KEY + THINKIFIC_SUBDOMAIN   your school's API key and subdomain (public API v1)
-  THINKIFIC_OAUTH_TOKEN                     an OAuth app's access token (Webhooks API v2)
-  THINKIFIC_API_URL                         overrides the API's base URL`;
+environment:
+  THINKIFIC_OAUTH_TOKEN   an OAuth app's access token (Thinkific's Webhooks API v2 takes no API key);
+                          without it, the steps to do the same in Thinkific's admin are printed (exit 2)
+  THINKIFIC_SUBDOMAIN     your school's subdomain, named in those steps
+  THINKIFIC_API_URL       overrides the API's base URL`;
 
 /** What `main` needs from the outside world; tests pass their own. */
 export interface RegisterDeps {
@@ -123,15 +125,10 @@ const argsSchema = z.object({
   }
 });
 
-/** How the script authenticates, and which API dialect that implies. */
-type Auth =
-  | { kind: "api_key"; apiKey: string; subdomain: string }
-  | { kind: "oauth"; token: string };
-
-const AUTH_HELP = "export THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN (your school's API key), " +
-  "or THINKIFIC_OAUTH_TOKEN (an OAuth app's access token)";
-
 const optionalText = z.string().trim().optional().transform((v) => v || undefined);
+
+/** Where Thinkific documents the admin steps and the Webhooks API's OAuth-only access. */
+export const ADMIN_STEPS_URL = "https://developers.thinkific.com/api/using-webhooks/";
 
 const envSchema = z.object({
   THINKIFIC_API_KEY: optionalText,
@@ -144,33 +141,57 @@ const envSchema = z.object({
   THINKIFIC_API_TOKEN: optionalText,
   THINKIFIC_API_URL: optionalText.pipe(secureUrl("THINKIFIC_API_URL").optional()),
 }).transform((e, ctx) => {
-  const fail = (message: string) => {
-    ctx.addIssue({ code: "custom", message });
-    return z.NEVER;
-  };
   if (e.THINKIFIC_API_TOKEN) {
-    return fail(`THINKIFIC_API_TOKEN is no longer read: ${AUTH_HELP}`);
+    ctx.addIssue({
+      code: "custom",
+      message: "THINKIFIC_API_TOKEN is no longer read: export THINKIFIC_OAUTH_TOKEN " +
+        "(an OAuth app's access token), or run without it for the steps in Thinkific's admin",
+    });
+    return z.NEVER;
   }
-  const keyed = e.THINKIFIC_API_KEY !== undefined || e.THINKIFIC_SUBDOMAIN !== undefined;
-  if (keyed && e.THINKIFIC_OAUTH_TOKEN) {
-    return fail("set THINKIFIC_API_KEY + THINKIFIC_SUBDOMAIN or THINKIFIC_OAUTH_TOKEN, not both");
-  }
-  let auth: Auth;
-  if (e.THINKIFIC_OAUTH_TOKEN) {
-    auth = { kind: "oauth", token: e.THINKIFIC_OAUTH_TOKEN };
-  } else if (!keyed) {
-    return fail(`no Thinkific credentials: ${AUTH_HELP}`);
-  } else if (!e.THINKIFIC_API_KEY) {
-    return fail("THINKIFIC_API_KEY is not set (it goes with THINKIFIC_SUBDOMAIN)");
-  } else if (!e.THINKIFIC_SUBDOMAIN) {
-    return fail("THINKIFIC_SUBDOMAIN is not set (it goes with THINKIFIC_API_KEY)");
-  } else {
-    auth = { kind: "api_key", apiKey: e.THINKIFIC_API_KEY, subdomain: e.THINKIFIC_SUBDOMAIN };
-  }
-  const base = e.THINKIFIC_API_URL?.href ??
-    (auth.kind === "oauth" ? OAUTH_BASE_URL : API_KEY_BASE_URL);
-  return { auth, base };
+  return {
+    token: e.THINKIFIC_OAUTH_TOKEN,
+    apiKey: e.THINKIFIC_API_KEY !== undefined,
+    subdomain: e.THINKIFIC_SUBDOMAIN,
+    base: e.THINKIFIC_API_URL?.href ?? OAUTH_BASE_URL,
+  };
 });
+
+/**
+ * What to do in Thinkific's admin instead, for `--url`/`--topics` (register), `--list` or
+ * `--remove`: printed when there is no OAuth token.
+ */
+function adminSteps(
+  a: { url?: string; topics: readonly string[]; list: boolean; remove: boolean },
+  subdomain: string | undefined,
+): string[] {
+  const site = subdomain ? `https://${subdomain}.thinkific.com` : "your Thinkific site";
+  const open = `In ${site}, signed in as the site owner, open Settings → Code & analytics → ` +
+    "Webhooks (Growth plan and above).";
+  if (a.list) {
+    return [
+      open,
+      `Every webhook is listed there with its topic and target URL${
+        a.url ? `: look for ${a.url}` : ""
+      }.`,
+    ];
+  }
+  if (a.remove) {
+    return [
+      `1. ${open}`,
+      ...a.topics.map((t, i) => `${i + 2}. Delete the ${t} webhook whose target URL is ${a.url}.`),
+    ];
+  }
+  return [
+    `1. ${open}`,
+    ...a.topics.map((t, i) =>
+      `${i + 2}. Click New webhook; Topic: ${t}; Target URL: ${a.url}; save ` +
+      "(skip it if it is already listed)."
+    ),
+    `Thinkific signs these webhooks with your API key: THINKIFIC_WEBHOOK_SECRET must be that key.`,
+    `(${ADMIN_STEPS_URL})`,
+  ];
+}
 
 const webhookSchema = z.looseObject({
   id: z.union([z.number().int(), z.string().min(1)]),
@@ -189,17 +210,6 @@ const v2PageSchema = z.looseObject({
     }),
   }),
 });
-
-/** Public API v1: `{items, meta: {pagination: {next_page, …}}}` (or a bare array). */
-const v1PageSchema = z.union([
-  z.array(webhookSchema),
-  z.looseObject({
-    items: z.array(webhookSchema),
-    meta: z.looseObject({
-      pagination: z.looseObject({ next_page: z.number().int().nullish() }).nullish(),
-    }).nullish(),
-  }),
-]);
 
 function firstIssue(error: z.ZodError): string {
   return error.issues[0].message;
@@ -228,7 +238,7 @@ export function rateLimitWaitMs(header: string | null, now: number): number {
 class WebhooksApi {
   constructor(
     private base: string,
-    private auth: Auth,
+    private token: string,
     private deps: {
       fetch: typeof fetch;
       sleep: (ms: number) => Promise<void>;
@@ -238,9 +248,7 @@ class WebhooksApi {
   ) {}
 
   private headers(): Record<string, string> {
-    return this.auth.kind === "oauth"
-      ? { Authorization: `Bearer ${this.auth.token}` }
-      : { "X-Auth-API-Key": this.auth.apiKey, "X-Auth-Subdomain": this.auth.subdomain };
+    return { Authorization: `Bearer ${this.token}` };
   }
 
   private async send(method: string, url: string, body?: unknown): Promise<Response> {
@@ -278,11 +286,7 @@ class WebhooksApi {
     }
     const text = await res.text();
     if (!res.ok) {
-      const hint = res.status === 401
-        ? this.auth.kind === "oauth"
-          ? " (is THINKIFIC_OAUTH_TOKEN valid?)"
-          : " (are THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN valid?)"
-        : "";
+      const hint = res.status === 401 ? " (is THINKIFIC_OAUTH_TOKEN valid?)" : "";
       throw new RegisterError(
         `Thinkific API answered ${res.status} to ${method} ${path}${hint}: ` +
           text.replace(/\s+/g, " ").slice(0, 200),
@@ -308,12 +312,8 @@ class WebhooksApi {
   }
 
   /** Every registered webhook, following pagination to the end (or failing: never a part). */
+  /** `?limit=&next=<next_page>` while `has_next`. */
   async list(): Promise<Webhook[]> {
-    return this.auth.kind === "oauth" ? await this.listV2() : await this.listV1();
-  }
-
-  /** v2: `?limit=&next=<next_page>` while `has_next`. */
-  private async listV2(): Promise<Webhook[]> {
     const all: Webhook[] = [];
     const seen = new Set<string>();
     let next: string | null = null;
@@ -332,27 +332,6 @@ class WebhooksApi {
         );
       }
       seen.add(next);
-    }
-    throw new RegisterError(`GET /webhooks has more than ${MAX_PAGES} pages`);
-  }
-
-  /** v1: `?page=N&limit=` while `meta.pagination.next_page` is a later page. */
-  private async listV1(): Promise<Webhook[]> {
-    const all: Webhook[] = [];
-    let page = 1;
-    for (let n = 0; n < MAX_PAGES; n++) {
-      const raw = await this.request("GET", `/webhooks?page=${page}&limit=${PAGE_SIZE}`);
-      const parsed = this.parsePage(v1PageSchema, raw);
-      if (Array.isArray(parsed)) return [...all, ...parsed];
-      all.push(...parsed.items);
-      const next = parsed.meta?.pagination?.next_page ?? null;
-      if (next === null) return all;
-      if (next <= page) {
-        throw new RegisterError(
-          `unexpected answer to GET /webhooks: next_page ${next} after page ${page}`,
-        );
-      }
-      page = next;
     }
     throw new RegisterError(`GET /webhooks has more than ${MAX_PAGES} pages`);
   }
@@ -423,13 +402,24 @@ export async function main(args: string[], deps: RegisterDeps = {}): Promise<num
     const env = envSchema.safeParse(deps.env ?? Deno.env.toObject());
     if (!env.success) throw new RegisterError(firstIssue(env.error));
 
-    const api = new WebhooksApi(env.data.base, env.data.auth, {
+    const { url, list, remove } = cli.data;
+    if (env.data.token === undefined) {
+      err(
+        "register: Thinkific documents no API-key access to webhooks (its Webhooks API takes an " +
+          "OAuth app's access token, THINKIFIC_OAUTH_TOKEN; the API key is for the Admin API)" +
+          `${env.data.apiKey ? ", so THINKIFIC_API_KEY is not used" : ""}. Nothing was changed; ` +
+          "do it in Thinkific's admin:",
+      );
+      const topics = cli.data.topics ?? HANDLED_TOPICS;
+      for (const line of adminSteps({ url, topics, list, remove }, env.data.subdomain)) out(line);
+      return 2;
+    }
+    const api = new WebhooksApi(env.data.base, env.data.token, {
       fetch: deps.fetch ?? fetch,
       sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
       now: deps.now ?? Date.now,
       warn: err,
     });
-    const { url, list, remove } = cli.data;
     const existing = await api.list();
 
     if (list) {

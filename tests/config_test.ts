@@ -51,7 +51,14 @@ Deno.test("config: forwarding", () => {
   assertEquals(local.forwardUrl, "http://localhost:9000/x");
 });
 
+Deno.test("config: HOST: every interface by default (deno task start), else as given", () => {
+  assertEquals(parseConfig({}).host, "0.0.0.0");
+  assertEquals(parseConfig({ HOST: " 127.0.0.1 " }).host, "127.0.0.1");
+  assertEquals(parseConfig({ HOST: "::1" }).host, "::1");
+});
+
 const invalid: [Record<string, string>, RegExp][] = [
+  [{ HOST: "127.0.0.1 8000" }, /HOST must be an IP address or a host name/],
   [{ PORT: "eighty" }, /PORT/],
   [{ PORT: "70000" }, /PORT/],
   [{ MATCH_WINDOW_MS: "-5" }, /MATCH_WINDOW_MS/],

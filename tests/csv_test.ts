@@ -127,3 +127,59 @@ Deno.test("csv: /api/records.csv has every record of /api/records, with its filt
     h.close();
   }
 });
+
+Deno.test("csv: text that a spreadsheet would run as a formula is neutralised; numbers stay numbers", () => {
+  for (const text of ["=1+2", "+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]) {
+    const field = csvField(text);
+    const unquoted = field.startsWith('"') ? field.slice(1, -1) : field;
+    assertEquals(unquoted, `'${text}`, JSON.stringify(text));
+  }
+  assertEquals(csvField("\r=1"), `"'\r=1"`);
+  assertEquals(csvField('=HYPERLINK("x")'), `"'=HYPERLINK(""x"")"`);
+  // Numbers are numbers, negative ones too; text that only contains the characters is left alone.
+  assertEquals(csvField(-12.5), "-12.5");
+  assertEquals(csvField(-7), "-7");
+  assertEquals(csvField("a=b"), "a=b");
+  assertEquals(csvField("a-b@c"), "a-b@c");
+  // A bare CR is a line break to many readers: quoted.
+  assertEquals(csvField("a\rb"), '"a\rb"');
+  // The raw form, only when asked for.
+  assertEquals(csvField("=1+2", { raw: true }), "=1+2");
+  assertEquals(csvField("\r=1", { raw: true }), '"\r=1"');
+});
+
+Deno.test("csv: the downloads neutralise formulas by default, ?raw=true sends values as received", async () => {
+  const h = await harness({ API_TOKEN: "csv-token" });
+  try {
+    const bearer = { authorization: "Bearer csv-token" };
+    const basic = { authorization: `Basic ${btoa("me:csv-token")}` };
+    // The lesson 7 ms after its progress: a negative skew.
+    // No record yet: the header alone (an empty first page once left the download hanging).
+    const empty = await h.app.request("/api/records.csv?course_id=12", { headers: bearer });
+    assertEquals(parseCsv(await empty.text()), [[...RECORD_FIELDS]]);
+    await h.post(lessonWebhook({ user: 1, course: 12, at: T + 7, lessonName: "=1+2" }));
+    await h.deliver(progressWebhook({ user: 1, course: 12, at: T, percentage: "50" }));
+    const column = (rows: string[][], name: (typeof RECORD_FIELDS)[number]) =>
+      rows[1][RECORD_FIELDS.indexOf(name)];
+    for (
+      const [path, headers] of [
+        ["/api/records.csv", bearer],
+        ["/courses/12/records.csv", basic],
+      ] as const
+    ) {
+      const safe = parseCsv(await (await h.app.request(path, { headers })).text());
+      assertEquals(column(safe, "lesson_name"), "'=1+2", path);
+      assertEquals(column(safe, "skew_ms"), "-7", path);
+      assertEquals(column(safe, "percentage_completed"), "50", path);
+      const raw = parseCsv(await (await h.app.request(`${path}?raw=true`, { headers })).text());
+      assertEquals(column(raw, "lesson_name"), "=1+2", path);
+      const off = parseCsv(await (await h.app.request(`${path}?raw=false`, { headers })).text());
+      assertEquals(column(off, "lesson_name"), "'=1+2", path);
+      const bad = await h.app.request(`${path}?raw=yes`, { headers });
+      assertEquals(bad.status, 400, path);
+      assertMatch(await bad.text(), /raw/);
+    }
+  } finally {
+    h.close();
+  }
+});

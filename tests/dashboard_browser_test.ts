@@ -56,6 +56,28 @@ Deno.test({
       await page.screenshot({ path: `${dir}/course.png` });
       assert((await Deno.stat(`${dir}/course.png`)).size > 1000);
 
+      // At phone width (390 px): the chart's labels stay readable, "Reached" stays in view.
+      await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1 });
+      await page.goto(`${server.url}/courses/2100013`, { waitUntil: "load" });
+      const phone = await page.evaluate(`(() => {
+        const sizes = [...document.querySelectorAll("svg.chart text")].map((t) => {
+          const svg = t.ownerSVGElement;
+          const box = svg.viewBox.baseVal;
+          const scale = box && box.width ? svg.getBoundingClientRect().width / box.width : 1;
+          return parseFloat(getComputedStyle(t).fontSize) * scale;
+        });
+        const reached = [...document.querySelectorAll("th")].find((th) => th.innerText === "Reached");
+        const r = reached.getBoundingClientRect();
+        return { smallest: Math.min(...sizes), reachedRight: r.right, width: window.innerWidth };
+      })()`) as { smallest: number; reachedRight: number; width: number };
+      assert(phone.smallest >= 11, `chart labels ${phone.smallest.toFixed(1)} px high at 390 px`);
+      assert(
+        phone.reachedRight <= phone.width,
+        `"Reached" ends at ${phone.reachedRight} px, past the ${phone.width} px screen`,
+      );
+      await page.screenshot({ path: `${dir}/phone.png`, fullPage: true });
+      await page.setViewport({ width: 1100, height: 900 });
+
       // The course page links to where each learner stands: newest activity first.
       await Promise.all([
         page.waitForNavigation({ waitUntil: "load" }),

@@ -1,8 +1,8 @@
 /**
- * `scripts/register.ts` against local fakes of Thinkific's two webhook APIs, each of its published
- * shape: the Webhooks API v2 (OAuth `Authorization: Bearer`; `next` + `limit`, default 25;
- * `meta.page.has_next` and an opaque `next_page`) and the public API v1 (API key headers
- * `X-Auth-API-Key` + `X-Auth-Subdomain`; `page` + `limit`; `meta.pagination.next_page`).
+ * `scripts/register.ts` against a local fake of Thinkific's Webhooks API v2, of its published shape
+ * (OAuth `Authorization: Bearer`; `next` + `limit`, default 25; `meta.page.has_next` and an opaque
+ * `next_page`). Without an OAuth token it calls nothing: Thinkific documents no API-key access to
+ * webhooks, so it prints the steps in Thinkific's admin.
  */
 import assert from "node:assert/strict";
 import { main, rateLimitWaitMs } from "../scripts/register.ts";
@@ -27,24 +27,16 @@ interface Call {
   body: unknown;
 }
 
-type Dialect = "v2" | "v1";
-
 interface FakeOptions {
-  /** v1 only: answer the listing as a bare array. */
-  bare?: boolean;
   /** Answer this many requests with 429 first, with this `RateLimit-Reset`. */
   rateLimited?: { times: number; reset: string | null };
 }
 
 /**
- * A fake Thinkific: `v2` (OAuth) at `/api/v2`, `v1` (API key) at `/api/public/v1`. Webhook ids are
- * strings, as v2 publishes them. The v2 `next_page` is an opaque token (not a number).
+ * A fake Thinkific Webhooks API v2 at `/api/v2`. Webhook ids are strings, as v2 publishes them.
+ * `next_page` is an opaque token (not a number).
  */
-function fakeThinkific(
-  initial: Omit<Hook, "id" | "created_at">[],
-  dialect: Dialect = "v2",
-  opts: FakeOptions = {},
-) {
+function fakeThinkific(initial: Omit<Hook, "id" | "created_at">[], opts: FakeOptions = {}) {
   let nextId = 100;
   const hooks: Hook[] = initial.map((h) => ({
     ...h,
@@ -54,12 +46,9 @@ function fakeThinkific(
   const calls: Call[] = [];
   const tokens = new Map<string, number>();
   let limited = opts.rateLimited?.times ?? 0;
-  const root = dialect === "v2" ? "/api/v2" : "/api/public/v1";
+  const root = "/api/v2";
   const authorized = (h: Headers) =>
-    dialect === "v2"
-      ? h.get("authorization") === `Bearer ${TOKEN}` && !h.has("x-auth-api-key")
-      : h.get("x-auth-api-key") === API_KEY && h.get("x-auth-subdomain") === SUBDOMAIN &&
-        !h.has("authorization");
+    h.get("authorization") === `Bearer ${TOKEN}` && !h.has("x-auth-api-key");
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
     const text = await req.text();
@@ -79,9 +68,8 @@ function fakeThinkific(
       return Response.json({ error: "Authentication Error" }, { status: 401 });
     }
     if (url.pathname === `${root}/webhooks` && req.method === "GET") {
-      if (opts.bare) return Response.json(hooks);
       const limit = Number(url.searchParams.get("limit") ?? "25");
-      if (dialect === "v2") {
+      {
         if (url.searchParams.has("page")) {
           return Response.json({ error: "unknown parameter page" }, { status: 400 });
         }
@@ -104,20 +92,6 @@ function fakeThinkific(
           },
         });
       }
-      const page = Number(url.searchParams.get("page") ?? "1");
-      const totalPages = Math.max(1, Math.ceil(hooks.length / limit));
-      return Response.json({
-        items: hooks.slice((page - 1) * limit, page * limit),
-        meta: {
-          pagination: {
-            current_page: page,
-            next_page: page < totalPages ? page + 1 : null,
-            prev_page: page > 1 ? page - 1 : null,
-            total_pages: totalPages,
-            total_items: hooks.length,
-          },
-        },
-      });
     }
     if (url.pathname === `${root}/webhooks` && req.method === "POST") {
       const body = JSON.parse(text) as { topic: string; target_url: string };
@@ -135,9 +109,7 @@ function fakeThinkific(
     return Response.json({ error: "Not found" }, { status: 404 });
   });
   const base = `http://127.0.0.1:${server.addr.port}${root}`;
-  const env: Record<string, string> = dialect === "v2"
-    ? { THINKIFIC_OAUTH_TOKEN: TOKEN, THINKIFIC_API_URL: base }
-    : { THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: SUBDOMAIN, THINKIFIC_API_URL: base };
+  const env: Record<string, string> = { THINKIFIC_OAUTH_TOKEN: TOKEN, THINKIFIC_API_URL: base };
   return { server, hooks, calls, env, base, [Symbol.asyncDispose]: () => server.shutdown() };
 }
 
@@ -175,11 +147,11 @@ const crowded = [
   { topic: "enrollment.progress", target_url: TARGET },
 ];
 
-for (const dialect of ["v2", "v1"] as const) {
-  const what = dialect === "v2" ? "OAuth, Webhooks API v2" : "API key, public API v1";
+{
+  const what = "OAuth, Webhooks API v2";
 
   Deno.test(`register (${what}): 122 webhooks, ours at 121-122: list, skip, remove see them all`, async () => {
-    await using api = fakeThinkific(crowded, dialect);
+    await using api = fakeThinkific(crowded);
     const all = await run(["--list"], api.env);
     assert.equal(all.code, 0, all.err.join("\n"));
     assert.match(all.out[0], /^122 webhook\(s\) registered:/);
@@ -194,16 +166,9 @@ for (const dialect of ["v2", "v1"] as const) {
     assert.equal(again.out.filter((l) => l.startsWith("already registered")).length, 2);
 
     const gets = api.calls.filter((c) => c.method === "GET").slice(0, 5).map((c) => c.path);
-    if (dialect === "v2") {
-      assert.equal(gets[0], "/api/v2/webhooks?limit=25");
-      for (const path of gets.slice(1)) {
-        assert.match(path, /^\/api\/v2\/webhooks\?limit=25&next=\w+$/);
-      }
-    } else {
-      assert.deepEqual(
-        gets,
-        [1, 2, 3, 4, 5].map((p) => `/api/public/v1/webhooks?page=${p}&limit=25`),
-      );
+    assert.equal(gets[0], "/api/v2/webhooks?limit=25");
+    for (const path of gets.slice(1)) {
+      assert.match(path, /^\/api\/v2\/webhooks\?limit=25&next=\w+$/);
     }
 
     const removed = await run(["--remove", "--url", TARGET], api.env);
@@ -214,7 +179,7 @@ for (const dialect of ["v2", "v1"] as const) {
   });
 
   Deno.test(`register (${what}) creates both topics for the target URL, reading every page first`, async () => {
-    await using api = fakeThinkific(crowded.slice(0, 30), dialect);
+    await using api = fakeThinkific(crowded.slice(0, 30));
     const r = await run(["--url", "https://collator.example.com"], api.env);
     assert.equal(r.code, 0, r.err.join("\n"));
     const methods = api.calls.map((c) => c.method);
@@ -225,19 +190,56 @@ for (const dialect of ["v2", "v1"] as const) {
       { topic: "enrollment.progress", target_url: TARGET },
     ]);
     for (const c of api.calls) {
-      if (dialect === "v2") {
-        assert.equal(c.headers.get("authorization"), `Bearer ${TOKEN}`);
-      } else {
-        assert.equal(c.headers.get("x-auth-api-key"), API_KEY);
-        assert.equal(c.headers.get("x-auth-subdomain"), SUBDOMAIN);
-      }
+      assert.equal(c.headers.get("authorization"), `Bearer ${TOKEN}`);
     }
     assert.equal(api.hooks.filter((h) => h.target_url === TARGET).length, 2);
     assert.match(r.out.join("\n"), /registered lesson\.completed → .* \(id \d+\)/);
   });
 }
 
-Deno.test("register: the default base URL follows the credentials", async () => {
+Deno.test("register with an API key only: no request (undocumented), the admin's steps, exit 2", async () => {
+  const seen: string[] = [];
+  const fetchStub: typeof fetch = (input) => {
+    seen.push(String(input));
+    return Promise.resolve(Response.json({}, { status: 500 }));
+  };
+  for (
+    const [args, env, steps] of [
+      [
+        ["--url", TARGET],
+        { THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: SUBDOMAIN },
+        /New webhook/,
+      ],
+      [["--url", TARGET], {}, /New webhook/],
+      [["--list"], { THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: SUBDOMAIN }, /listed/],
+      [["--remove", "--url", TARGET], { THINKIFIC_API_KEY: API_KEY }, /Delete/],
+    ] as [string[], Record<string, string>, RegExp][]
+  ) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(args, {
+      env,
+      fetch: fetchStub,
+      stdout: (l) => out.push(l),
+      stderr: (l) => err.push(l),
+    });
+    const text = out.join("\n");
+    assert.equal(code, 2, `${args.join(" ")}: ${err.join("\n")}`);
+    assert.match(err.join("\n"), /Thinkific documents no API-key access to webhooks/);
+    assert.match(err.join("\n"), /THINKIFIC_OAUTH_TOKEN/);
+    assert.match(text, /Settings → Code & analytics → Webhooks/);
+    assert.match(text, steps);
+    if (!args.includes("--list")) {
+      assert.ok(text.includes(TARGET), text);
+      assert.match(text, /lesson\.completed/);
+      assert.match(text, /enrollment\.progress/);
+    }
+    if (env.THINKIFIC_SUBDOMAIN) assert.match(text, /https:\/\/acme-school\.thinkific\.com/);
+  }
+  assert.deepEqual(seen, [], "no call to an undocumented endpoint");
+});
+
+Deno.test("register: the Webhooks API v2 is the default base URL", async () => {
   const seen: { url: string; headers: Headers }[] = [];
   const fetchStub: typeof fetch = (input, init) => {
     seen.push({ url: String(input), headers: new Headers(init?.headers) });
@@ -249,9 +251,10 @@ Deno.test("register: the default base URL follows the credentials", async () => 
     main(["--list"], { env, fetch: fetchStub, stdout: () => {}, stderr: () => {} });
   assert.equal(await out({ THINKIFIC_OAUTH_TOKEN: TOKEN }), 0);
   assert.equal(seen[0].url, "https://api.thinkific.com/api/v2/webhooks?limit=25");
-  await out({ THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: SUBDOMAIN });
-  assert.equal(seen[1].url, "https://api.thinkific.com/api/public/v1/webhooks?page=1&limit=25");
-  assert.equal(seen[1].headers.get("x-auth-subdomain"), SUBDOMAIN);
+  // An API key beside the token is not sent: the Webhooks API takes the token.
+  await out({ THINKIFIC_OAUTH_TOKEN: TOKEN, THINKIFIC_API_KEY: API_KEY });
+  assert.equal(seen[1].headers.get("authorization"), `Bearer ${TOKEN}`);
+  assert.equal(seen[1].headers.has("x-auth-api-key"), false);
 });
 
 Deno.test("register skips topics already registered for that URL (found on a later page)", async () => {
@@ -278,7 +281,7 @@ Deno.test("register --topics registers only the named topics", async () => {
   assert.deepEqual(api.hooks.map((h) => h.topic), ["lesson.completed"]);
 });
 
-Deno.test("register --list prints every webhook, or those of --url; v1 bare arrays are accepted", async () => {
+Deno.test("register --list prints every webhook, or those of --url", async () => {
   await using api = fakeThinkific([...unrelated, {
     topic: "lesson.completed",
     target_url: TARGET,
@@ -293,11 +296,6 @@ Deno.test("register --list prints every webhook, or those of --url; v1 bare arra
   assert.equal(mine.out.length, 2);
   assert.match(mine.out[1], /103\s+lesson\.completed\s+https:\/\/collator/);
   assert.equal(api.calls.filter((c) => c.method !== "GET").length, 0);
-
-  await using bare = fakeThinkific(unrelated, "v1", { bare: true });
-  const r = await run(["--list"], bare.env);
-  assert.equal(r.code, 0, r.err.join("\n"));
-  assert.match(r.out[0], /^3 webhook\(s\) registered:/);
 });
 
 Deno.test("register --remove deletes only the webhooks for that URL", async () => {
@@ -320,7 +318,7 @@ Deno.test("register --remove deletes only the webhooks for that URL", async () =
 
 Deno.test("register: a 429 is waited out (RateLimit-Reset, bounded) and said on stderr", async () => {
   const now = Date.parse("2026-11-29T12:00:00.000Z");
-  await using api = fakeThinkific([], "v2", {
+  await using api = fakeThinkific([], {
     rateLimited: { times: 2, reset: String((now + 12_000) / 1000) },
   });
   const r = await run(["--url", TARGET], api.env, { now });
@@ -330,7 +328,7 @@ Deno.test("register: a 429 is waited out (RateLimit-Reset, bounded) and said on 
   assert.match(r.err[0], /rate limited by Thinkific \(429 to GET \/webhooks.*\): waiting 12 s/);
   assert.equal(api.hooks.length, 2);
 
-  await using stuck = fakeThinkific([], "v2", {
+  await using stuck = fakeThinkific([], {
     rateLimited: { times: 99, reset: String(now / 1000 + 3600) },
   });
   const gave = await run(["--list"], stuck.env, { now });
@@ -357,22 +355,8 @@ Deno.test("register names the credentials it needs, and which one is which", asy
   for (
     const [env, pattern] of [
       [
-        {},
-        /no Thinkific credentials: export THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN .* or THINKIFIC_OAUTH_TOKEN/,
-      ],
-      [{ THINKIFIC_API_KEY: API_KEY }, /THINKIFIC_SUBDOMAIN is not set/],
-      [{ THINKIFIC_SUBDOMAIN: SUBDOMAIN }, /THINKIFIC_API_KEY is not set/],
-      [
         { THINKIFIC_API_KEY: API_KEY, THINKIFIC_SUBDOMAIN: "https://acme.thinkific.com" },
         /subdomain alone/,
-      ],
-      [
-        {
-          THINKIFIC_API_KEY: API_KEY,
-          THINKIFIC_SUBDOMAIN: SUBDOMAIN,
-          THINKIFIC_OAUTH_TOKEN: TOKEN,
-        },
-        /not both/,
       ],
       [{ THINKIFIC_API_TOKEN: TOKEN }, /THINKIFIC_API_TOKEN is no longer read/],
     ] as [Record<string, string>, RegExp][]
@@ -416,8 +400,4 @@ Deno.test("register reports usage mistakes and API errors in one line", async ()
   const denied = await run(["--url", TARGET], { ...api.env, THINKIFIC_OAUTH_TOKEN: "wrong" });
   assert.equal(denied.code, 1);
   assert.match(denied.err[0], /answered 401 to GET \/webhooks.*THINKIFIC_OAUTH_TOKEN/);
-
-  await using keyed = fakeThinkific([], "v1");
-  const badKey = await run(["--list"], { ...keyed.env, THINKIFIC_API_KEY: "wrong" });
-  assert.match(badKey.err[0], /answered 401 .*THINKIFIC_API_KEY and THINKIFIC_SUBDOMAIN/);
 });

@@ -50,24 +50,27 @@ export function LearnerCell(props: { email: string; userId: number }) {
 /** The page around every view. */
 export function Layout(props: { title: string; children: Child }) {
   return (
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{`${props.title} · Lesson progress`}</title>
-        <style>{raw(STYLE)}</style>
-      </head>
-      <body>
-        <header>
-          <nav>
-            <strong>Lesson progress</strong>
-            <a href="/">Courses</a>
-            <a href="/unmatched">Unmatched</a>
-          </nav>
-        </header>
-        <main>{props.children}</main>
-      </body>
-    </html>
+    <>
+      {raw("<!DOCTYPE html>")}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <title>{`${props.title} · Lesson progress`}</title>
+          <style>{raw(STYLE)}</style>
+        </head>
+        <body>
+          <header>
+            <nav>
+              <strong>Lesson progress</strong>
+              <a href="/">Courses</a>
+              <a href="/unmatched">Unmatched</a>
+            </nav>
+          </header>
+          <main>{props.children}</main>
+        </body>
+      </html>
+    </>
   );
 }
 
@@ -199,9 +202,11 @@ export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<nu
                   <tr>
                     <td>{`user ${e.user_id}`}</td>
                     <td>
-                      <a href={`/courses/${e.course_id}`}>
-                        {courses.get(e.course_id) ?? `course ${e.course_id}`}
-                      </a>
+                      {
+                        courses.has(e.course_id)
+                          ? <a href={`/courses/${e.course_id}`}>{courses.get(e.course_id)}</a>
+                          : `course ${e.course_id}` /* stored before its name was kept: no page */
+                      }
                     </td>
                     <td class="num">
                       {e.percentage_completed == null ? "—" : `${e.percentage_completed}%`}
@@ -218,6 +223,19 @@ export function UnmatchedPage(props: { events: UnmatchedEntry[]; courses: Map<nu
             </table>
           </div>
         )}
+    </Layout>
+  );
+}
+
+/** A page's answer to a bad parameter (a 400): what is wrong, and the way back. */
+export function ErrorPage(props: { status: number; message: string; back: string }) {
+  return (
+    <Layout title="Bad request">
+      <h1>This page cannot be shown</h1>
+      <p>{`${props.message}.`}</p>
+      <p>
+        <a href={props.back}>Start again</a> · <a href="/">All courses</a>
+      </p>
     </Layout>
   );
 }

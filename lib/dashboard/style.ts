@@ -26,7 +26,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 0.5rem;
   padding: 0.6rem 0.8rem; }
 .card b { display: block; font-size: 1.4rem; }
-svg.chart { width: 100%; height: auto; background: var(--card); border: 1px solid var(--line);
+svg.chart { display: block; width: 100%; background: var(--card); border: 1px solid var(--line);
   border-radius: 0.5rem; }
 svg.chart text { fill: var(--fg); font: 13px system-ui, sans-serif; }
 svg.chart text.chapter { font-weight: 700; fill: var(--muted); }
@@ -37,4 +37,9 @@ form.filter { margin: 0.75rem 0; }
 form.filter input { width: 5rem; }
 ul.plain { padding-left: 1.1rem; }
 ul.plain li { margin: 0.35rem 0; }
+@media (max-width: 40rem) {
+  main { padding: 0.75rem 0.5rem; }
+  th, td { padding: 0.4rem 0.3rem; }
+  td { overflow-wrap: anywhere; }
+}
 `;

@@ -21,7 +21,7 @@ import { courseInfo, courseLessons, coursePage, type CourseSummary } from "../st
 import { schoolId } from "../thinkific/schemas.ts";
 import { eraseLearner } from "../store/erasure.ts";
 import { bearerAuth } from "./_auth.ts";
-import { recordsCsvResponse } from "./_csv.ts";
+import { rawFlag, recordsCsvResponse } from "./_csv.ts";
 import { HttpError } from "./errors.ts";
 import { limit, parseQuery, positiveInt } from "./_query.ts";
 
@@ -35,11 +35,11 @@ const recordsQuery = z.strictObject({
   course_id: positiveInt.optional(),
   since: since.optional(),
   limit,
-  cursor: cursorSchema(timeIdIdPosition).optional(),
+  cursor: cursorSchema("records", timeIdIdPosition).optional(),
 });
 
-/** `/api/records.csv`: the filters of `/api/records`, every page. */
-const csvQuery = recordsQuery.omit({ limit: true, cursor: true });
+/** `/api/records.csv`: the filters of `/api/records`, every page; `raw=true` for formulas as sent. */
+const csvQuery = recordsQuery.omit({ limit: true, cursor: true }).extend({ raw: rawFlag });
 
 const learnerParams = z.object({
   tenantId: schoolId,
@@ -48,24 +48,34 @@ const learnerParams = z.object({
 
 const feedQuery = z.strictObject({
   limit,
-  cursor: cursorSchema(z.union([timeIdIdPosition, z.tuple([z.number().finite()])])).optional(),
+  // Untagged cursors (before the tag) accepted for one release: followers store theirs.
+  cursor: cursorSchema("feed", z.union([timeIdIdPosition, z.tuple([z.number().finite()])]), {
+    acceptUntagged: true,
+  }).optional(),
 });
 
 const unmatchedQuery = z.strictObject({
   limit,
-  cursor: cursorSchema(timeIdIdPosition).optional(),
+  cursor: cursorSchema("unmatched", timeIdIdPosition).optional(),
 });
 
 const outboxQuery = z.strictObject({
   status: z.enum(["dead", "pending"]).optional().default("dead"),
   limit,
-  cursor: cursorSchema(timeIdPosition).optional(),
+  cursor: z.string().optional(),
+}).transform((q, ctx) => {
+  // The cursor is of the listing of this status: refused on the other one.
+  if (q.cursor === undefined) return { ...q, cursor: undefined };
+  const cursor = cursorSchema(`outbox/${q.status}`, timeIdPosition).safeParse(q.cursor);
+  if (cursor.success) return { ...q, cursor: cursor.data };
+  ctx.addIssue({ code: "custom", path: ["cursor"], message: cursor.error.issues[0].message });
+  return z.NEVER;
 });
 
 const coursesQuery = z.strictObject({
   tenant_id: schoolId.optional(),
   limit,
-  cursor: cursorSchema(z.tuple([z.number().int().positive()])).optional(),
+  cursor: cursorSchema("courses", z.tuple([z.number().int().positive()])).optional(),
 });
 
 const courseParams = z.object({ courseId: positiveInt });
@@ -125,7 +135,7 @@ export function apiRoutes(
   app.get("/records.csv", (c) => {
     const q = parseQuery(c.req.url, csvQuery);
     const filter = { tenantId: q.tenant_id, userId: q.user_id, courseId: q.course_id };
-    return recordsCsvResponse(kv, { filter, since: q.since }, "records.csv");
+    return recordsCsvResponse(kv, { filter, since: q.since }, "records.csv", { raw: q.raw });
   });
 
   app.delete("/learners/:tenantId/:userId", async (c) => {

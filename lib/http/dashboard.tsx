@@ -9,10 +9,16 @@
  * ```
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import { CoursePage, NotFoundPage, OverviewPage, UnmatchedPage } from "../dashboard/pages.tsx";
+import {
+  CoursePage,
+  ErrorPage,
+  NotFoundPage,
+  OverviewPage,
+  UnmatchedPage,
+} from "../dashboard/pages.tsx";
 import { LearnersPage } from "../dashboard/learners.tsx";
 import { cursorSchema } from "../store/_page.ts";
 import { listLearners } from "../store/learners.ts";
@@ -20,21 +26,34 @@ import { listUnmatched, recentRecords } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { courseDetail, courseInfo, courseNames, courseOverview, DAY_MS } from "../store/stats.ts";
 import { basicAuth } from "./_auth.ts";
-import { recordsCsvResponse } from "./_csv.ts";
+import { rawFlag, recordsCsvResponse } from "./_csv.ts";
+import { HttpError } from "./errors.ts";
 import { limit, parseQuery } from "./_query.ts";
 
 const courseId = z.string().regex(/^[1-9]\d{0,15}$/).transform(Number);
 
-const learnersQuery = z.strictObject({
-  inactive_days: z.string().regex(/^\d{1,4}$/, "must be a whole number of days from 1 to 3650")
-    .transform(Number).refine((n) => n >= 1 && n <= 3650, "must be from 1 to 3650").optional(),
-  limit,
-  cursor: cursorSchema(z.tuple([z.number().finite(), z.number().int()])).optional(),
-});
+/** The learners page of `course`: its cursors are refused on another course's page. */
+const learnersQuery = (course: number) =>
+  z.strictObject({
+    inactive_days: z.string().regex(/^\d{1,4}$/, "must be a whole number of days from 1 to 3650")
+      .transform(Number).refine((n) => n >= 1 && n <= 3650, "must be from 1 to 3650").optional(),
+    limit,
+    cursor: cursorSchema(`learners/${course}`, z.tuple([z.number().finite(), z.number().int()]))
+      .optional(),
+  });
+
+/** The course's CSV: `raw=true` writes formula-like text as received. */
+const csvQuery = z.strictObject({ raw: rawFlag });
 
 function notFound(id: string) {
   return <NotFoundPage message={`No completions are known for course ${id}.`} />;
 }
+
+/** The pages show learners' emails: no cache (browser or proxy) keeps them. */
+const noStore: MiddlewareHandler = async (c, next) => {
+  await next();
+  c.res.headers.set("cache-control", "no-store");
+};
 
 /** The dashboard pages. */
 export function dashboardRoutes(
@@ -44,6 +63,13 @@ export function dashboardRoutes(
   const now = deps.now ?? Date.now;
   const app = new Hono();
   const auth = basicAuth(deps.config.apiToken);
+  for (const path of ["/", "/courses/*", "/unmatched"]) app.use(path, noStore);
+  // A client mistake (a bad parameter) on a page is an HTML page, not the API's JSON.
+  app.onError((err, c) => {
+    if (!(err instanceof HttpError)) throw err;
+    const back = c.req.path.replace(/\/records\.csv$/, "");
+    return c.html(<ErrorPage status={err.status} message={err.message} back={back} />, err.status);
+  });
   app.use("/", auth);
   app.use("/courses/*", auth);
   app.use("/unmatched", auth);
@@ -65,7 +91,7 @@ export function dashboardRoutes(
     const id = courseId.safeParse(c.req.param("courseId"));
     const course = id.success ? await retryWhenBusy(() => courseInfo(kv, id.data)) : null;
     if (!id.success || !course) return c.html(notFound(c.req.param("courseId")), 404);
-    const q = parseQuery(c.req.url, learnersQuery);
+    const q = parseQuery(c.req.url, learnersQuery(id.data));
     const at = now();
     const inactiveSince = q.inactive_days === undefined ? undefined : at - q.inactive_days * DAY_MS;
     const page = await retryWhenBusy(() =>
@@ -90,10 +116,12 @@ export function dashboardRoutes(
   app.get("/courses/:courseId/records.csv", (c) => {
     const id = courseId.safeParse(c.req.param("courseId"));
     if (!id.success) return c.html(notFound(c.req.param("courseId")), 404);
+    const q = parseQuery(c.req.url, csvQuery);
     return recordsCsvResponse(
       kv,
       { filter: { courseId: id.data } },
       `course-${id.data}-records.csv`,
+      { raw: q.raw },
     );
   });
 

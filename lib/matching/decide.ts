@@ -19,7 +19,7 @@ import type { HandledTopic } from "../config.ts";
 import { insertEvent, remaining, updateEvent } from "../store/events.ts";
 import type { EventView } from "../store/events.ts";
 import {
-  isEmptySummary,
+  countsAsLearner,
   previousPercentage,
   saveEnrollment,
   withLesson,
@@ -208,6 +208,7 @@ export function decide(input: DecideInput): Decided {
       next.listedAt = listedAt;
       writeUnmatched(plan, next, listedAt, retentionMs);
     }
+    addCourse(plan, courseOf(next)); // its name, for the unmatched page and the course's page
     outcome = { status: "stored" };
   } else if (stored.gaveUpAt !== null) {
     return { outcome: { status: "unmatched", attempts: stored.deliveries }, plan: null };
@@ -227,6 +228,6 @@ export function decide(input: DecideInput): Decided {
   const after = summary ?? { progress: [], lessons: [] };
   saveEnrollment(plan, view.enrollment, after);
   checkNotErased(plan, next); // an erased learner's deliveries write nothing
-  if (isEmptySummary(before) && !isEmptySummary(after)) addLearner(plan, courseOf(next));
+  if (!countsAsLearner(before) && countsAsLearner(after)) addLearner(plan, courseOf(next));
   return { outcome, plan };
 }

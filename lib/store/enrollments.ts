@@ -30,6 +30,17 @@ export function isEmptySummary(summary: EnrollmentSummary | null): boolean {
   return summary === null || (summary.progress.length === 0 && summary.lessons.length === 0);
 }
 
+/**
+ * Whether the enrollment counts as one of its course's learners ("learners seen" on the dashboard,
+ * the `learners` counter): it has at least one completed lesson, that is one record. This is the
+ * one rule: the learners page lists exactly these learners, a counter is added when a summary
+ * starts to count and taken away, on erasure, only from a summary that counts. An enrollment with
+ * only progress events (pending, or given up) or only lone lessons does not count.
+ */
+export function countsAsLearner(summary: EnrollmentSummary | null): boolean {
+  return summary !== null && summary.lessons.length > 0;
+}
+
 /** The latest percentage seen strictly before `before`, or `null`. */
 export function previousPercentage(
   summary: EnrollmentSummary | null,

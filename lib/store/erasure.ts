@@ -49,7 +49,7 @@ import {
   UNMATCHED_PREFIX,
   type UnmatchedEntry,
 } from "./keys.ts";
-import { countedLessons, isEmptySummary } from "./enrollments.ts";
+import { countedLessons, countsAsLearner } from "./enrollments.ts";
 import { learnerActivityKeys } from "./learners.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { messageIdOf } from "./outbox.ts";
@@ -260,7 +260,7 @@ const enrollments: Deleter = async ({ kv, who, removed }) => {
           const read = await kv.get<ErasingSummary>(first.key);
           if (!read.value) break;
           const erasing = read.value.erasing ??
-            { counted: !isEmptySummary(read.value), done: 0 };
+            { counted: countsAsLearner(read.value), done: 0 };
           const chunk = counts.slice(erasing.done, erasing.done + BATCH * 8);
           const op = kv.atomic().check(read);
           for (const [l, times] of chunk) op.sum(lessonCounterKey(course, l), minus(times));

@@ -135,5 +135,5 @@ export async function listLearners(
     if (more) break;
   }
   if (!more && batch.length > 0) await resolve();
-  return { learners, cursor: more && last ? encodeCursor(last) : null };
+  return { learners, cursor: more && last ? encodeCursor(`learners/${course}`, last) : null };
 }

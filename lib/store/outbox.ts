@@ -291,7 +291,11 @@ export async function listOutbox(
   query: { status: "pending" | "dead"; limit: number; after?: Position },
 ): Promise<{ entries: OutboxEntry[]; cursor: string | null }> {
   const prefix = query.status === "dead" ? OUTBOX_DEAD_PREFIX : OUTBOX_DUE_PREFIX;
-  const page = await listPage<string>(kv, prefix, { limit: query.limit, after: query.after });
+  const page = await listPage<string>(kv, prefix, {
+    kind: `outbox/${query.status}`,
+    limit: query.limit,
+    after: query.after,
+  });
   const entries: OutboxEntry[] = [];
   for (let i = 0; i < page.items.length; i += KV_MAX_GET_MANY) {
     const got = await kv.getMany<OutboxEntry[]>(

@@ -142,6 +142,7 @@ async function recordsPage(kv: Deno.Kv, query: RecordQuery) {
     : undefined;
   const plan = recordPlan(query.filter);
   const page = await listPage<unknown>(kv, plan.prefix, {
+    kind: "records",
     limit: query.limit,
     after,
     from: after || query.since === undefined ? undefined : [query.since],
@@ -173,6 +174,7 @@ export async function listUnmatched(
   query: { limit: number; after?: Position; now: number },
 ): Promise<{ events: UnmatchedEntry[]; cursor: string | null }> {
   const page = await listPage<UnmatchedEntry>(kv, UNMATCHED_PREFIX, {
+    kind: "unmatched",
     limit: query.limit,
     after: query.after,
     before: [query.now + 1],
@@ -241,7 +243,7 @@ export async function listFeed(
 ): Promise<{ records: LessonProgressRecord[]; cursor: string }> {
   const { cursor, limit } = query;
   const fence = await advanceFence(kv, query.until, query.step);
-  if (cursor && cursor[0] >= fence) return { records: [], cursor: encodeCursor(cursor) };
+  if (cursor && cursor[0] >= fence) return { records: [], cursor: encodeCursor("feed", cursor) };
   const start = !cursor
     ? [...FEED_PREFIX]
     : cursor.length === 1
@@ -255,5 +257,5 @@ export async function listFeed(
     last = e.key.slice(FEED_PREFIX.length) as FeedPosition;
   }
   const next: FeedCursor = positions.length === limit && last ? last : [fence];
-  return { records: await getRecords(kv, positions), cursor: encodeCursor(next) };
+  return { records: await getRecords(kv, positions), cursor: encodeCursor("feed", next) };
 }

@@ -178,6 +178,7 @@ export async function coursePage(
 ): Promise<{ courses: CourseSummary[]; cursor: string | null }> {
   const { tenantId } = query;
   const page = await listPage<CourseInfo>(kv, COURSE_INFO_PREFIX, {
+    kind: "courses",
     limit: query.limit,
     after: query.after,
     keep: tenantId === undefined ? undefined : (_, info) => info.tenant_id === tenantId,
