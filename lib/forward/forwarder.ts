@@ -362,7 +362,14 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       wakeUp();
       return running;
     }
-    running = run().finally(() => (running = null));
+    running = (async () => {
+      let attempts = 0;
+      // A kick that comes while a pass is ending (waiting for its last attempts, reading the
+      // next due time) sets `again` after the pass last looked at it: pass again, or its entry
+      // waits for the next cron tick when that read came before the entry's commit.
+      do attempts += await run(); while (again && !closed);
+      return attempts;
+    })().finally(() => (running = null));
     return running;
   }
 
