@@ -11,7 +11,7 @@
  * versions by denoland/deno#31959).
  * @module
  */
-import { app, config, holds, logReady } from "./main.ts";
+import { app, config, holds, logReady, stopBackground } from "./main.ts";
 
 /** The longest a stop takes: requests still running then are cut (their senders retry). */
 const STOP_DEADLINE_MS = 1_500;
@@ -54,7 +54,7 @@ async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   console.log(JSON.stringify({ msg: "shutting down", signal, held: holds.waiting }));
-  holds.close();
+  stopBackground();
   const idle = new Promise<void>((resolve) => {
     onIdle = resolve;
     if (inFlight === 0) resolve();
