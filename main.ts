@@ -12,6 +12,7 @@ import { ConfigError, parseConfig } from "./lib/config.ts";
 import {
   createForwarder,
   type Destination,
+  type Forwarder,
   handlerDestination,
   type RecordHandler,
   sweepEveryMinute,
@@ -58,6 +59,18 @@ async function orExit<T>(step: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/** This process's forwarder, once the configuration names a destination (below). */
+let forwarder: Forwarder | undefined;
+/** Stops the crons on shutdown: a registered cron keeps the process alive. */
+const crons = new AbortController();
+// Retries survive restarts: every minute, any process delivers what is due. Deno Deploy finds
+// crons by evaluating the module's top level, so the cron is registered here, unconditionally
+// and before the first `await`; with no destination configured, its tick does nothing.
+sweepEveryMinute(
+  () => forwarder,
+  (name, schedule, handler) => Deno.cron(name, schedule, { signal: crons.signal }, handler),
+);
+
 export const config = await orExit(() => parseConfig(Deno.env.toObject()));
 const kv = await orExit(() => openKv(config));
 
@@ -69,20 +82,39 @@ if (config.forwardUrl && config.forwardSecret) {
     webhookDestination(config.forwardUrl, await importStandardKey(config.forwardSecret)),
   );
 }
-const forwarder = destinations.length > 0
-  ? createForwarder({ kv, destinations, log: jsonLogger, retentionDays: config.retentionDays })
-  : undefined;
-if (forwarder) {
-  // Retries survive restarts: every minute, any process delivers what is due.
-  sweepEveryMinute(forwarder);
+if (destinations.length > 0) {
+  forwarder = createForwarder({
+    kv,
+    destinations,
+    log: jsonLogger,
+    retentionDays: config.retentionDays,
+  });
   forwarder.kick();
 }
 
 /** Held deliveries of this process: closed on shutdown, so they answer the pending status at once. */
 export const holds = createHolds(kv, { mode: wakeModeOf(config) });
 export const app = createApp({ kv, config, log: jsonLogger, forwarder, holds });
-// Deno Deploy stops an isolate with "beforeunload"; `start.ts` also listens for SIGTERM and SIGINT.
+
+/** Shutdown: held deliveries answer the pending status at once, and the crons stop. */
+export function stopBackground() {
+  holds.close();
+  crons.abort();
+}
+// Deno Deploy stops an isolate with "beforeunload"; `start.ts` listens for SIGTERM and SIGINT.
 globalThis.addEventListener("beforeunload", () => holds.close());
+if (import.meta.main) {
+  // `deno serve main.ts`: Deno 2.9 closes the server on SIGTERM and SIGINT, then the process ends
+  // once nothing is left running, the crons included; Deno 2.5 has no listener of its own, and
+  // this one replaces its default (to end at once), so it ends the process itself, a moment after
+  // the held deliveries have answered.
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => {
+      stopBackground();
+      Deno.unrefTimer(setTimeout(() => Deno.exit(0), 100));
+    });
+  }
+}
 // OpenTelemetry gauges (no-ops unless OTEL_DENO=true): unmatched events, pending outbox entries.
 observeBacklog(kv);
 

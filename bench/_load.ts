@@ -118,8 +118,18 @@ export interface Delivery {
   redelivery: boolean;
 }
 
+/**
+ * A POST's init, narrower than `RequestInit` on purpose: Deno 2.5 types hono's `app.request` with
+ * undici's `RequestInit`, which refuses Deno's `BodyInit` but takes a `Uint8Array`.
+ */
+export interface DeliveryInit {
+  method: "POST";
+  body: Uint8Array<ArrayBuffer>;
+  headers: Record<string, string>;
+}
+
 /** The signed POST of one delivery, as Thinkific sends it. */
-export function deliveryInit(d: Delivery): RequestInit {
+export function deliveryInit(d: Delivery): DeliveryInit {
   return {
     method: "POST",
     body: d.body,

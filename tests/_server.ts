@@ -29,11 +29,18 @@ export async function readmeServeParallelArgs(port: number): Promise<string[]> {
 export async function startServer(
   env: Record<string, string>,
   port = freePort(),
-  /** `run` runs start.ts as `deno task start` does; `serve-parallel` runs the README's command. */
-  how: "run" | "serve-parallel" = "run",
+  /**
+   * `run` runs start.ts as `deno task start` does; `task` runs `deno task start` itself;
+   * `serve-parallel` runs the README's command.
+   */
+  how: "run" | "task" | "serve-parallel" = "run",
 ) {
   const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-write"];
-  const args = how === "run" ? ["run", ...perms, "start.ts"] : await readmeServeParallelArgs(port);
+  const args = how === "run"
+    ? ["run", ...perms, "start.ts"]
+    : how === "task"
+    ? ["task", "start"]
+    : await readmeServeParallelArgs(port);
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,

@@ -11,6 +11,7 @@ import {
   idleForwarder,
   lessonWebhook,
   progressWebhook,
+  type TestInit,
   type Webhook,
 } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
@@ -31,7 +32,7 @@ async function service(env: Record<string, string> = {}) {
   });
   const now = () => T + 3_600_000;
   const app = createApp({ kv, config, forwarder: idleForwarder(), log: () => {}, now });
-  const request = async (path: string, init: RequestInit = {}) => {
+  const request = async (path: string, init: TestInit = {}) => {
     const res = await app.request(path, init);
     return { status: res.status, json: await res.json() };
   };

@@ -469,3 +469,59 @@ Deno.test("forward: a hung destination times out and never stalls the others", a
     kv.close();
   }
 });
+
+Deno.test("forward: a kick while a finished sweep reads the next due time is not lost", async () => {
+  const real = await Deno.openKv(":memory:");
+  // Holds the next read of the due index by prefix (the sweep's look for its next due time)
+  // after the read is made, until `release`: the window in which a new entry and its kick come.
+  let hold: { read: PromiseWithResolvers<void>; release: PromiseWithResolvers<void> } | null = null;
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+          const entries = target.list(selector, options);
+          const h = hold;
+          if (!h || !("prefix" in selector) || selector.prefix[0] !== "outbox_due") return entries;
+          hold = null;
+          return (async function* () {
+            const read = await Array.fromAsync(entries);
+            h.read.resolve();
+            await h.release.promise;
+            yield* read;
+          })();
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const delivered: string[] = [];
+  const forwarder = createForwarder({
+    kv,
+    destinations: [
+      handlerDestination("webhook", (r) => Promise.resolve(void delivered.push(r.lesson_event_id))),
+    ],
+  });
+  try {
+    const h = await harness({}, real);
+    const app = createApp({
+      kv: real,
+      config: h.config,
+      forwarder: idleForwarder(),
+      log: () => {},
+    });
+    hold = { read: Promise.withResolvers(), release: Promise.withResolvers() };
+    const { read, release } = hold;
+    const sweep = forwarder.sweep(); // nothing due: it ends by reading the next due time
+    await read.promise; // ... which finds nothing
+    await postPairs(app, 0, 1); // a record and its outbox entry are committed
+    forwarder.kick(); // as the collator does after the commit
+    await new Promise((r) => setTimeout(r, 0));
+    release.resolve();
+    await sweep;
+    assertEquals(delivered.length, 1, "the kicked entry is delivered without waiting for the cron");
+  } finally {
+    await forwarder.close();
+    real.close();
+  }
+});

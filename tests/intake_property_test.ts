@@ -13,7 +13,7 @@ const RUNS = 150;
 /** Posts raw bytes, signed unless `signed` is false, and checks the invariants. */
 async function check(
   h: Harness,
-  bytes: Uint8Array,
+  bytes: Uint8Array<ArrayBuffer>,
   opts: { signed?: boolean; contentType?: string | null } = {},
 ) {
   const headers: Record<string, string> = {};
@@ -22,7 +22,7 @@ async function check(
   const before = (await dump(h.kv)).length;
   const res = await h.app.request("/webhooks/thinkific", {
     method: "POST",
-    body: bytes as BodyInit,
+    body: bytes,
     headers,
   });
   const text = await res.text();
@@ -199,7 +199,11 @@ Deno.test("property: hostile shapes are 4xx with nothing stored", async () => {
   try {
     const valid = progressWebhook();
     const deep = "[".repeat(30_000) + "]".repeat(30_000);
-    const cases: { body: string | Uint8Array; contentType?: string | null; signed?: boolean }[] = [
+    const cases: {
+      body: string | Uint8Array<ArrayBuffer>;
+      contentType?: string | null;
+      signed?: boolean;
+    }[] = [
       { body: deep },
       { body: `{"resource":"enrollment","action":"progress","payload":${deep}}` },
       { body: JSON.stringify({ ...valid, payload: { ...valid.payload, user: { id: 1e400 } } }) },

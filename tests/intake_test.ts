@@ -12,7 +12,7 @@ const enc = new TextEncoder();
 interface Bad {
   name: string;
   /** The raw body, or a webhook object to serialize. */
-  body: string | Uint8Array | Record<string, unknown>;
+  body: string | Uint8Array<ArrayBuffer> | Record<string, unknown>;
   headers?: Record<string, string | null>;
   /** Sign the body (default) or send the given signature. */
   signature?: string | null;
@@ -254,7 +254,7 @@ for (const row of bad) {
       }
       const res = await h.app.request("/webhooks/thinkific", {
         method: "POST",
-        body: bytes as BodyInit,
+        body: bytes,
         headers,
       });
       const json = await res.json();

@@ -158,9 +158,16 @@ export type Cron = (name: string, schedule: string, handler: () => Promise<void>
 /**
  * Sweeps every minute from `Deno.cron`, so retries survive restarts (any process delivers what
  * is due). A failed sweep is logged and tried again at the next tick: it never ends the process.
+ * `forwarder` may be a function that gives the forwarder once it exists: the cron can then be
+ * registered before it is created (Deno Deploy only finds crons registered at a module's top
+ * level, before any `await`), and a tick with no forwarder does nothing.
  */
-export function sweepEveryMinute(forwarder: Forwarder, cron: Cron = Deno.cron): void {
-  cron("forward due outbox entries", "* * * * *", () => forwarder.tick());
+export function sweepEveryMinute(
+  forwarder: Forwarder | (() => Forwarder | undefined),
+  cron: Cron = Deno.cron,
+): void {
+  const current = typeof forwarder === "function" ? forwarder : () => forwarder;
+  cron("forward due outbox entries", "* * * * *", async () => await current()?.tick());
 }
 
 /**
@@ -362,7 +369,14 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       wakeUp();
       return running;
     }
-    running = run().finally(() => (running = null));
+    running = (async () => {
+      let attempts = 0;
+      // A kick that comes while a pass is ending (waiting for its last attempts, reading the
+      // next due time) sets `again` after the pass last looked at it: pass again, or its entry
+      // waits for the next cron tick when that read came before the entry's commit.
+      do attempts += await run(); while (again && !closed);
+      return attempts;
+    })().finally(() => (running = null));
     return running;
   }
 
