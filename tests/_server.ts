@@ -10,6 +10,18 @@ export function freePort(): number {
   return port;
 }
 
+/** Debian's libfaketime (package `faketime`), if installed: shifts one process's clock. */
+export const FAKETIME_LIB: string | undefined = [
+  "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
 /**
  * The README's `deno serve --parallel …` command, as arguments of `deno`, on `port`: the test runs
  * exactly what the README tells operators to run.
@@ -34,6 +46,8 @@ export async function startServer(
    * `serve-parallel` runs the README's command.
    */
   how: "run" | "task" | "serve-parallel" = "run",
+  /** `faketime`: a `FAKETIME` spec (`"-180s"`) for a process whose clock is off ({@linkcode FAKETIME_LIB}). */
+  opts: { faketime?: string } = {},
 ) {
   const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-write"];
   const args = how === "run"
@@ -41,10 +55,15 @@ export async function startServer(
     : how === "task"
     ? ["task", "start"]
     : await readmeServeParallelArgs(port);
+  // libfaketime preloaded into Deno itself (the `faketime` command would stand between the test
+  // and the process, and outlive a SIGTERM).
+  const clock: Record<string, string> = opts.faketime
+    ? { LD_PRELOAD: FAKETIME_LIB!, FAKETIME: opts.faketime, DONT_FAKE_MONOTONIC: "1" }
+    : {};
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
-    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0", ...env },
+    env: { PORT: String(port), THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0", ...clock, ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -11,7 +11,7 @@ import {
   lessonWebhook,
   progressWebhook,
 } from "./_helpers.ts";
-import { postTo, startServer } from "./_server.ts";
+import { FAKETIME_LIB, postTo, startServer } from "./_server.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { runPauseScenario } from "../bench/_feed_pause.ts";
 
@@ -286,4 +286,55 @@ Deno.test("feed: a writer process frozen (SIGSTOP) in each burst loses no record
     missed: 0,
     duplicates: 0,
   });
+});
+
+Deno.test({
+  name:
+    "feed: two processes whose clocks differ by 3 minutes (faketime) each deliver every record once",
+  // `.ci/run` installs Debian's faketime; the in-process test above covers the same without it.
+  ignore: FAKETIME_LIB === undefined,
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  const env = { KV_PATH: `${dir}/kv.sqlite3`, FEED_DELAY_MS: "200" };
+  const right = await startServer(env);
+  const behind = await startServer(env, undefined, "run", { faketime: "-180s" });
+  const servers = [right.url, behind.url];
+  const seen = servers.map(() => new Map<string, number>());
+  const cursors: (string | null)[] = [null, null];
+  // A follower through each process.
+  const poll = async () => {
+    for (const [i, url] of servers.entries()) {
+      for (;;) {
+        const c = cursors[i] ? `&cursor=${cursors[i]}` : "";
+        const page = await fetch(`${url}/api/feed?limit=5${c}`).then((r) => r.json());
+        cursors[i] = page.cursor;
+        for (const r of page.records as Rec[]) {
+          const id = String(r.progress_event_id);
+          seen[i].set(id, (seen[i].get(id) ?? 0) + 1);
+        }
+        if (page.records.length === 0) break;
+      }
+    }
+  };
+  try {
+    const made: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const who = { user: 300 + i, at: BASE_TIME + i * 2_000 };
+      const p = progressWebhook(who);
+      assertEquals((await postTo(servers[i % 2], lessonWebhook(who))).status, 200);
+      assertEquals(await deliver(servers[(i + 1) % 2], p), "collated");
+      made.push(p.id);
+      if (i % 4 === 3) await poll();
+    }
+    await new Promise((r) => setTimeout(r, 1_500));
+    await poll();
+    for (const [i, map] of seen.entries()) {
+      assertEquals([...map.keys()].sort(), made.slice().sort(), `follower ${i}`);
+      assert([...map.values()].every((n) => n === 1), `follower ${i}: each record once`);
+    }
+  } finally {
+    await right.close();
+    await behind.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
