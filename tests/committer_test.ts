@@ -76,25 +76,34 @@ Deno.test("committer: a plan that only mutates a key another checks waits for th
   }
 });
 
+/**
+ * Commits three plans merged behind a blocker, the middle one checking a key another writer has
+ * set: the two others commit, the middle one fails. Returns the committer.
+ */
+async function failOneOfThree(kv: Deno.Kv, real: Deno.Kv) {
+  await real.set(["taken"], "already");
+  const committer = createCommitter(kv);
+  const blocker = committer.commit(fresh(["x"], 0));
+  const [good1, bad, good2] = await Promise.all([
+    committer.commit(fresh(["a"], 1)),
+    committer.commit(fresh(["taken"], 2)),
+    committer.commit(fresh(["b"], 3)),
+  ]);
+  await blocker;
+  assertEquals([good1.ok, bad.ok, good2.ok], [true, false, true]);
+  assertEquals((await real.get(["a"])).value, 1);
+  assertEquals((await real.get(["b"])).value, 3);
+  assertEquals((await real.get(["taken"])).value, "already");
+  return committer;
+}
+
 Deno.test("committer: a merged commit that fails reads its checks and commits the plans that still hold", async () => {
   const { kv, real, calls } = await countingKv();
   try {
-    await real.set(["taken"], "already");
-    const committer = createCommitter(kv);
-    const blocker = committer.commit(fresh(["x"], 0));
-    const [good1, bad, good2] = await Promise.all([
-      committer.commit(fresh(["a"], 1)),
-      committer.commit(fresh(["taken"], 2)),
-      committer.commit(fresh(["b"], 3)),
-    ]);
-    await blocker;
-    assertEquals([good1.ok, bad.ok, good2.ok], [true, false, true]);
+    const committer = await failOneOfThree(kv, real);
     // blocker; [good1 bad good2] fails; one read finds "taken" written; [good1 good2]
     assertEquals(committer.stats.fallbacks, 1);
     assertEquals(calls.commit, 3);
-    assertEquals((await real.get(["a"])).value, 1);
-    assertEquals((await real.get(["b"])).value, 3);
-    assertEquals((await real.get(["taken"])).value, "already");
   } finally {
     real.close();
   }
@@ -111,21 +120,10 @@ Deno.test("committer: a merged commit that fails is split until each plan has it
     },
   });
   try {
-    await real.set(["taken"], "already");
-    const committer = createCommitter(kv);
-    const blocker = committer.commit(fresh(["x"], 0));
-    const [good1, bad, good2] = await Promise.all([
-      committer.commit(fresh(["a"], 1)),
-      committer.commit(fresh(["taken"], 2)),
-      committer.commit(fresh(["b"], 3)),
-    ]);
-    await blocker;
-    assertEquals([good1.ok, bad.ok, good2.ok], [true, false, true]);
+    const committer = await failOneOfThree(kv, real);
     // blocker; [good1 bad good2] fails; [good1 bad] fails, [good2]; [good1], [bad]
     assertEquals(committer.stats.fallbacks, 2);
     assertEquals(calls.commit, 6);
-    assertEquals((await real.get(["a"])).value, 1);
-    assertEquals((await real.get(["b"])).value, 3);
   } finally {
     real.close();
   }
