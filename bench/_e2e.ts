@@ -11,7 +11,7 @@ import {
   type RunOptions,
   verifyRecords,
 } from "./_load.ts";
-import { BENCH_SECRET, readIo, type ServerKind, spawnServer } from "./_proc.ts";
+import { BENCH_SECRET, readIo, type Server, type ServerKind, spawnServer } from "./_proc.ts";
 import { median } from "./_stats.ts";
 
 /** One server, one load: what was measured. */
@@ -66,7 +66,12 @@ export async function runE2e(
   kind: ServerKind,
   loads: E2eLoads,
   concurrency = 32,
-  options: { env?: Record<string, string>; load?: RunOptions } = {},
+  options: {
+    env?: Record<string, string>;
+    load?: RunOptions;
+    /** Runs when the main load has ended, before the data check and the server's stop. */
+    afterLoad?: (server: Server) => Promise<void>;
+  } = {},
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: `bench-${kind}-` });
   const server = await spawnServer(kind, dir, options.env).catch(async (err) => {
@@ -78,6 +83,7 @@ export async function runE2e(
     const io0 = await readIo(server.pid);
     const r = await runLoad(server.url, loads.main, { concurrency, ...options.load });
     const io1 = await readIo(server.pid);
+    await options.afterLoad?.(server);
     const records = await verifyRecords(server.url, [loads.warmup, loads.main]);
     const mem = await server.close();
     return {

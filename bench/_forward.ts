@@ -21,7 +21,7 @@ import { BENCH_SECRET, spawnServer } from "./_proc.ts";
 import { fmt, quantile, round, sleep, table } from "./_stats.ts";
 
 /** A Standard Webhooks secret for the bench (the receiver does not verify signatures). */
-const FORWARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+export const FORWARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /** What one forwarding run measured. */
 export interface ForwardResult {
@@ -55,7 +55,7 @@ export interface ForwardResult {
 }
 
 /** A receiver counting each message id once, with its record's `collated_at` and its arrival. */
-function startReceiver() {
+export function startReceiver() {
   const arrivals = new Map<string, { madeAt: number; arrivedAt: number }>();
   let duplicates = 0;
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {

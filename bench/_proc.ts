@@ -15,7 +15,19 @@ export const START_FLAGS: string[] = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ).tasks.start.split(/\s+/).filter((arg: string) => arg.startsWith("--"));
 
-export type ServerKind = "project" | "baseline";
+/**
+ * `project`: `start.ts`; `baseline`: the seed design on raw SQLite; `literal`: the design card taken
+ * literally on Deno KV; `project-latency`: `start.ts` through `bench/latency_start.ts`, which adds
+ * `KV_LATENCY_MS` to every KV call (the literal server reads `KV_LATENCY_MS` itself).
+ */
+export type ServerKind = "project" | "baseline" | "literal" | "project-latency";
+
+const SCRIPTS: Record<ServerKind, string> = {
+  project: "start.ts",
+  baseline: "bench/baseline_server.ts",
+  literal: "bench/literal_kv_server.ts",
+  "project-latency": "bench/latency_start.ts",
+};
 
 export function freePort(): number {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
@@ -159,14 +171,14 @@ export async function waitHealthy(
   }
 }
 
-/** Starts the service or the baseline with its database under `dir`. */
+/** Starts the service or a peer with its database under `dir`. */
 export async function spawnServer(
   kind: ServerKind,
   dir: string,
   env: Record<string, string> = {},
 ): Promise<Server> {
   const port = freePort();
-  const script = kind === "project" ? "start.ts" : "bench/baseline_server.ts";
+  const script = SCRIPTS[kind];
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...START_FLAGS, script],

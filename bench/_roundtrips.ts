@@ -55,7 +55,7 @@ export interface RoundTrips {
   commonWaitsMax: number;
 }
 
-interface Tracked {
+export interface Tracked {
   inflight: number;
   waits: number;
   mutations: number;
@@ -79,8 +79,11 @@ function keyBytesOf(key: Deno.KvKey): number {
 const readUnitsOf = (e: Deno.KvEntryMaybe<unknown>) =>
   e.versionstamp === null ? 0 : Math.max(1, Math.ceil(storedBytes(e.value) / 4096));
 
-/** Counts sequential waits: a call started while none is in flight begins a new one. */
-function trackWaits(kv: Deno.Kv, s: Tracked): Deno.Kv {
+/**
+ * Counts sequential waits (a call started while none is in flight begins a new one), and the
+ * mutations, checks and billing units of each successful commit and each read.
+ */
+export function trackWaits(kv: Deno.Kv, s: Tracked): Deno.Kv {
   const track = <T>(run: () => Promise<T>): Promise<T> => {
     if (s.inflight === 0) s.waits++;
     s.inflight++;

@@ -17,7 +17,10 @@
  * `--cross` (11, a held delivery whose counterpart goes to another process on the same file),
  * `--deploy` (12, Deno Deploy's conditions: two isolates on one KV handle woken by `kv.watch`, 0, 20
  * and 40 ms added to every KV call), `--feedpause` (13, the change feed while the writing process
- * is frozen). Sizes: `--pairs N`, `--rounds N`. Progress goes to stderr.
+ * is frozen), `--literal` (14, issue 19: the service with forwarding on, the design card taken
+ * literally on Deno KV and the SQLite baseline, alternating, then the two KV designs with 20 ms
+ * added to every KV call; 3,000 pairs unless `--pairs`). Sizes: `--pairs N`, `--rounds N`.
+ * Progress goes to stderr.
  * @module
  */
 import { measureColdStart } from "./_coldstart.ts";
@@ -33,6 +36,7 @@ import { measureTransactions } from "./_txn.ts";
 import { measureCrossProcess } from "./_cross.ts";
 import { measureDeployLike } from "./_deploy.ts";
 import { runPauseScenario } from "./_feed_pause.ts";
+import { compareLiteral, countWrites, summarizeLiteral } from "./_literal.ts";
 
 const SECTIONS = [
   "e2e",
@@ -47,6 +51,7 @@ const SECTIONS = [
   "cross",
   "deploy",
   "feedpause",
+  "literal",
   "soak",
 ] as const;
 /** Sections a plain `deno task bench` runs (`--soak` takes 10 minutes: asked for by name). */
@@ -58,6 +63,8 @@ interface Options {
   quick: boolean;
   sections: Set<Section>;
   pairs: number;
+  /** `--pairs` as given (0: each section's default). */
+  pairsGiven: number;
   rounds: number;
   /** `--soak`'s length. */
   minutes: number;
@@ -77,6 +84,7 @@ function parseArgs(args: string[]): Options {
     quick: false,
     sections: new Set<Section>(),
     pairs: 0,
+    pairsGiven: 0,
     rounds: 0,
     minutes: 10,
   };
@@ -97,6 +105,7 @@ function parseArgs(args: string[]): Options {
     else usage();
   }
   if (o.sections.size === 0) { for (const s of DEFAULT_SECTIONS) o.sections.add(s); }
+  o.pairsGiven = o.pairs;
   o.pairs ||= o.quick ? 500 : 5_000;
   o.rounds ||= o.quick ? 1 : 3;
   return o;
@@ -616,6 +625,141 @@ async function main() {
           String(r.duplicates),
           `${r.drainMs} ms`,
         ],
+      ]),
+      "",
+    );
+  }
+
+  if (opts.sections.has("literal")) {
+    const pairs = opts.pairsGiven || (opts.quick ? 300 : 3_000);
+    const latencyMs = 20;
+    const writePairs = opts.quick ? 20 : 100;
+    log(`14. issue 19: write units per pair, in-process, ${writePairs} pairs per scenario …`);
+    const writes = await countWrites(writePairs);
+    log(
+      `14. issue 19: service / literal KV / SQLite, then both KV designs +${latencyMs} ms: ` +
+        `${pairs} pairs, ${opts.rounds} rounds alternating …`,
+    );
+    const runs = await compareLiteral(await makeE2eLoads(pairs), {
+      rounds: opts.rounds,
+      latencyMs,
+    }, log);
+    const sum = summarizeLiteral(runs, latencyMs);
+    out.literal = {
+      pairs,
+      rounds: opts.rounds,
+      latency_ms: latencyMs,
+      ...sum,
+      writes,
+      runs: runs.map((r) => ({
+        round: r.round,
+        peer: r.peer,
+        loadavg: round(r.loadavg, 2),
+        ...runFigures(r.run),
+        records_ok: r.run.records.ok,
+        forward: r.forward,
+      })),
+    };
+    const r = sum.ratios;
+    const service = sum.peers.find((p) => p.peer === "service")!;
+    const serviceLat = sum.peers.find((p) => p.peer === "service+lat")!;
+    const perRound = (x: { perRound: number[] }) => x.perRound.map((v) => fmt(v, 2)).join(", ");
+    const serviceWrites = writes.filter((w) => w.design === "service");
+    const maxWrites = Math.max(...serviceWrites.map((w) => w.writeUnits));
+    targets.push({
+      name: "issue 19: service (forwarding on) / literal KV design, events/s",
+      target: ">= 1.0",
+      measured: fmt(r.service_over_literal.median, 2),
+      holds: r.service_over_literal.median >= 1,
+    }, {
+      name: `issue 19: the same with ${latencyMs} ms added to every KV call`,
+      target: ">= 1.5",
+      measured: fmt(r.service_over_literal_latency.median, 2),
+      holds: r.service_over_literal_latency.median >= 1.5,
+    }, {
+      name: "issue 19: service (forwarding on) / raw SQLite baseline, events/s",
+      target: ">= 0.7",
+      measured: fmt(r.service_over_sqlite.median, 2),
+      holds: r.service_over_sqlite.median >= 0.7,
+    }, {
+      name: "issue 19: write units per pair in the request's commits",
+      target: "<= 10",
+      measured: serviceWrites.map((w) => fmt(w.writeUnits, 1)).join(" / "),
+      holds: maxWrites <= 10,
+    }, {
+      name: "issue 19: forwarding lag p99 under that load, drained at the end",
+      target: "< 1 s",
+      measured: `${fmt(service.forward_lag_p99_ms ?? NaN, 0)} ms (+${latencyMs} ms: ` +
+        `${fmt(serviceLat.forward_lag_p99_ms ?? NaN, 0)} ms)`,
+      holds: (service.forward_lag_p99_ms ?? Infinity) < 1000 && Boolean(service.forwarded_all) &&
+        Boolean(serviceLat.forwarded_all),
+    });
+    text.push(
+      `14. Issue 19: the design card taken literally (${pairs} pairs, 32 senders, 5% ` +
+        `redeliveries, a 409 retried after 5 ms; ${opts.rounds} rounds alternating, medians; ` +
+        `load average ${runs.map((x) => fmt(x.loadavg, 1)).join(" ")})`,
+      table([
+        [
+          "server",
+          "events/s",
+          "range",
+          "req/event",
+          "p50 ms",
+          "p99 ms",
+          "writes/event",
+          "forward lag p99",
+          "records",
+        ],
+        ...sum.peers.map((p) => [
+          p.name,
+          fmt(p.events_per_s, 0),
+          p.events_per_s_range.map((x) => fmt(x, 0)).join("–"),
+          fmt(p.requests_per_event, 2),
+          fmt(p.p50_ms, 1),
+          fmt(p.p99_ms, 1),
+          `${fmt(p.write_bytes_per_event / 1024, 1)} KiB`,
+          p.forward_lag_p99_ms === undefined
+            ? ""
+            : `${fmt(p.forward_lag_p99_ms, 0)} ms${p.forwarded_all ? "" : " (NOT DRAINED)"}`,
+          p.records_ok ? "ok" : `FAILED: ${p.problems.slice(0, 2).join("; ")}`,
+        ]),
+      ]),
+      table([
+        ["ratio (events/s, per round)", "median", "rounds"],
+        [
+          "service / literal KV",
+          fmt(r.service_over_literal.median, 2),
+          perRound(r.service_over_literal),
+        ],
+        [
+          "service / raw SQLite",
+          fmt(r.service_over_sqlite.median, 2),
+          perRound(r.service_over_sqlite),
+        ],
+        [
+          `service / literal KV, +${latencyMs} ms per KV call`,
+          fmt(r.service_over_literal_latency.median, 2),
+          perRound(r.service_over_literal_latency),
+        ],
+        [
+          "literal KV / raw SQLite",
+          fmt(r.literal_over_sqlite.median, 2),
+          perRound(r.literal_over_sqlite),
+        ],
+      ]),
+      `Per pair in the request's commits (in-process, sequential, ${writePairs} pairs per ` +
+        `scenario; counted through instrumentKv as section 3; the service with a forwarding ` +
+        `destination)`,
+      table([
+        ["design", "scenario", "commit calls", "mutations", "write units", "unexpected"],
+        ...writes.map((w) => [
+          w.design,
+          w.scenario,
+          fmt(w.commits, 2),
+          fmt(w.mutations, 1),
+          fmt(w.writeUnits, 1),
+          String(w.unexpected),
+        ]),
       ]),
       "",
     );
