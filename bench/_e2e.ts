@@ -11,7 +11,15 @@ import {
   type RunOptions,
   verifyRecords,
 } from "./_load.ts";
-import { BENCH_SECRET, readIo, type Server, type ServerKind, spawnServer } from "./_proc.ts";
+import {
+  BENCH_SECRET,
+  type CpuTimes,
+  readCpu,
+  readIo,
+  type Server,
+  type ServerKind,
+  spawnServer,
+} from "./_proc.ts";
 import { median } from "./_stats.ts";
 
 /** One server, one load: what was measured. */
@@ -27,6 +35,8 @@ export interface E2eRun {
   /** Peak VmRSS polled every 50 ms, and VmHWM at the end, bytes. */
   peakRssBytes: number;
   hwmBytes: number;
+  /** The server's CPU time over the main load per accepted event, ms, by thread group. */
+  cpuMsPerEvent: CpuTimes;
   /** Bytes the server wrote to storage (`/proc/<pid>/io` write_bytes) per accepted event. */
   writeBytesPerEvent: number;
   statuses: Record<string, number>;
@@ -80,9 +90,9 @@ export async function runE2e(
   });
   try {
     await runLoad(server.url, loads.warmup, { concurrency, ...options.load });
-    const io0 = await readIo(server.pid);
+    const [io0, cpu0] = await Promise.all([readIo(server.pid), readCpu(server.pid)]);
     const r = await runLoad(server.url, loads.main, { concurrency, ...options.load });
-    const io1 = await readIo(server.pid);
+    const [io1, cpu1] = await Promise.all([readIo(server.pid), readCpu(server.pid)]);
     await options.afterLoad?.(server);
     const records = await verifyRecords(server.url, [loads.warmup, loads.main]);
     const mem = await server.close();
@@ -98,6 +108,11 @@ export async function runE2e(
       peakRssBytes: Math.max(mem.peakRss, mem.hwm),
       hwmBytes: mem.hwm,
       writeBytesPerEvent: (io1.writeBytes - io0.writeBytes) / r.acceptedEvents,
+      cpuMsPerEvent: {
+        main: (cpu1.main - cpu0.main) / r.acceptedEvents,
+        kv: (cpu1.kv - cpu0.kv) / r.acceptedEvents,
+        other: (cpu1.other - cpu0.other) / r.acceptedEvents,
+      },
       statuses: r.statuses,
       acceptedEvents: r.acceptedEvents,
       expectedEvents: r.expectedEvents,

@@ -155,6 +155,13 @@ export function summarizeLiteral(runs: readonly LiteralRun[], latencyMs: number)
       p50_ms: median(mine.map((r) => r.run.p50Ms)),
       p99_ms: median(mine.map((r) => r.run.p99Ms)),
       write_bytes_per_event: median(mine.map((r) => r.run.writeBytesPerEvent)),
+      /** The server's CPU per accepted event, ms: steadier than events/s on a shared machine. */
+      cpu_ms_per_event: {
+        total: median(mine.map(({ run: { cpuMsPerEvent: c } }) => c.main + c.kv + c.other)),
+        main: median(mine.map((r) => r.run.cpuMsPerEvent.main)),
+        kv: median(mine.map((r) => r.run.cpuMsPerEvent.kv)),
+        other: median(mine.map((r) => r.run.cpuMsPerEvent.other)),
+      },
       records_ok: mine.every((r) =>
         r.run.records.ok && r.run.acceptedEvents === r.run.expectedEvents
       ),
@@ -171,8 +178,21 @@ export function summarizeLiteral(runs: readonly LiteralRun[], latencyMs: number)
     const perRound = rounds.map((i) => eps(i, a) / eps(i, b));
     return { median: median(perRound), perRound: perRound.map((x) => round(x, 3)) };
   };
+  const cpu = (round: number, peer: Peer["id"]) => {
+    const c = runs.find((r) => r.round === round && r.peer === peer)?.run.cpuMsPerEvent;
+    return c ? c.main + c.kv + c.other : NaN;
+  };
+  const cpuRatio = (a: Peer["id"], b: Peer["id"]) => {
+    const perRound = rounds.map((i) => cpu(i, a) / cpu(i, b));
+    return { median: median(perRound), perRound: perRound.map((x) => round(x, 3)) };
+  };
   return {
     peers: byPeer,
+    /** The server's CPU per event, a over b (lower is better for a). */
+    cpu_ratios: {
+      service_over_literal: cpuRatio("service", "literal"),
+      service_over_sqlite: cpuRatio("service", "sqlite"),
+    },
     ratios: {
       service_over_literal: ratio("service", "literal"),
       service_over_sqlite: ratio("service", "sqlite"),

@@ -123,6 +123,37 @@ export async function readIo(pid: number): Promise<{ writeBytes: number; writeCa
   return { writeBytes: field("write_bytes") || 0, writeCalls: field("syscw") || 0 };
 }
 
+/** CPU time a process has used, ms, by thread: its main thread, KV's SQLite thread, the rest. */
+export interface CpuTimes {
+  main: number;
+  kv: number;
+  other: number;
+}
+
+/**
+ * CPU time (user + system) of every thread of a process, from `/proc/<pid>/task/<tid>/stat` (read
+ * through `sh`, as above), grouped: the main thread (tid = pid), Deno KV's SQLite thread (`sw-*`),
+ * everything else (V8's GC and compiler workers, Tokio). Ticks of 10 ms (USER_HZ = 100).
+ */
+export async function readCpu(pid: number): Promise<CpuTimes> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `for f in /proc/${pid}/task/*/stat; do cat "$f" 2>/dev/null; echo; done`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const times: CpuTimes = { main: 0, kv: 0, other: 0 };
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const m = line.match(/^(\d+) \((.*)\) (.*)$/);
+    if (!m) continue;
+    const rest = m[3].split(" "); // from field 3 (state): utime is field 14, stime 15
+    const ms = (Number(rest[11]) + Number(rest[12])) * 10;
+    if (Number(m[1]) === pid) times.main += ms;
+    else if (m[2].startsWith("sw-")) times.kv += ms;
+    else times.other += ms;
+  }
+  return times;
+}
+
 /** The CPU model, from `/proc/cpuinfo` (read through `sh`, as above). */
 export async function cpuModel(): Promise<string> {
   const out = await new Deno.Command("sh", {

@@ -657,6 +657,7 @@ async function main() {
         loadavg: round(r.loadavg, 2),
         ...runFigures(r.run),
         records_ok: r.run.records.ok,
+        cpu_ms_per_event: r.run.cpuMsPerEvent,
         forward: r.forward,
       })),
     };
@@ -707,6 +708,7 @@ async function main() {
           "p50 ms",
           "p99 ms",
           "writes/event",
+          "CPU ms/event (main+KV+other)",
           "forward lag p99",
           "records",
         ],
@@ -718,6 +720,8 @@ async function main() {
           fmt(p.p50_ms, 1),
           fmt(p.p99_ms, 1),
           `${fmt(p.write_bytes_per_event / 1024, 1)} KiB`,
+          `${fmt(p.cpu_ms_per_event.total, 2)} (${fmt(p.cpu_ms_per_event.main, 2)}+` +
+          `${fmt(p.cpu_ms_per_event.kv, 2)}+${fmt(p.cpu_ms_per_event.other, 2)})`,
           p.forward_lag_p99_ms === undefined
             ? ""
             : `${fmt(p.forward_lag_p99_ms, 0)} ms${p.forwarded_all ? "" : " (NOT DRAINED)"}`,
@@ -745,6 +749,16 @@ async function main() {
           "literal KV / raw SQLite",
           fmt(r.literal_over_sqlite.median, 2),
           perRound(r.literal_over_sqlite),
+        ],
+        [
+          "CPU per event: service / literal KV",
+          fmt(sum.cpu_ratios.service_over_literal.median, 2),
+          perRound(sum.cpu_ratios.service_over_literal),
+        ],
+        [
+          "CPU per event: service / raw SQLite",
+          fmt(sum.cpu_ratios.service_over_sqlite.median, 2),
+          perRound(sum.cpu_ratios.service_over_sqlite),
         ],
       ]),
       `Per pair in the request's commits (in-process, sequential, ${writePairs} pairs per ` +
