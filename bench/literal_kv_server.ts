@@ -218,6 +218,10 @@ if (import.meta.main) {
   const raw = await Deno.openKv(Deno.env.get("KV_PATH") || ":memory:");
   const kv = latencyMs > 0 ? instrumentKv(raw, { before() {}, latency: () => latencyMs }) : raw;
   const handler = literalHandler(kv, secret ? await importSigningKey(secret) : null);
+  // Exit through Deno.exit on a signal, so `--cpu-prof` writes its profile.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => Deno.exit(0));
+  }
   Deno.serve({
     port,
     hostname: "127.0.0.1",

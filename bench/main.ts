@@ -19,7 +19,7 @@
  * and 40 ms added to every KV call), `--feedpause` (13, the change feed while the writing process
  * is frozen), `--literal` (14, issue 19: the service with forwarding on, the design card taken
  * literally on Deno KV and the SQLite baseline, alternating, then the two KV designs with 20 ms
- * added to every KV call; 3,000 pairs unless `--pairs`). Sizes: `--pairs N`, `--rounds N`.
+ * added to every KV call; 3,000 pairs unless `--pairs`; about 1 minute a round). Sizes: `--pairs N`, `--rounds N`.
  * Progress goes to stderr.
  * @module
  */
