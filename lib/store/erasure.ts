@@ -233,8 +233,8 @@ const minus = (times: number) => (1n << 64n) - BigInt(times);
  * learner and per-lesson counts. Runs before the records go: the lessons a learner was counted in
  * are read from their records (the summary keeps only the latest), and their counters are lowered
  * a chunk at a time, each chunk with the summary marking how far it got. A course's learners count
- * is lowered only if the learner was counted there: when their summary was first not empty (a
- * learner with only a lone lesson never was).
+ * is lowered only if the learner was counted there (`countsAsLearner`: their summary holds a
+ * completed lesson; a learner with only a lone lesson or only progress events never was).
  */
 const enrollments: Deleter = async ({ kv, who, removed }) => {
   await inBatches<EnrollmentSummary>(
