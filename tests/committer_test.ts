@@ -203,6 +203,28 @@ Deno.test("committer: merged commits stay within the atomic limits", async () =>
   }
 });
 
+Deno.test("committer: a merged commit holds at most 100 checks, exactly 100 included", async () => {
+  for (const [plans, commits] of [[25, 1], [26, 2]]) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      // Plans of 4 checks each: 25 make exactly 100 (one commit), 26 make 104 (two).
+      const waiting = Array.from({ length: plans }, (_, p) => {
+        const plan = new CommitPlan();
+        for (let c = 0; c < 4; c++) plan.check({ key: ["c", p, c], versionstamp: null });
+        return committer.commit(plan.set(["c", p], p));
+      });
+      const results = await Promise.all(waiting);
+      await blocker;
+      assert(results.every((r) => r.ok));
+      assertEquals(calls.commit, 1 + commits, `${plans} plans of 4 checks`);
+    } finally {
+      real.close();
+    }
+  }
+});
+
 Deno.test("committer: its memory of a key it wrote never fails a plan that read the key deleted since by another writer", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
