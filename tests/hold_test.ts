@@ -83,6 +83,28 @@ Deno.test("hold: a progress arriving first is answered with its record when its 
   assertEquals(s.calls.n, 6);
 });
 
+Deno.test("hold: two progresses held in one enrollment are each answered with their own record", async () => {
+  using s = await app(20_000);
+  const first = progressWebhook({ at: BASE_TIME, percentage: "10" });
+  const second = progressWebhook({ at: BASE_TIME + 600_000, percentage: "20" });
+  const heldFirst = s.post(first);
+  const heldSecond = s.post(second);
+  await until(() => s.holds.waiting === 2, "both progresses are held");
+  // The second's lesson comes first: only the second is answered with it.
+  const lesson2 = await s.post(lessonWebhook({ at: BASE_TIME + 600_000, lesson: 2 }));
+  assertEquals(lesson2.json.status, "collated");
+  const answer2 = await within(heldSecond, 5_000, "the second held progress");
+  assertEquals((answer2.json.record as Record<string, unknown>).progress_event_id, second.id);
+  assertEquals(s.holds.waiting, 1, "the first still waits for its own lesson");
+  const lesson1 = await s.post(lessonWebhook({ at: BASE_TIME, lesson: 1 }));
+  assertEquals(lesson1.json.status, "collated");
+  const answer1 = await within(heldFirst, 5_000, "the first held progress");
+  assertEquals([answer1.status, answer1.json.status], [200, "collated"]);
+  const record1 = answer1.json.record as Record<string, unknown>;
+  assertEquals([record1.progress_event_id, record1.lesson_id], [first.id, 1]);
+  assertEquals(s.holds.waiting, 0);
+});
+
 Deno.test("hold: HOLD_MS=0 answers the pending status at once", async () => {
   using s = await app(0);
   const answer = await within(s.post(progressWebhook({ at: BASE_TIME })), 5_000, "HOLD_MS=0");
