@@ -225,6 +225,122 @@ Deno.test("committer: a merged commit holds at most 100 checks, exactly 100 incl
   }
 });
 
+Deno.test("committer: a merged commit holds at most 1000 mutations, exactly 1000 included", async () => {
+  for (const [plans, commits] of [[25, 1], [26, 2]]) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      const waiting = Array.from({ length: plans }, (_, p) => {
+        const plan = new CommitPlan();
+        for (let m = 0; m < 40; m++) plan.set(["m", p, m], m);
+        return committer.commit(plan);
+      });
+      assert((await Promise.all(waiting)).every((r) => r.ok));
+      await blocker;
+      assertEquals(calls.commit, 1 + commits, `${plans} plans of 40 mutations`);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: merged commits stay within 80 KiB of keys and 800 KiB in all", async () => {
+  // Keys of 1,900 bytes: 10 per plan; a value of 30,000 characters: 1 per plan.
+  const bigKeys = (p: number) => {
+    const plan = new CommitPlan();
+    for (let m = 0; m < 10; m++) plan.set(["k", p, m, "k".repeat(1_900)], m);
+    return plan;
+  };
+  const bigValue = (p: number) => new CommitPlan().set(["v", p], "v".repeat(30_000));
+  for (
+    const [make, limit, field] of [
+      [bigKeys, 80 * 1024, "keyBytes"],
+      [bigValue, 800 * 1024, "totalBytes"],
+    ] as const
+  ) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const size = make(0).profile().size[field];
+      const perCommit = Math.floor(limit / size);
+      const plans = 3 * perCommit;
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      const results = await Promise.all(
+        Array.from({ length: plans }, (_, p) => committer.commit(make(p))),
+      );
+      await blocker;
+      assert(results.every((r) => r.ok));
+      assertEquals(calls.commit, 1 + 3, `${plans} plans, ${perCommit} fit in ${field}`);
+      assertEquals(committer.stats.fallbacks, 0);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: at most maxPlans plans share a commit", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv, { maxPlans: 3 });
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.all(
+      Array.from({ length: 7 }, (_, p) => committer.commit(fresh(["p", p], p))),
+    );
+    await blocker;
+    assert(results.every((r) => r.ok));
+    assertEquals(calls.commit, 1 + 3, "3 + 3 + 1");
+    assertEquals(committer.stats.largestBatch, 3);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a plan conflicting with one plan of a batch waits, even if it fits the others", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["e"], 1);
+    const read = await real.get(["e"]);
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const checker = committer.commit(new CommitPlan().check(read).set(["f"], 1));
+    const other = committer.commit(fresh(["g"], 1));
+    const writer = committer.commit(new CommitPlan().set(["e"], 2));
+    const results = await Promise.all([checker, other, writer]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [true, true, true]);
+    assertEquals(calls.commit, 1 + 2, "[checker other] then [writer]");
+    assertEquals((await real.get(["e"])).value, 2);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a plan Deno KV refuses is committed alone, the others merged without it", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled([
+      committer.commit(fresh(["a"], 1)),
+      committer.commit(new CommitPlan().set(["huge"], "x".repeat(70_000))),
+      committer.commit(fresh(["b"], 2)),
+      committer.commit(fresh(["c"], 3)),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    // blocker; [a b c]; [huge] alone: no merged commit ever failed.
+    assertEquals(calls.commit, 3);
+    assertEquals(committer.stats.fallbacks, 0);
+    assertEquals(
+      [committer.stats.commits, committer.stats.plans, committer.stats.largestBatch],
+      [3, 5, 3],
+    );
+  } finally {
+    real.close();
+  }
+});
+
 Deno.test("committer: its memory of a key it wrote never fails a plan that read the key deleted since by another writer", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
