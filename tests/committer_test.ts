@@ -100,6 +100,50 @@ Deno.test("committer: a merged commit that fails reads its checks and commits th
   }
 });
 
+Deno.test("committer: a failed merged commit's read covers every checked key, and a plan fails if any of its checks does", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["taken"], "already");
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    // 12 plans checking 12 keys (more than one getMany reads); the bad one checks a free key too.
+    const goods = Array.from({ length: 11 }, (_, i) => committer.commit(fresh(["g", i], i)));
+    const bad = committer.commit(
+      new CommitPlan().check({ key: ["free"], versionstamp: null }, {
+        key: ["taken"],
+        versionstamp: null,
+      }).set(["free"], 1),
+    );
+    const results = await Promise.all([...goods, bad]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [...goods.map(() => true), false]);
+    // blocker; the merged commit fails; one read finds the culprit; the 11 others again.
+    assertEquals([calls.commit, committer.stats.fallbacks], [3, 1]);
+    assertEquals((await real.get(["free"])).value, null);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: when every plan of a failed merged commit lost, nothing is committed again", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["t1"], 1);
+    await real.set(["t2"], 2);
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.all([
+      committer.commit(fresh(["t1"], "mine")),
+      committer.commit(fresh(["t2"], "mine")),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [false, false]);
+    assertEquals(calls.commit, 2, "blocker, the failed merge; no empty commit");
+  } finally {
+    real.close();
+  }
+});
+
 Deno.test("committer: a merged commit that fails is split until each plan has its answer when the read finds no culprit", async () => {
   const real = await Deno.openKv(":memory:");
   const calls = { commit: 0 };
