@@ -81,7 +81,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/matching/policy.ts": [T("matching_policy"), T("collation_matrix")],
   "lib/matching/record.ts": [T("replay"), T("collation_matrix"), T("api")],
   "lib/store/_page.ts": [T("cursor"), T("api"), T("courses_api")],
-  "lib/store/committer.ts": [T("committer"), T("storage_faults"), T("crash")],
+  "lib/store/committer.ts": [T("committer"), T("plan"), T("storage_faults"), T("crash")],
   "lib/store/enrollments.ts": [T("committer"), T("collation_matrix"), T("learners"), T("crash")],
   "lib/store/erasure.ts": [T("erasure")],
   "lib/store/events.ts": [
@@ -97,7 +97,13 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/learners.ts": [T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
   "lib/store/outbox.ts": [T("forward_schedule"), T("forward")],
-  "lib/store/plan.ts": [T("committer"), T("retention"), T("collation_matrix"), T("crash")],
+  "lib/store/plan.ts": [
+    T("plan"),
+    T("committer"),
+    T("retention"),
+    T("collation_matrix"),
+    T("crash"),
+  ],
   "lib/store/records.ts": [T("retention"), T("api"), T("csv"), T("courses_api"), T("feed")],
   "lib/store/retry.ts": [T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("dashboard"), T("dashboard_pages")],
