@@ -80,7 +80,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/matching/policy.ts": [T("matching_policy"), T("collation_matrix")],
   "lib/matching/record.ts": [T("replay"), T("collation_matrix"), T("api")],
-  "lib/store/_page.ts": [T("cursor"), T("api"), T("courses_api")],
+  "lib/store/_page.ts": [T("page"), T("cursor"), T("api"), T("courses_api")],
   "lib/store/committer.ts": [T("committer"), T("plan"), T("storage_faults"), T("crash")],
   "lib/store/enrollments.ts": [T("committer"), T("collation_matrix"), T("learners"), T("crash")],
   "lib/store/erasure.ts": [T("erasure")],
