@@ -44,7 +44,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/pages.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_pages"), T("dashboard")],
   "lib/forward/forwarder.ts": [T("forward_schedule"), T("forward")],
-  "lib/forward/standard_webhooks.ts": [T("forward")],
+  "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold")],
   "lib/http/_auth.ts": [T("api"), T("dashboard")],
   "lib/http/_body.ts": [T("body"), T("intake"), T("intake_property")],
