@@ -4,7 +4,7 @@
  * topic header), and what was accepted is what the record says.
  */
 import { assertEquals } from "./_assert.ts";
-import { allRecords, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
+import { allRecords, BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 
 const p = progressWebhook();
 const withPayload = (extra: Record<string, unknown>) => ({
@@ -135,6 +135,29 @@ Deno.test("intake fields: a topic header that disagrees names both topics, trimm
       r.json.error,
       'X-Thinkific-Topic "enrollment.progress" disagrees with the body\'s topic "lesson.completed"',
     );
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("intake fields: a progress without course_id is accepted", async () => {
+  const body = progressWebhook();
+  const { course_id: _, ...payload } = body.payload;
+  const rec = await collate(lessonWebhook(), { ...body, payload });
+  assertEquals(rec.course_id, body.payload.course.id);
+});
+
+Deno.test("intake fields: lessons are listed in the order of their position in the course", async () => {
+  const h = await harness();
+  try {
+    // Lesson 102 is at position 2, lesson 201 at position 1; 102 is completed first.
+    for (const [i, lesson] of [[0, 102], [1, 201]]) {
+      const at = BASE_TIME + i * 60_000;
+      assertEquals((await h.post(lessonWebhook({ at, lesson }))).status, 200);
+      assertEquals((await h.deliver(progressWebhook({ at }))).status, 200);
+    }
+    const r = await h.get("/api/courses/2100013/lessons");
+    assertEquals((r.json.lessons as { lesson_id: number }[]).map((l) => l.lesson_id), [201, 102]);
   } finally {
     h.close();
   }
