@@ -239,3 +239,63 @@ Deno.test("hold: SIGTERM during a held last delivery answers 200 unmatched, list
     await server.close();
   }
 });
+
+Deno.test("hold: a wait of 0 ms ends at once as a timeout and is never counted as waiting", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const holds = createHolds(kv, { mode: "memory" });
+    const waited = holds.wait("t", ["k"], null, 0);
+    assertEquals(holds.waiting, 0);
+    assertEquals((await waited).end, "timeout");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("hold: in memory mode only a notification wakes a delivery, not a write to the database", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const holds = createHolds(kv, { mode: "memory" });
+    const waited = holds.wait("t", ["k"], null, 300);
+    await kv.set(["k"], 1);
+    assertEquals((await within(waited, 5_000, "the memory-mode wait")).end, "timeout");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("hold: a watched delivery that times out stops watching the database", async () => {
+  const real = await Deno.openKv(":memory:");
+  let watching = 0;
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop !== "watch") {
+        const v = Reflect.get(target, prop);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return (keys: Deno.KvKey[]) => {
+        const inner = target.watch(keys).getReader();
+        watching++;
+        return new ReadableStream({
+          async pull(controller) {
+            const { done, value } = await inner.read();
+            if (done) controller.close();
+            else controller.enqueue(value);
+          },
+          async cancel() {
+            watching--;
+            await inner.cancel();
+          },
+        });
+      };
+    },
+  });
+  try {
+    const holds = createHolds(kv, { mode: "watch" });
+    const end = await within(holds.wait("t", ["k"], null, 100), 5_000, "the watched wait");
+    assertEquals(end.end, "timeout");
+    await until(() => watching === 0, "the watch is cancelled");
+  } finally {
+    real.close();
+  }
+});
