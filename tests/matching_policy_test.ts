@@ -331,3 +331,15 @@ Deno.test("policy: a counterpart outside the window is never taken, even when th
   });
   assertEquals(d, null);
 });
+
+Deno.test("policy: two events at one instant wanting one counterpart: the lower id gets it, either side", () => {
+  const want = (self: string, rival: string) =>
+    choosePartner({
+      self: logic(1000, 1, self),
+      counterparts: [c("L1", 1000)],
+      rivals: [c(rival, 1000)],
+      windowMs: W,
+    })?.partner.id ?? null;
+  assertEquals(want("P1", "P2"), "L1");
+  assertEquals(want("P2", "P1"), null);
+});
