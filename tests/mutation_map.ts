@@ -43,7 +43,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/learners.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/pages.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_pages"), T("dashboard")],
-  "lib/forward/forwarder.ts": [T("forward_schedule"), T("forward")],
+  "lib/forward/forwarder.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold")],
   "lib/http/_auth.ts": [T("api"), T("dashboard")],
@@ -96,7 +96,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/keys.ts": [T("committer"), T("api"), T("learners"), T("erasure"), T("dashboard")],
   "lib/store/learners.ts": [T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
-  "lib/store/outbox.ts": [T("forward_schedule"), T("forward")],
+  "lib/store/outbox.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/plan.ts": [
     T("plan"),
     T("committer"),

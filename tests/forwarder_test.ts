@@ -1,0 +1,231 @@
+/**
+ * The forwarder's contract beyond delivery (tests/forward_test.ts): its options are checked with
+ * errors saying what is allowed; a sweep resolves with the number of attempts and logs each one's
+ * outcome; an entry for a destination this process lacks fails with that reason; at most
+ * `maxInFlight` attempts run per destination; `close()` waits for attempts in flight, and a closed
+ * forwarder attempts nothing more.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { BASE_TIME, lessonWebhook, progressWebhook, SECRET, signedInit } from "./_helpers.ts";
+import { createApp } from "../lib/http/app.ts";
+import { parseConfig } from "../lib/config.ts";
+import {
+  createForwarder,
+  type Forwarder,
+  handlerDestination,
+  RETRY_DELAYS_MS,
+} from "../lib/forward/forwarder.ts";
+import type { LogLine } from "./_helpers.ts";
+
+/** A KV database holding one outbox entry per destination for each of `pairs` new records. */
+async function outbox(destinations: string[], pairs: number) {
+  const kv = await Deno.openKv(":memory:");
+  const writer: Forwarder = {
+    destinations,
+    kick() {},
+    sweep: () => Promise.resolve(0),
+    tick: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
+  const app = createApp({ kv, config, forwarder: writer, log: () => {} });
+  for (let i = 0; i < pairs; i++) {
+    const at = BASE_TIME + i * 60_000;
+    for (const body of [lessonWebhook({ at, lesson: 100 + i }), progressWebhook({ at })]) {
+      const res = await app.request("/webhooks/thinkific", await signedInit(body));
+      await res.body?.cancel();
+    }
+  }
+  return kv;
+}
+
+async function entries(kv: Deno.Kv) {
+  const out: { id: string; status: string; attempts: number; lastError: string | null }[] = [];
+  for await (const e of kv.list<(typeof out)[number]>({ prefix: ["outbox"] })) out.push(e.value);
+  return out;
+}
+
+const throwsWith = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return "did not throw";
+};
+
+Deno.test("forwarder: options out of range are refused with what is allowed", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const crm = handlerDestination("crm", () => Promise.resolve());
+    for (const attemptTimeoutMs of [0, -1, 60_000, 90_000]) {
+      assertEquals(
+        throwsWith(() => createForwarder({ kv, destinations: [crm], attemptTimeoutMs })),
+        "attemptTimeoutMs must be between 0 and the lease (60000 ms)",
+        `attemptTimeoutMs ${attemptTimeoutMs}`,
+      );
+    }
+    await createForwarder({ kv, destinations: [crm], attemptTimeoutMs: 59_999 }).close();
+    assertEquals(
+      throwsWith(() => createForwarder({ kv, destinations: [crm, crm] })),
+      "destination names must differ",
+    );
+    for (const name of ["", "a b", "x".repeat(33), "crm!", "é"]) {
+      assertEquals(
+        throwsWith(() => handlerDestination(name, () => Promise.resolve())),
+        `handler name "${name}": use 1-32 of [A-Za-z0-9_-]`,
+      );
+    }
+    for (const name of ["a", "x".repeat(32), "Crm_2-b"]) {
+      assertEquals(handlerDestination(name, () => Promise.resolve()).name, name);
+    }
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: a sweep counts its attempts and logs how each ended", async () => {
+  const kv = await outbox(["crm"], 3);
+  const logs: LogLine[] = [];
+  let calls = 0;
+  const crm = handlerDestination("crm", () => {
+    calls++;
+    return calls === 1 ? Promise.reject(new Error("crm down")) : Promise.resolve();
+  });
+  const forwarder = createForwarder({ kv, destinations: [crm], log: (l) => logs.push(l) });
+  try {
+    assertEquals(await forwarder.sweep(), 3);
+    const lines = logs.filter((l) => l.msg === "forward");
+    const failed = lines.filter((l) => l.outcome === "retry");
+    assertEquals(failed.length, 1);
+    const { id: _, ...rest } = failed[0];
+    assertEquals(rest, {
+      level: "warn",
+      msg: "forward",
+      outcome: "retry",
+      attempt: 1,
+      error: "crm down",
+      retry_in_ms: RETRY_DELAYS_MS[0],
+    });
+    const delivered = lines.filter((l) => l.outcome === "delivered");
+    assertEquals(delivered.length, 2);
+    for (const l of delivered) {
+      assertEquals([l.attempt, typeof l.ms, Number(l.ms) >= 0], [1, "number", true]);
+      assertEquals(l.level, undefined);
+    }
+    const ids = (await entries(kv)).map((e) => e.id).sort();
+    assertEquals(lines.map((l) => l.id).sort(), ids);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: after the last attempt an entry is dead, logged as an error", async () => {
+  const kv = await outbox(["crm"], 1);
+  const logs: LogLine[] = [];
+  const crm = handlerDestination("crm", () => Promise.reject(new Error("gone")));
+  const forwarder = createForwarder({
+    kv,
+    destinations: [crm],
+    retryDelaysMs: [],
+    log: (l) => logs.push(l),
+  });
+  try {
+    assertEquals(await forwarder.sweep(), 1);
+    const line = logs.find((l) => l.msg === "forward")!;
+    assertEquals(
+      [line.level, line.outcome, line.attempt, line.retry_in_ms, line.error],
+      ["error", "dead", 1, null, "gone"],
+    );
+    assertEquals((await entries(kv)).map((e) => [e.status, e.lastError]), [["dead", "gone"]]);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: an entry for a destination this process lacks fails saying so", async () => {
+  const kv = await outbox(["gone"], 1);
+  const crm = handlerDestination("crm", () => Promise.resolve());
+  const forwarder = createForwarder({ kv, destinations: [crm], log: () => {} });
+  try {
+    assertEquals(await forwarder.sweep(), 1);
+    const [e] = await entries(kv);
+    assertEquals([e.status, e.attempts, e.lastError], [
+      "pending",
+      1,
+      'no destination "gone" in this process',
+    ]);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: at most maxInFlight attempts run at once per destination", async () => {
+  const kv = await outbox(["crm", "erp"], 6);
+  let running = 0;
+  let most = 0;
+  const gates: (() => void)[] = [];
+  const slow = (name: string) =>
+    handlerDestination(name, async () => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((r) => gates.push(r));
+      running--;
+    });
+  const forwarder = createForwarder({
+    kv,
+    destinations: [slow("crm"), slow("erp")],
+    maxInFlight: 2,
+    log: () => {},
+  });
+  try {
+    const swept = forwarder.sweep();
+    // Release attempts one by one as they come; never more than 2 per destination at once.
+    let released = 0;
+    while (released < 12) {
+      if (gates.length === 0) {
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+      gates.shift()!();
+      released++;
+    }
+    assertEquals(await swept, 12);
+    assertEquals(most, 4, "2 for each destination");
+    assert((await entries(kv)).every((e) => e.status === "delivered"));
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: close() waits for the attempts in flight; a closed forwarder attempts nothing more", async () => {
+  const kv = await outbox(["crm"], 2);
+  let calls = 0;
+  let release = () => {};
+  const crm = handlerDestination("crm", async () => {
+    calls++;
+    await new Promise<void>((r) => (release = r));
+  });
+  const forwarder = createForwarder({ kv, destinations: [crm], maxInFlight: 1, log: () => {} });
+  try {
+    const swept = forwarder.sweep();
+    while (calls === 0) await new Promise((r) => setTimeout(r, 5));
+    let closed = false;
+    const closing = forwarder.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(closed, false, "close waits for the attempt in flight");
+    release();
+    await closing;
+    assertEquals(await swept, 1, "no attempt started after close");
+    forwarder.kick();
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(calls, 1);
+  } finally {
+    kv.close();
+  }
+});
