@@ -302,3 +302,27 @@ Deno.test("hold: a watched delivery that times out stops watching the database",
     real.close();
   }
 });
+
+Deno.test("hold: a commit in another enrollment does not wake a held delivery", async () => {
+  using s = await app(20_000);
+  const held = s.post(progressWebhook({ at: BASE_TIME }));
+  await until(() => s.holds.waiting === 1, "the progress is held");
+  const calls = s.calls.n;
+  const other = await s.post(lessonWebhook({ at: BASE_TIME, user: 42 }));
+  assertEquals(other.json.status, "stored");
+  await new Promise((r) => setTimeout(r, 100));
+  // The other lesson's read, list and commit; nothing from the held delivery.
+  assertEquals(s.calls.n, calls + 3, "the held delivery did not read again");
+  assertEquals(s.holds.waiting, 1);
+  await s.post(lessonWebhook({ at: BASE_TIME }));
+  assertEquals((await within(held, 5_000, "the held progress")).json.status, "collated");
+});
+
+Deno.test("hold: a held delivery whose counterpart never comes answers the pending status after HOLD_MS", async () => {
+  using s = await app(300);
+  const answer = s.post(progressWebhook({ at: BASE_TIME }));
+  await until(() => s.holds.waiting === 1, "the progress is held");
+  const r = await within(answer, 5_000, "the held progress");
+  assertEquals([r.status, r.json.status], [409, "pending"]);
+  assertEquals(s.holds.waiting, 0);
+});

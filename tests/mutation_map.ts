@@ -28,6 +28,7 @@ const T = (name: string) => `tests/${name}_test.ts`;
 /** Module (path from the repository root) → the test files that run against its mutants. */
 export const MUTATION_MAP: Record<string, string[]> = {
   "lib/collator.ts": [
+    T("collator"),
     T("collation_matrix"),
     T("intake"),
     T("telemetry"),

@@ -69,6 +69,23 @@ function counterPoints(bodies: { path: string; text: string }[], name: string): 
   }).sort();
 }
 
+/** The count of the histogram `name` in the last export that has it (summed over its points). */
+function histogramCount(bodies: { path: string; text: string }[], name: string): number {
+  let count = 0;
+  for (const b of bodies.filter((b) => b.path === "/v1/metrics")) {
+    for (const r of JSON.parse(b.text).resourceMetrics) {
+      for (const s of r.scopeMetrics) {
+        for (const m of s.metrics) {
+          if (m.name !== name) continue;
+          count = (m.histogram.dataPoints as { count: string | number }[])
+            .reduce((n, p) => n + Number(p.count), 0);
+        }
+      }
+    }
+  }
+  return count;
+}
+
 const attr = (span: OtlpSpan, key: string) => {
   const v = span.attributes?.find((a) => a.key === key)?.value;
   return v ? Object.values(v)[0] : undefined;
@@ -132,6 +149,9 @@ Deno.test("telemetry: webhook spans carry the collator's attributes; metrics exp
       await new Promise((r) => setTimeout(r, 50));
     }
     assertEquals(counterPoints(rx.bodies, "collator.webhooks"), counted);
+    // One record made: its skew and wait are measured once, not again for the redelivery.
+    assertEquals(histogramCount(rx.bodies, "collator.pair_skew_ms"), 1);
+    assertEquals(histogramCount(rx.bodies, "collator.record_wait_ms"), 1);
 
     const everything = rx.bodies.map((b) => b.text).join("\n");
     for (const secret of ["ada@example.com", "Tester"]) {
