@@ -113,6 +113,7 @@ async function runModule(module: string, force: boolean): Promise<number> {
   await Deno.mkdir(incrementalFile.replace(/\/[^/]*$/, ""), { recursive: true });
   const print = await fingerprint(module);
   const previous = await readReport(incrementalFile);
+  const previousText = previous ? await Deno.readTextFile(incrementalFile) : null;
   if (previous && !force && previous.testFingerprint !== print) {
     const n = await forgetSurvivors(incrementalFile, previous);
     console.log(`${module}: tests or other modules changed, retesting ${n} mutant(s) not killed`);
@@ -131,7 +132,8 @@ async function runModule(module: string, force: boolean): Promise<number> {
     thresholds: { high: goal, low: Math.min(goal, 80), break: null },
     tempDirName: TMP,
     cleanTempDir: true,
-    ignorePatterns: ["/bench", "/reports", "/.scratch", "/data", "*.md"],
+    // Not copied to the sandbox (tests import from bench/, fixtures/ and scripts/: those stay).
+    ignorePatterns: ["/reports", "/.scratch", "/data", "/.git"],
     plugins: [],
     timeoutMS: 10_000,
   };
@@ -150,6 +152,8 @@ async function runModule(module: string, force: boolean): Promise<number> {
   const report = await readReport(incrementalFile);
   if (!status.success || !report) {
     console.error(`${module}: Stryker failed (exit ${status.code})`);
+    // Back to the last complete result (the survivors dropped above come back).
+    if (previousText !== null) await Deno.writeTextFile(incrementalFile, previousText);
     return -1;
   }
   report.testFingerprint = print;
@@ -226,7 +230,7 @@ function table(rows: Row[]): string {
   );
   const line = (r: typeof total, name: string, goal: string) => [
     name,
-    score(r).toFixed(2),
+    r.seconds < 0 ? "failed" : score(r).toFixed(2),
     goal,
     String(r.killed),
     String(r.timeout),
