@@ -52,6 +52,7 @@ Deno.test("committer: two plans checking one key never share a commit; the secon
     assertEquals((await real.get(["enrollment"])).value, "a");
     assertEquals(calls.commit, 2);
     assertEquals(committer.stats.stale, 1);
+    assertEquals(committer.stats.plans, 3, "every plan answered is counted");
   } finally {
     real.close();
   }
@@ -91,6 +92,7 @@ Deno.test("committer: a merged commit that fails reads its checks and commits th
     assertEquals([good1.ok, bad.ok, good2.ok], [true, false, true]);
     // blocker; [good1 bad good2] fails; one read finds "taken" written; [good1 good2]
     assertEquals(committer.stats.fallbacks, 1);
+    assertEquals(committer.stats.plans, 4, "every plan answered is counted");
     assertEquals(calls.commit, 3);
     assertEquals((await real.get(["a"])).value, 1);
     assertEquals((await real.get(["b"])).value, 3);
@@ -380,6 +382,130 @@ Deno.test("committer: a plan Deno KV refuses is committed alone, the others merg
       [committer.stats.commits, committer.stats.plans, committer.stats.largestBatch],
       [3, 5, 3],
     );
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: plans filling the key and total byte limits exactly still share a commit", async () => {
+  const limits = { keyBytes: 80 * 1024, totalBytes: 800 * 1024 };
+  for (const field of ["keyBytes", "totalBytes"] as const) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      // Plan A is fixed; plan B is padded (keys or values, in chunks) to fill the limit exactly.
+      const a = new CommitPlan();
+      for (let m = 0; m < 20; m++) a.set(["a", m, "k".repeat(1_900)], "v".repeat(10_000));
+      const chunk = field === "keyBytes" ? 1_900 : 30_000;
+      const make = (pad: number) => {
+        const plan = new CommitPlan();
+        for (let i = 0; pad > 0; i++, pad -= chunk) {
+          const n = Math.min(pad, chunk);
+          if (field === "keyBytes") plan.set(["b", i, "k".repeat(n)], 0);
+          else plan.set(["b", i], "v".repeat(n));
+        }
+        return plan;
+      };
+      const sizeOf = (p: CommitPlan) => p.profile().size[field];
+      const room = limits[field] - sizeOf(a);
+      let lo = 0;
+      let hi = 400_000;
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        if (sizeOf(make(mid)) <= room) lo = mid;
+        else hi = mid - 1;
+      }
+      const b = make(lo);
+      assertEquals(sizeOf(a) + sizeOf(b), limits[field], `${field} filled exactly`);
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      const results = await Promise.all([committer.commit(a), committer.commit(b)]);
+      await blocker;
+      assert(results.every((r) => r.ok));
+      assertEquals(calls.commit, 1 + 1, `${field}: one merged commit`);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: a plan over the atomic limits on its own is tried alone and refused, never left waiting", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const tooMany = new CommitPlan();
+    for (let c = 0; c < 101; c++) tooMany.check({ key: ["c", c], versionstamp: null });
+    const [over, after] = await Promise.allSettled([
+      committer.commit(tooMany.set(["c"], 1)),
+      committer.commit(fresh(["after"], 1)),
+    ]);
+    await blocker;
+    assertEquals([over.status, after.status], ["rejected", "fulfilled"]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("committer: a refused plan first in line is committed alone too", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled([
+      committer.commit(new CommitPlan().set(["huge"], "x".repeat(70_000))),
+      committer.commit(fresh(["a"], 1)),
+      committer.commit(fresh(["b"], 2)),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["rejected", "fulfilled", "fulfilled"]);
+    // blocker; [huge] alone; [a b]: no merged commit ever failed.
+    assertEquals([calls.commit, committer.stats.fallbacks], [3, 0]);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a merged commit failing on storage is split, so each plan still gets its answer", async () => {
+  const real = await Deno.openKv(":memory:");
+  let commits = 0;
+  const kv = instrumentKv(real, {
+    before(c) {
+      if (c === "commit" && ++commits === 2) throw new Error("disk I/O error");
+    },
+  });
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled(
+      [1, 2, 3].map((i) => committer.commit(fresh(["s", i], i))),
+    );
+    await blocker;
+    // The merged commit of the three failed once; the halves committed.
+    assertEquals(results.map((r) => r.status === "fulfilled" && r.value.ok), [true, true, true]);
+    assertEquals(committer.stats.plans, 4);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: when the database is busy, every plan of the merged commit gets the error at once", async () => {
+  const real = await Deno.openKv(":memory:");
+  let commits = 0;
+  const kv = instrumentKv(real, {
+    before(c) {
+      if (c === "commit" && ++commits === 2) throw new Error("database is locked");
+    },
+  });
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled(
+      [1, 2, 3].map((i) => committer.commit(fresh(["s", i], i))),
+    );
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
+    assertEquals(commits, 2, "not split: the busy database is retried by each request");
+    assertEquals(committer.stats.plans, 4);
   } finally {
     real.close();
   }
