@@ -1,7 +1,8 @@
 /**
- * `deno task mutation [--force] [module…]`: mutation testing with StrykerJS (pinned below), run
- * under Deno with Stryker's `command` test runner. Without modules, every module of
- * `tests/mutation_map.ts` (all of `lib/`).
+ * `deno task mutation [--force] [--report] [module…]`: mutation testing with StrykerJS (pinned
+ * below), run under Deno with Stryker's `command` test runner. Without modules, every module of
+ * `tests/mutation_map.ts` (all of `lib/`). `--report` runs nothing: it prints the table of the
+ * last results kept in `reports/mutation/` (of the modules given, or of every module run so far).
  *
  * One Stryker run per module: `mutate` is that module alone, and each mutant runs only the module's
  * test files from the map (`deno test -A --no-check --fail-fast …`, in Stryker's sandbox copy under
@@ -251,7 +252,8 @@ function table(rows: Row[]): string {
 
 async function main(args: string[]): Promise<number> {
   const force = args.includes("--force");
-  const named = args.filter((a) => a !== "--force").map((a) => a.replace(/^\.\//, ""));
+  const reportOnly = args.includes("--report");
+  const named = args.filter((a) => !a.startsWith("--")).map((a) => a.replace(/^\.\//, ""));
   const unknown = named.filter((m) => !(m in MUTATION_MAP));
   if (unknown.length > 0) {
     console.error(`not in tests/mutation_map.ts: ${unknown.join(", ")}`);
@@ -260,8 +262,9 @@ async function main(args: string[]): Promise<number> {
   const modules = named.length > 0 ? named : Object.keys(MUTATION_MAP).sort();
   const rows: Row[] = [];
   for (const module of modules) {
-    console.log(`\n=== ${module}: ${MUTATION_MAP[module].join(" ")}`);
-    const seconds = await runModule(module, force);
+    if (reportOnly && !(await readReport(reportPath(module)))) continue;
+    if (!reportOnly) console.log(`\n=== ${module}: ${MUTATION_MAP[module].join(" ")}`);
+    const seconds = reportOnly ? 0 : await runModule(module, force);
     const row = await tally(module, seconds);
     rows.push(
       row ?? {

@@ -45,6 +45,13 @@ const invalid: { name: string; body: unknown; path: (string | number)[]; message
   },
 ];
 
+invalid.push({
+  name: "lesson that is not an object",
+  body: { ...lessonWebhook(), payload: { ...lessonWebhook().payload, lesson: 5 } },
+  path: ["payload", "lesson"],
+  message: "Invalid input: expected object, received number",
+});
+
 for (const row of invalid) {
   Deno.test(`intake fields: ${row.name} → 422 naming ${row.path.join(".")}`, async () => {
     const h = await harness();
