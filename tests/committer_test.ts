@@ -422,6 +422,14 @@ Deno.test("committer: plans filling the key and total byte limits exactly still 
       await blocker;
       assert(results.every((r) => r.ok));
       assertEquals(calls.commit, 1 + 1, `${field}: one merged commit`);
+      // One byte more: two commits.
+      const c = make(lo + 1);
+      assertEquals(sizeOf(a) + sizeOf(c) > limits[field], true);
+      const again = committer.commit(fresh(["y"], 0));
+      const more = await Promise.all([committer.commit(a), committer.commit(c)]);
+      await again;
+      assert(more.every((r) => r.ok));
+      assertEquals(calls.commit, 2 + 1 + 2, `${field}: over the limit, two commits`);
     } finally {
       real.close();
     }

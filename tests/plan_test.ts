@@ -15,13 +15,24 @@ async function countingKv() {
   return { kv, real, calls };
 }
 
-const PARTS: Deno.KvKeyPart[] = [1, 1n, "1", true, false, new Uint8Array([1])];
+const PARTS: Deno.KvKeyPart[] = [
+  1,
+  2,
+  1n,
+  2n,
+  "1",
+  true,
+  false,
+  new Uint8Array([1]),
+  new Uint8Array([2]),
+];
+const sameKeyPart = (a: Deno.KvKeyPart, b: Deno.KvKeyPart) =>
+  a === b || (a instanceof Uint8Array && b instanceof Uint8Array && a[0] === b[0]);
 
 Deno.test("plan: keys differing only in the type of a part are different keys", async () => {
   for (const checked of PARTS) {
     for (const written of PARTS) {
-      const same = checked === written ||
-        (checked instanceof Uint8Array && written instanceof Uint8Array);
+      const same = sameKeyPart(checked, written);
       const { kv, real, calls } = await countingKv();
       try {
         const committer = createCommitter(kv);
@@ -56,6 +67,13 @@ const kinds: [string, (p: number) => CommitPlan][] = [
     }
     return plan;
   }],
+  ["checked byte-string keys", (p) => {
+    const plan = new CommitPlan();
+    for (let c = 0; c < 8; c++) {
+      plan.check({ key: ["c", p, new Uint8Array(1_000).fill(c)], versionstamp: null });
+    }
+    return plan.set(["c", p], p);
+  }],
   ["byte values", (p) => new CommitPlan().set(["v", p], new Uint8Array(60_000))],
   ["UTF-16 string values", (p) => new CommitPlan().set(["s", p], "é€".repeat(15_000))],
   ["sums", (p) => {
@@ -84,3 +102,73 @@ for (const [name, make] of kinds) {
     }
   });
 }
+
+Deno.test("plan: a key or value at the size Deno KV allows, estimated, still merges", async () => {
+  // Estimated at exactly 2,048 bytes (the key limit) and 65,536 (the value limit).
+  const key = ["k".repeat(2_046)];
+  const value = "v".repeat(32_758);
+  const atLimit = [
+    new CommitPlan().set(key, 1),
+    new CommitPlan().check({ key, versionstamp: null }).set(["c"], 1),
+    new CommitPlan().set(["v"], value),
+  ];
+  for (const plan of atLimit) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(new CommitPlan().set(["x"], 0));
+      const results = await Promise.all([
+        committer.commit(plan),
+        committer.commit(
+          new CommitPlan().set(["other"], 1),
+        ),
+      ]);
+      await blocker;
+      assertEquals(results.map((r) => r.ok), [true, true]);
+      assertEquals(calls.commit, 2, "merged with the other plan");
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("plan: a checked key over the limit makes its plan fail alone, not the others", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(new CommitPlan().set(["x"], 0));
+    const huge = new CommitPlan().check({ key: ["k".repeat(3_000)], versionstamp: null }).set(
+      ["h"],
+      1,
+    );
+    const results = await Promise.allSettled([
+      committer.commit(new CommitPlan().set(["a"], 1)),
+      committer.commit(huge),
+      committer.commit(new CommitPlan().set(["b"], 1)),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+    assertEquals([calls.commit, committer.stats.fallbacks], [3, 0]);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("plan: after this committer deletes a key, a plan that checks it absent commits", async () => {
+  const { kv, real } = await countingKv();
+  try {
+    await real.set(["k"], "there");
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(new CommitPlan().set(["x"], 0));
+    const del = committer.commit(new CommitPlan().delete(["k"]));
+    const absent = committer.commit(
+      new CommitPlan().check({ key: ["k"], versionstamp: null }).set(["k"], "mine"),
+    );
+    const results = await Promise.all([del, absent]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [true, true]);
+    assertEquals((await real.get(["k"])).value, "mine");
+  } finally {
+    real.close();
+  }
+});
