@@ -68,3 +68,39 @@ Deno.test("collator: a redelivery after the event expired is acknowledged, nothi
     h.close();
   }
 });
+
+Deno.test("collator: redeliveries change nothing once an event is stored, or given up", async () => {
+  const h = await harness();
+  try {
+    const lesson = lessonWebhook();
+    assertEquals((await h.post(lesson)).json.status, "stored");
+    let before = await dump(h.kv);
+    assertEquals((await h.post(lesson)).json.status, "stored");
+    assertEquals(await dump(h.kv), before, "a lesson's redelivery writes nothing");
+
+    const progress = progressWebhook({ user: 77 });
+    const gaveUp = await h.deliver(progress);
+    assertEquals(gaveUp.json.status, "unmatched");
+    before = await dump(h.kv);
+    const again = await h.post(progress);
+    assertEquals([again.status, again.json.status, again.json.attempts], [
+      200,
+      "unmatched",
+      gaveUp.json.attempts,
+    ]);
+    assertEquals(await dump(h.kv), before, "a given-up progress's redelivery writes nothing");
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("collator: without forwarding, a record gets no outbox entry", async () => {
+  const h = await harness();
+  try {
+    assertEquals((await h.post(lessonWebhook())).json.status, "stored");
+    assertEquals((await h.deliver(progressWebhook())).json.status, "collated");
+    assertEquals((await dump(h.kv)).filter((e) => String(e.key[0]).startsWith("outbox")), []);
+  } finally {
+    h.close();
+  }
+});

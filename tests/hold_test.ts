@@ -325,4 +325,6 @@ Deno.test("hold: a held delivery whose counterpart never comes answers the pendi
   const r = await within(answer, 5_000, "the held progress");
   assertEquals([r.status, r.json.status], [409, "pending"]);
   assertEquals(s.holds.waiting, 0);
+  // Its read, list and commit; after the hold, a read and a list: nothing new to write.
+  assertEquals(s.calls.n, 5);
 });
