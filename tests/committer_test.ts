@@ -519,6 +519,23 @@ Deno.test("committer: when the database is busy, every plan of the merged commit
   }
 });
 
+Deno.test("committer: a lone plan whose check fails is answered and counted", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["taken"], "already");
+    const committer = createCommitter(kv);
+    const result = await committer.commit(fresh(["taken"], "mine"));
+    assertEquals([result.ok, calls.commit], [false, 1]);
+    assertEquals([committer.stats.commits, committer.stats.plans, committer.stats.fallbacks], [
+      1,
+      1,
+      0,
+    ]);
+  } finally {
+    real.close();
+  }
+});
+
 Deno.test("committer: its memory of a key it wrote never fails a plan that read the key deleted since by another writer", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
