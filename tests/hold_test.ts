@@ -126,9 +126,11 @@ Deno.test("hold: closing the holds (shutdown) answers a held delivery at once", 
   using s = await app(20_000);
   const held = s.post(progressWebhook({ at: BASE_TIME }));
   await until(() => s.holds.waiting === 1, "the progress is held");
+  const calls = s.calls.n;
   s.holds.close();
   const answer = await within(held, 5_000, "shutdown");
   assertEquals([answer.status, answer.json.status], [409, "pending"]);
+  assertEquals(s.calls.n, calls, "not its last delivery: answered with no new read");
   // Later deliveries are not held either.
   const next = await within(s.post(progressWebhook({ at: BASE_TIME + 5_000 })), 5_000, "after");
   assertEquals(next.status, 409);
@@ -327,4 +329,18 @@ Deno.test("hold: a held delivery whose counterpart never comes answers the pendi
   assertEquals(s.holds.waiting, 0);
   // Its read, list and commit; after the hold, a read and a list: nothing new to write.
   assertEquals(s.calls.n, 5);
+});
+
+Deno.test("hold: with LOGIC_TOPIC=lesson.completed the lesson is held and answered with its record", async () => {
+  using s = await app(20_000, "memory", undefined, { LOGIC_TOPIC: "lesson.completed" });
+  const lesson = lessonWebhook({ at: BASE_TIME });
+  const held = s.post(lesson);
+  await until(() => s.holds.waiting === 1, "the lesson is held");
+  const progress = await s.post(progressWebhook({ at: BASE_TIME }));
+  assertEquals(progress.json.status, "collated");
+  const answer = await within(held, 5_000, "the held lesson");
+  assertEquals([answer.status, answer.json.status], [200, "collated"]);
+  assertEquals((answer.json.record as Record<string, unknown>).lesson_event_id, lesson.id);
+  // Three KV calls each: the woken lesson got its record from the progress's commit.
+  assertEquals(s.calls.n, 6);
 });
