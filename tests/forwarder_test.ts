@@ -229,3 +229,39 @@ Deno.test("forwarder: close() waits for the attempts in flight; a closed forward
     kv.close();
   }
 });
+
+Deno.test("forwarder: work that arrives while a destination hangs is started without waiting for it", async () => {
+  const kv = await outbox(["slow", "fast"], 1);
+  const hanging: (() => void)[] = [];
+  const releaseSlow = () => hanging.splice(0).forEach((r) => r());
+  const fastDone: string[] = [];
+  const slow = handlerDestination("slow", () => new Promise<void>((r) => hanging.push(r)));
+  const fast = handlerDestination("fast", (record) => {
+    fastDone.push(record.lesson_event_id);
+    return Promise.resolve();
+  });
+  const forwarder = createForwarder({ kv, destinations: [slow, fast], log: () => {} });
+  try {
+    const swept = forwarder.sweep();
+    while (fastDone.length < 1) await new Promise((r) => setTimeout(r, 5));
+    // The sweep still runs (slow hangs) when a new record for both destinations comes in.
+    const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
+    const app = createApp({ kv, config, forwarder, log: () => {} });
+    const at = BASE_TIME + 3_600_000;
+    for (const body of [lessonWebhook({ at, lesson: 900 }), progressWebhook({ at })]) {
+      const res = await app.request("/webhooks/thinkific", await signedInit(body));
+      await res.body?.cancel();
+    }
+    for (let i = 0; i < 400 && fastDone.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assertEquals(fastDone.length, 2, "the new record reached fast while slow still hangs");
+    while (hanging.length < 2) await new Promise((r) => setTimeout(r, 5));
+    releaseSlow();
+    assertEquals(await swept, 4);
+  } finally {
+    releaseSlow();
+    await forwarder.close();
+    kv.close();
+  }
+});
