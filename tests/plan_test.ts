@@ -172,3 +172,22 @@ Deno.test("plan: after this committer deletes a key, a plan that checks it absen
     real.close();
   }
 });
+
+Deno.test("plan: a key over the limit fails its plan alone; a large byte value within it merges", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(new CommitPlan().set(["x"], 0));
+    const results = await Promise.allSettled([
+      committer.commit(new CommitPlan().set(["a"], new Uint8Array(65_000))),
+      committer.commit(new CommitPlan().set(["k".repeat(3_000)], 1)),
+      committer.commit(new CommitPlan().set(["b"], 1)),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+    // blocker; [a b] merged; the key too large alone: no merged commit was refused.
+    assertEquals([calls.commit, committer.stats.fallbacks], [3, 0]);
+  } finally {
+    real.close();
+  }
+});
