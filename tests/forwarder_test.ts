@@ -13,8 +13,13 @@ import {
   createForwarder,
   type Forwarder,
   handlerDestination,
+  messageBody,
   RETRY_DELAYS_MS,
+  sweepEveryMinute,
+  webhookDestination,
 } from "../lib/forward/forwarder.ts";
+import { importStandardKey, verifyMessage } from "../lib/forward/standard_webhooks.ts";
+import type { OutboxEntry } from "../lib/store/keys.ts";
 import type { LogLine } from "./_helpers.ts";
 
 /** A KV database holding one outbox entry per destination for each of `pairs` new records. */
@@ -261,6 +266,86 @@ Deno.test("forwarder: work that arrives while a destination hangs is started wit
     assertEquals(await swept, 4);
   } finally {
     releaseSlow();
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: the webhook destination POSTs the signed JSON message, and a non-2xx fails it", async () => {
+  const key = await importStandardKey(`whsec_${btoa("k".repeat(32))}`);
+  const sent: { url: string; init: RequestInit }[] = [];
+  let status = 200;
+  const fetchStub = (url: string | URL | Request, init?: RequestInit) => {
+    sent.push({ url: String(url), init: init! });
+    return Promise.resolve(new Response("ok", { status }));
+  };
+  const destination = webhookDestination("https://crm.example/hook", key, {
+    fetch: fetchStub as typeof fetch,
+    now: () => 1_700_000_000_000,
+  });
+  assertEquals(destination.name, "webhook");
+  const kv = await outbox(["webhook"], 1);
+  try {
+    const [entry] = await entries(kv) as unknown as OutboxEntry[];
+    const attempt = new AbortController();
+    await destination.deliver(entry, attempt.signal);
+    const { url, init } = sent[0];
+    assertEquals([url, init.method], ["https://crm.example/hook", "POST"]);
+    const headers = init.headers as Record<string, string>;
+    assertEquals(headers["content-type"], "application/json");
+    assertEquals(init.body, messageBody(entry.record));
+    assertEquals(headers["webhook-id"], entry.messageId);
+    assertEquals(headers["webhook-timestamp"], "1700000000");
+    assert(
+      await verifyMessage(key, {
+        id: headers["webhook-id"],
+        timestamp: headers["webhook-timestamp"],
+        signature: headers["webhook-signature"],
+      }, String(init.body)),
+    );
+    // The attempt's signal reaches the request.
+    attempt.abort(new Error("deadline"));
+    assertEquals(init.signal?.aborted, true);
+    status = 500;
+    let error = "";
+    await destination.deliver(entry, new AbortController().signal).catch((e) => error = e.message);
+    assertEquals(error, "HTTP 500");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("forwarder: Deno.cron sweeps every minute", () => {
+  const crons: [string, string][] = [];
+  const forwarder: Forwarder = {
+    destinations: [],
+    kick() {},
+    sweep: () => Promise.resolve(0),
+    tick: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  sweepEveryMinute(forwarder, (name, schedule) => crons.push([name, schedule]));
+  assertEquals(crons, [["forward due outbox entries", "* * * * *"]]);
+});
+
+Deno.test("forwarder: an attempt failing after its deadline is no unhandled rejection", async () => {
+  const kv = await outbox(["crm"], 1);
+  const late = handlerDestination(
+    "crm",
+    () => new Promise((_, reject) => setTimeout(() => reject(new Error("too late")), 80)),
+  );
+  const forwarder = createForwarder({
+    kv,
+    destinations: [late],
+    attemptTimeoutMs: 20,
+    log: () => {},
+  });
+  try {
+    assertEquals(await forwarder.sweep(), 1);
+    await new Promise((r) => setTimeout(r, 150));
+    const [e] = await entries(kv);
+    assertEquals(e.lastError, "no answer within 20 ms");
+  } finally {
     await forwarder.close();
     kv.close();
   }
