@@ -20,6 +20,7 @@ import {
 } from "../lib/forward/forwarder.ts";
 import { importStandardKey, verifyMessage } from "../lib/forward/standard_webhooks.ts";
 import type { OutboxEntry } from "../lib/store/keys.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
 import type { LogLine } from "./_helpers.ts";
 
 /** A KV database holding one outbox entry per destination for each of `pairs` new records. */
@@ -348,5 +349,31 @@ Deno.test("forwarder: an attempt failing after its deadline is no unhandled reje
   } finally {
     await forwarder.close();
     kv.close();
+  }
+});
+
+Deno.test("forwarder: when recording attempts fails, it logs an error and those entries stay pending", async () => {
+  const real = await outbox(["crm"], 2);
+  let commits = 0;
+  const kv = instrumentKv(real, {
+    before(c) {
+      // The lease commits first; recording the two attempts' ends is the next commit.
+      if (c === "commit" && ++commits === 2) throw new Error("disk full");
+    },
+  });
+  const logs: LogLine[] = [];
+  const crm = handlerDestination("crm", () => Promise.resolve());
+  const forwarder = createForwarder({ kv, destinations: [crm], log: (l) => logs.push(l) });
+  try {
+    assertEquals(await forwarder.sweep(), 2);
+    const failed = logs.filter((l) => l.msg === "forward settle failed");
+    assertEquals(failed.length, 1);
+    assertEquals([failed[0].level, failed[0].error], ["error", "Error: disk full"]);
+    // The ends that could not be recorded leave their entries pending (due when the lease ends).
+    const pending = (await entries(real)).filter((e) => e.status === "pending");
+    assertEquals(pending.length, failed[0].entries);
+  } finally {
+    await forwarder.close();
+    real.close();
   }
 });
