@@ -118,5 +118,5 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("fixtures"),
     T("intake_property"),
   ],
-  "lib/thinkific/signature.ts": [T("intake"), T("intake_property")],
+  "lib/thinkific/signature.ts": [T("signature"), T("intake"), T("intake_property")],
 };
