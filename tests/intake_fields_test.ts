@@ -169,3 +169,23 @@ Deno.test("intake fields: lessons are listed in the order of their position in t
     h.close();
   }
 });
+
+Deno.test("intake fields: a learner's first record is a first completion only above 0 percent", async () => {
+  for (const [percentage, first] of [["0", false], ["0.5", true]] as const) {
+    const rec = await collate(lessonWebhook(), progressWebhook({ percentage }));
+    assertEquals([rec.previous_percentage_completed, rec.first_completion], [null, first]);
+  }
+});
+
+Deno.test("intake fields: an email or course name missing from the progress is taken from the lesson", async () => {
+  const progress = progressWebhook();
+  const rec = await collate(lessonWebhook(), {
+    ...progress,
+    payload: {
+      ...progress.payload,
+      user: { ...progress.payload.user, email: "" },
+      course: { ...progress.payload.course, name: "" },
+    },
+  });
+  assertEquals([rec.user_email, rec.course_name], ["ada@example.com", "Watercolor for beginners"]);
+});

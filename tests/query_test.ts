@@ -79,3 +79,18 @@ Deno.test("query: since with a UTC offset, and a padded school id, filter as mea
     h.close();
   }
 });
+
+Deno.test("query: the CSV export's raw flag is true or false, and the download is never cached", async () => {
+  const h = await harness();
+  try {
+    const bad = await h.app.request("/api/records.csv?raw=yes");
+    assertEquals(bad.status, 400);
+    assertEquals((await bad.json()).error, "query parameter raw must be true or false");
+    const ok = await h.app.request("/api/records.csv?raw=true");
+    assertEquals(ok.status, 200);
+    assertEquals(ok.headers.get("cache-control"), "no-store");
+    await ok.body?.cancel();
+  } finally {
+    h.close();
+  }
+});
