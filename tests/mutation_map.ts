@@ -65,8 +65,8 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("forward"),
   ],
   "lib/kv.ts": [T("config"), T("hold")],
-  "lib/lanes.ts": [T("committer"), T("collation_matrix")],
-  "lib/log.ts": [T("telemetry"), T("intake")],
+  "lib/lanes.ts": [T("lanes_log"), T("committer"), T("collation_matrix")],
+  "lib/log.ts": [T("lanes_log"), T("telemetry"), T("intake")],
   "lib/matching/decide.ts": [
     T("collation_matrix"),
     T("intake"),
