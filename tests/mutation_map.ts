@@ -47,7 +47,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/forward/forwarder.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold")],
-  "lib/http/_auth.ts": [T("api"), T("dashboard")],
+  "lib/http/_auth.ts": [T("auth"), T("api"), T("dashboard")],
   "lib/http/_body.ts": [T("body"), T("intake"), T("intake_property")],
   "lib/http/_csv.ts": [T("query"), T("csv"), T("api")],
   "lib/http/_query.ts": [T("query"), T("api"), T("cursor"), T("courses_api")],
