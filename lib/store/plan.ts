@@ -70,9 +70,10 @@ export function valueBytes(value: unknown): number {
 export function keyId(key: Deno.KvKey): string {
   return JSON.stringify(
     key.map((p) =>
-      typeof p === "bigint" ? { n: String(p) } : p instanceof Uint8Array
+      typeof p === "bigint"
+        ? { n: String(p) }
+        : p instanceof Uint8Array
         ? { u: Array.from(p) }
-        // Stryker disable next-line all: JSON already tells true from "true" and from 1
         : typeof p === "boolean"
         ? { b: p }
         : p
