@@ -52,6 +52,7 @@ Deno.test("committer: two plans checking one key never share a commit; the secon
     assertEquals((await real.get(["enrollment"])).value, "a");
     assertEquals(calls.commit, 2);
     assertEquals(committer.stats.stale, 1);
+    assertEquals(committer.stats.plans, 3, "every plan answered is counted");
   } finally {
     real.close();
   }
@@ -103,7 +104,52 @@ Deno.test("committer: a merged commit that fails reads its checks and commits th
     const committer = await failOneOfThree(kv, real);
     // blocker; [good1 bad good2] fails; one read finds "taken" written; [good1 good2]
     assertEquals(committer.stats.fallbacks, 1);
+    assertEquals(committer.stats.plans, 4, "every plan answered is counted");
     assertEquals(calls.commit, 3);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a failed merged commit's read covers every checked key, and a plan fails if any of its checks does", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["taken"], "already");
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    // 12 plans checking 12 keys (more than one getMany reads); the bad one checks a free key too.
+    const goods = Array.from({ length: 11 }, (_, i) => committer.commit(fresh(["g", i], i)));
+    const bad = committer.commit(
+      new CommitPlan().check({ key: ["free"], versionstamp: null }, {
+        key: ["taken"],
+        versionstamp: null,
+      }).set(["free"], 1),
+    );
+    const results = await Promise.all([...goods, bad]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [...goods.map(() => true), false]);
+    // blocker; the merged commit fails; one read finds the culprit; the 11 others again.
+    assertEquals([calls.commit, committer.stats.fallbacks], [3, 1]);
+    assertEquals((await real.get(["free"])).value, null);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: when every plan of a failed merged commit lost, nothing is committed again", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["t1"], 1);
+    await real.set(["t2"], 2);
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.all([
+      committer.commit(fresh(["t1"], "mine")),
+      committer.commit(fresh(["t2"], "mine")),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [false, false]);
+    assertEquals(calls.commit, 2, "blocker, the failed merge; no empty commit");
   } finally {
     real.close();
   }
@@ -196,6 +242,293 @@ Deno.test("committer: merged commits stay within the atomic limits", async () =>
     await blocker;
     assert(results.every((r) => r.ok));
     assertEquals(calls.commit, 1 + 2);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a merged commit holds at most 100 checks, exactly 100 included", async () => {
+  for (const [plans, commits] of [[25, 1], [26, 2]]) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      // Plans of 4 checks each: 25 make exactly 100 (one commit), 26 make 104 (two).
+      const waiting = Array.from({ length: plans }, (_, p) => {
+        const plan = new CommitPlan();
+        for (let c = 0; c < 4; c++) plan.check({ key: ["c", p, c], versionstamp: null });
+        return committer.commit(plan.set(["c", p], p));
+      });
+      const results = await Promise.all(waiting);
+      await blocker;
+      assert(results.every((r) => r.ok));
+      assertEquals(calls.commit, 1 + commits, `${plans} plans of 4 checks`);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: a merged commit holds at most 1000 mutations, exactly 1000 included", async () => {
+  for (const [plans, commits] of [[25, 1], [26, 2]]) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      const waiting = Array.from({ length: plans }, (_, p) => {
+        const plan = new CommitPlan();
+        for (let m = 0; m < 40; m++) plan.set(["m", p, m], m);
+        return committer.commit(plan);
+      });
+      assert((await Promise.all(waiting)).every((r) => r.ok));
+      await blocker;
+      assertEquals(calls.commit, 1 + commits, `${plans} plans of 40 mutations`);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: merged commits stay within 80 KiB of keys and 800 KiB in all", async () => {
+  // Keys of 1,900 bytes: 10 per plan; a value of 30,000 characters: 1 per plan.
+  const bigKeys = (p: number) => {
+    const plan = new CommitPlan();
+    for (let m = 0; m < 10; m++) plan.set(["k", p, m, "k".repeat(1_900)], m);
+    return plan;
+  };
+  const bigValue = (p: number) => new CommitPlan().set(["v", p], "v".repeat(30_000));
+  for (
+    const [make, limit, field] of [
+      [bigKeys, 80 * 1024, "keyBytes"],
+      [bigValue, 800 * 1024, "totalBytes"],
+    ] as const
+  ) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      const size = make(0).profile().size[field];
+      const perCommit = Math.floor(limit / size);
+      const plans = 3 * perCommit;
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      const results = await Promise.all(
+        Array.from({ length: plans }, (_, p) => committer.commit(make(p))),
+      );
+      await blocker;
+      assert(results.every((r) => r.ok));
+      assertEquals(calls.commit, 1 + 3, `${plans} plans, ${perCommit} fit in ${field}`);
+      assertEquals(committer.stats.fallbacks, 0);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: at most maxPlans plans share a commit", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv, { maxPlans: 3 });
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.all(
+      Array.from({ length: 7 }, (_, p) => committer.commit(fresh(["p", p], p))),
+    );
+    await blocker;
+    assert(results.every((r) => r.ok));
+    assertEquals(calls.commit, 1 + 3, "3 + 3 + 1");
+    assertEquals(committer.stats.largestBatch, 3);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a plan conflicting with one plan of a batch waits, even if it fits the others", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["e"], 1);
+    const read = await real.get(["e"]);
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const checker = committer.commit(new CommitPlan().check(read).set(["f"], 1));
+    const other = committer.commit(fresh(["g"], 1));
+    const writer = committer.commit(new CommitPlan().set(["e"], 2));
+    const results = await Promise.all([checker, other, writer]);
+    await blocker;
+    assertEquals(results.map((r) => r.ok), [true, true, true]);
+    assertEquals(calls.commit, 1 + 2, "[checker other] then [writer]");
+    assertEquals((await real.get(["e"])).value, 2);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a plan Deno KV refuses is committed alone, the others merged without it", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled([
+      committer.commit(fresh(["a"], 1)),
+      committer.commit(new CommitPlan().set(["huge"], "x".repeat(70_000))),
+      committer.commit(fresh(["b"], 2)),
+      committer.commit(fresh(["c"], 3)),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    // blocker; [a b c]; [huge] alone: no merged commit ever failed.
+    assertEquals(calls.commit, 3);
+    assertEquals(committer.stats.fallbacks, 0);
+    assertEquals(
+      [committer.stats.commits, committer.stats.plans, committer.stats.largestBatch],
+      [3, 5, 3],
+    );
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: plans filling the key and total byte limits exactly still share a commit", async () => {
+  const limits = { keyBytes: 80 * 1024, totalBytes: 800 * 1024 };
+  for (const field of ["keyBytes", "totalBytes"] as const) {
+    const { kv, real, calls } = await countingKv();
+    try {
+      // Plan A is fixed; plan B is padded (keys or values, in chunks) to fill the limit exactly.
+      const a = new CommitPlan();
+      for (let m = 0; m < 20; m++) a.set(["a", m, "k".repeat(1_900)], "v".repeat(10_000));
+      const chunk = field === "keyBytes" ? 1_900 : 30_000;
+      const make = (pad: number) => {
+        const plan = new CommitPlan();
+        for (let i = 0; pad > 0; i++, pad -= chunk) {
+          const n = Math.min(pad, chunk);
+          if (field === "keyBytes") plan.set(["b", i, "k".repeat(n)], 0);
+          else plan.set(["b", i], "v".repeat(n));
+        }
+        return plan;
+      };
+      const sizeOf = (p: CommitPlan) => p.profile().size[field];
+      const room = limits[field] - sizeOf(a);
+      let lo = 0;
+      let hi = 400_000;
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        if (sizeOf(make(mid)) <= room) lo = mid;
+        else hi = mid - 1;
+      }
+      const b = make(lo);
+      assertEquals(sizeOf(a) + sizeOf(b), limits[field], `${field} filled exactly`);
+      const committer = createCommitter(kv);
+      const blocker = committer.commit(fresh(["x"], 0));
+      const results = await Promise.all([committer.commit(a), committer.commit(b)]);
+      await blocker;
+      assert(results.every((r) => r.ok));
+      assertEquals(calls.commit, 1 + 1, `${field}: one merged commit`);
+      // One byte more: two commits.
+      const c = make(lo + 1);
+      assertEquals(sizeOf(a) + sizeOf(c) > limits[field], true);
+      const again = committer.commit(fresh(["y"], 0));
+      const more = await Promise.all([committer.commit(a), committer.commit(c)]);
+      await again;
+      assert(more.every((r) => r.ok));
+      assertEquals(calls.commit, 2 + 1 + 2, `${field}: over the limit, two commits`);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: a plan over the atomic limits on its own is tried alone and refused, never left waiting", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const tooMany = new CommitPlan();
+    for (let c = 0; c < 101; c++) tooMany.check({ key: ["c", c], versionstamp: null });
+    const [over, after] = await Promise.allSettled([
+      committer.commit(tooMany.set(["c"], 1)),
+      committer.commit(fresh(["after"], 1)),
+    ]);
+    await blocker;
+    assertEquals([over.status, after.status], ["rejected", "fulfilled"]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("committer: a refused plan first in line is committed alone too", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled([
+      committer.commit(new CommitPlan().set(["huge"], "x".repeat(70_000))),
+      committer.commit(fresh(["a"], 1)),
+      committer.commit(fresh(["b"], 2)),
+    ]);
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["rejected", "fulfilled", "fulfilled"]);
+    // blocker; [huge] alone; [a b]: no merged commit ever failed.
+    assertEquals([calls.commit, committer.stats.fallbacks], [3, 0]);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a merged commit failing on storage is split, so each plan still gets its answer", async () => {
+  const real = await Deno.openKv(":memory:");
+  let commits = 0;
+  const kv = instrumentKv(real, {
+    before(c) {
+      if (c === "commit" && ++commits === 2) throw new Error("disk I/O error");
+    },
+  });
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled(
+      [1, 2, 3].map((i) => committer.commit(fresh(["s", i], i))),
+    );
+    await blocker;
+    // The merged commit of the three failed once; the halves committed.
+    assertEquals(results.map((r) => r.status === "fulfilled" && r.value.ok), [true, true, true]);
+    assertEquals(committer.stats.plans, 4);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: when the database is busy, every plan of the merged commit gets the error at once", async () => {
+  const real = await Deno.openKv(":memory:");
+  let commits = 0;
+  const kv = instrumentKv(real, {
+    before(c) {
+      if (c === "commit" && ++commits === 2) throw new Error("database is locked");
+    },
+  });
+  try {
+    const committer = createCommitter(kv);
+    const blocker = committer.commit(fresh(["x"], 0));
+    const results = await Promise.allSettled(
+      [1, 2, 3].map((i) => committer.commit(fresh(["s", i], i))),
+    );
+    await blocker;
+    assertEquals(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
+    assertEquals(commits, 2, "not split: the busy database is retried by each request");
+    assertEquals(committer.stats.plans, 4);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: a lone plan whose check fails is answered and counted", async () => {
+  const { kv, real, calls } = await countingKv();
+  try {
+    await real.set(["taken"], "already");
+    const committer = createCommitter(kv);
+    const result = await committer.commit(fresh(["taken"], "mine"));
+    assertEquals([result.ok, calls.commit], [false, 1]);
+    assertEquals([committer.stats.commits, committer.stats.plans, committer.stats.fallbacks], [
+      1,
+      1,
+      0,
+    ]);
   } finally {
     real.close();
   }

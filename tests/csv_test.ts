@@ -32,24 +32,45 @@ Deno.test("csv: fields are quoted only when needed, quotes doubled, null empty",
   assertEquals(csvField("plain"), "plain");
   assertEquals(csvField('say "hi", then\r\nleave'), '"say ""hi"", then\r\nleave"');
   assertEquals(csvField(null), "");
+  assertEquals(csvField(undefined), "", 'a field a record lacks is empty, not "undefined"');
+  assertEquals(csvField("a\rb"), '"a\rb"', "a bare CR is quoted");
+  assertEquals(csvField("a\nb"), '"a\nb"', "a bare LF is quoted");
   assertEquals(csvField(-12.5), "-12.5");
   assertEquals(csvField(true), "true");
 });
 
 Deno.test("csv: the stream reads the next page only when the reader wants more", async () => {
   let pulled = 0;
+  let closed = false;
   async function* pages() {
-    for (let i = 0; i < 1000; i++) {
-      pulled++;
-      await Promise.resolve();
-      yield [{ a: i, b: `row ${i}` }];
+    try {
+      for (let i = 0; i < 1000; i++) {
+        pulled++;
+        await Promise.resolve();
+        yield [{ a: i, b: `row ${i}` }];
+      }
+    } finally {
+      closed = true;
     }
   }
   const reader = csvStream(["a", "b"] as const, pages()).getReader();
   const decoder = new TextDecoder();
   assertEquals(decoder.decode((await reader.read()).value), "a,b\r\n");
   assertEquals(decoder.decode((await reader.read()).value), "0,row 0\r\n");
-  assert(pulled <= 2, `pages read ahead: ${pulled}`);
+  await new Promise((r) => setTimeout(r, 10));
+  assertEquals(pulled, 1, "no page is read ahead");
+  await reader.cancel();
+  assert(closed, "cancelling the download closes the listing");
+});
+
+Deno.test("csv: cancelling a stream over pages that cannot be closed is fine", async () => {
+  const pages: AsyncIterable<{ a: number }[]> = {
+    [Symbol.asyncIterator]: () => ({
+      next: () => Promise.resolve({ done: false, value: [{ a: 1 }] }),
+    }),
+  };
+  const reader = csvStream(["a"] as const, pages).getReader();
+  await reader.read();
   await reader.cancel();
 });
 

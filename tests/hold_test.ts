@@ -10,6 +10,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import {
   BASE_TIME,
+  dump,
   lessonWebhook,
   progressWebhook,
   SECRET,
@@ -83,6 +84,31 @@ Deno.test("hold: a progress arriving first is answered with its record when its 
   assertEquals(s.calls.n, 6);
 });
 
+Deno.test("hold: two progresses held in one enrollment are each answered with their own record", async () => {
+  using s = await app(20_000);
+  const first = progressWebhook({ at: BASE_TIME, percentage: "10" });
+  const second = progressWebhook({ at: BASE_TIME + 600_000, percentage: "20" });
+  let firstAnswered = false;
+  const heldFirst = s.post(first).finally(() => firstAnswered = true);
+  const heldSecond = s.post(second);
+  await until(() => s.holds.waiting === 2, "both progresses are held");
+  // The second's lesson comes first: only the second is answered with it.
+  const lesson2 = await s.post(lessonWebhook({ at: BASE_TIME + 600_000, lesson: 2 }));
+  assertEquals(lesson2.json.status, "collated");
+  const answer2 = await within(heldSecond, 5_000, "the second held progress");
+  assertEquals((answer2.json.record as Record<string, unknown>).progress_event_id, second.id);
+  // Woken too, the first decides again and goes back to waiting for its own lesson.
+  await until(() => s.holds.waiting === 1, "the first waits again");
+  assertEquals(firstAnswered, false, "the first still waits for its own lesson");
+  const lesson1 = await s.post(lessonWebhook({ at: BASE_TIME, lesson: 1 }));
+  assertEquals(lesson1.json.status, "collated");
+  const answer1 = await within(heldFirst, 5_000, "the first held progress");
+  assertEquals([answer1.status, answer1.json.status], [200, "collated"]);
+  const record1 = answer1.json.record as Record<string, unknown>;
+  assertEquals([record1.progress_event_id, record1.lesson_id], [first.id, 1]);
+  assertEquals(s.holds.waiting, 0);
+});
+
 Deno.test("hold: HOLD_MS=0 answers the pending status at once", async () => {
   using s = await app(0);
   const answer = await within(s.post(progressWebhook({ at: BASE_TIME })), 5_000, "HOLD_MS=0");
@@ -101,9 +127,11 @@ Deno.test("hold: closing the holds (shutdown) answers a held delivery at once", 
   using s = await app(20_000);
   const held = s.post(progressWebhook({ at: BASE_TIME }));
   await until(() => s.holds.waiting === 1, "the progress is held");
+  const calls = s.calls.n;
   s.holds.close();
   const answer = await within(held, 5_000, "shutdown");
   assertEquals([answer.status, answer.json.status], [409, "pending"]);
+  assertEquals(s.calls.n, calls, "not its last delivery: answered with no new read");
   // Later deliveries are not held either.
   const next = await within(s.post(progressWebhook({ at: BASE_TIME + 5_000 })), 5_000, "after");
   assertEquals(next.status, 409);
@@ -216,4 +244,105 @@ Deno.test("hold: SIGTERM during a held last delivery answers 200 unmatched, list
     await first.close();
     await server.close();
   }
+});
+
+Deno.test("hold: a wait of 0 ms ends at once as a timeout and is never counted as waiting", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const holds = createHolds(kv, { mode: "memory" });
+    const waited = holds.wait("t", ["k"], null, 0);
+    assertEquals(holds.waiting, 0);
+    assertEquals((await waited).end, "timeout");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("hold: in memory mode only a notification wakes a delivery, not a write to the database", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const holds = createHolds(kv, { mode: "memory" });
+    const waited = holds.wait("t", ["k"], null, 300);
+    await kv.set(["k"], 1);
+    assertEquals((await within(waited, 5_000, "the memory-mode wait")).end, "timeout");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("hold: a watched delivery that times out stops watching the database", async () => {
+  const real = await Deno.openKv(":memory:");
+  let watching = 0;
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop !== "watch") {
+        const v = Reflect.get(target, prop);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return (keys: Deno.KvKey[]) => {
+        const inner = target.watch(keys).getReader();
+        watching++;
+        return new ReadableStream({
+          async pull(controller) {
+            const { done, value } = await inner.read();
+            if (done) controller.close();
+            else controller.enqueue(value);
+          },
+          async cancel() {
+            watching--;
+            await inner.cancel();
+          },
+        });
+      };
+    },
+  });
+  try {
+    const holds = createHolds(kv, { mode: "watch" });
+    const end = await within(holds.wait("t", ["k"], null, 100), 5_000, "the watched wait");
+    assertEquals(end.end, "timeout");
+    await until(() => watching === 0, "the watch is cancelled");
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("hold: a commit in another enrollment does not wake a held delivery", async () => {
+  using s = await app(20_000);
+  const held = s.post(progressWebhook({ at: BASE_TIME }));
+  await until(() => s.holds.waiting === 1, "the progress is held");
+  const calls = s.calls.n;
+  const other = await s.post(lessonWebhook({ at: BASE_TIME, user: 42 }));
+  assertEquals(other.json.status, "stored");
+  await new Promise((r) => setTimeout(r, 100));
+  // The other lesson's read, list and commit; nothing from the held delivery.
+  assertEquals(s.calls.n, calls + 3, "the held delivery did not read again");
+  assertEquals(s.holds.waiting, 1);
+  await s.post(lessonWebhook({ at: BASE_TIME }));
+  assertEquals((await within(held, 5_000, "the held progress")).json.status, "collated");
+});
+
+Deno.test("hold: a held delivery whose counterpart never comes answers the pending status after HOLD_MS", async () => {
+  using s = await app(300);
+  const answer = s.post(progressWebhook({ at: BASE_TIME }));
+  await until(() => s.holds.waiting === 1, "the progress is held");
+  const stored = await dump(s.kv);
+  const r = await within(answer, 5_000, "the held progress");
+  assertEquals([r.status, r.json.status], [409, "pending"]);
+  assertEquals(s.holds.waiting, 0);
+  // Deciding again after the hold finds nothing new to write.
+  assertEquals(await dump(s.kv), stored);
+});
+
+Deno.test("hold: with LOGIC_TOPIC=lesson.completed the lesson is held and answered with its record", async () => {
+  using s = await app(20_000, "memory", undefined, { LOGIC_TOPIC: "lesson.completed" });
+  const lesson = lessonWebhook({ at: BASE_TIME });
+  const held = s.post(lesson);
+  await until(() => s.holds.waiting === 1, "the lesson is held");
+  const progress = await s.post(progressWebhook({ at: BASE_TIME }));
+  assertEquals(progress.json.status, "collated");
+  const answer = await within(held, 5_000, "the held lesson");
+  assertEquals([answer.status, answer.json.status], [200, "collated"]);
+  assertEquals((answer.json.record as Record<string, unknown>).lesson_event_id, lesson.id);
+  // Three KV calls each: the woken lesson got its record from the progress's commit.
+  assertEquals(s.calls.n, 6);
 });

@@ -315,3 +315,31 @@ Deno.test("policy: both sides of a neighbourhood agree on who pairs with whom", 
   assertEquals(partnerOf(ps[0], ls, ps), "L0");
   assertEquals(partnerOf(ps[1], ls, ps), "L1");
 });
+
+Deno.test("policy: a chain whose links are exactly one window is one cluster, one more ms breaks it", () => {
+  // Gaps: 501 | 500 500 500 500 | 501, self at 1000.
+  assertEquals(clusterSpan([-1, 500, 1500, 2000, 2501], 1000, W), { from: 500, to: 2000 });
+});
+
+Deno.test("policy: a counterpart outside the window is never taken, even when the near one is", () => {
+  // R (a rival) takes L1 exactly; L2 is 600 ms away from P, beyond the window: P waits.
+  const d = choosePartner({
+    self: logic(1000, 2, "P"),
+    counterparts: [c("L1", 1010), c("L2", 1600)],
+    rivals: [c("R", 1010)],
+    windowMs: W,
+  });
+  assertEquals(d, null);
+});
+
+Deno.test("policy: two events at one instant wanting one counterpart: the lower id gets it, either side", () => {
+  const want = (self: string, rival: string) =>
+    choosePartner({
+      self: logic(1000, 1, self),
+      counterparts: [c("L1", 1000)],
+      rivals: [c(rival, 1000)],
+      windowMs: W,
+    })?.partner.id ?? null;
+  assertEquals(want("P1", "P2"), "L1");
+  assertEquals(want("P2", "P1"), null);
+});

@@ -46,6 +46,46 @@ function metricNames(bodies: { path: string; text: string }[]): Set<string> {
   );
 }
 
+/** The data points of the counter `name` in the last export that has it: attributes → value. */
+function counterPoints(bodies: { path: string; text: string }[], name: string): string[] {
+  interface Point {
+    attributes?: OtlpAttribute[];
+    asInt?: string | number;
+    asDouble?: number;
+  }
+  let last: Point[] = [];
+  for (const b of bodies.filter((b) => b.path === "/v1/metrics")) {
+    for (const r of JSON.parse(b.text).resourceMetrics) {
+      for (const s of r.scopeMetrics) {
+        for (const m of s.metrics) {
+          if (m.name === name) last = m.sum.dataPoints as Point[];
+        }
+      }
+    }
+  }
+  return last.map((p) => {
+    const attrs = (p.attributes ?? []).map((a) => `${a.key}=${Object.values(a.value)[0]}`).sort();
+    return `${attrs.join(" ")}: ${Number(p.asInt ?? p.asDouble)}`;
+  }).sort();
+}
+
+/** The count of the histogram `name` in the last export that has it (summed over its points). */
+function histogramCount(bodies: { path: string; text: string }[], name: string): number {
+  let count = 0;
+  for (const b of bodies.filter((b) => b.path === "/v1/metrics")) {
+    for (const r of JSON.parse(b.text).resourceMetrics) {
+      for (const s of r.scopeMetrics) {
+        for (const m of s.metrics) {
+          if (m.name !== name) continue;
+          count = (m.histogram.dataPoints as { count: string | number }[])
+            .reduce((n, p) => n + Number(p.count), 0);
+        }
+      }
+    }
+  }
+  return count;
+}
+
 const attr = (span: OtlpSpan, key: string) => {
   const v = span.attributes?.find((a) => a.key === key)?.value;
   return v ? Object.values(v)[0] : undefined;
@@ -98,6 +138,20 @@ Deno.test("telemetry: webhook spans carry the collator's attributes; metrics exp
     assert(spans.every((s) => http.has(s.parentSpanId ?? "")), "a child of the POST span");
     const names = metricNames(rx.bodies);
     for (const name of wanted) assert(names.has(name), `${name} missing from ${[...names]}`);
+    // The webhook counter, by topic and outcome (cumulative).
+    const counted = [
+      "collator.outcome=collated thinkific.topic=enrollment.progress: 1",
+      "collator.outcome=collated thinkific.topic=lesson.completed: 1",
+      "collator.outcome=pending thinkific.topic=enrollment.progress: 1",
+    ];
+    for (let i = 0; i < 100; i++) {
+      if (counterPoints(rx.bodies, "collator.webhooks").length >= 3) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assertEquals(counterPoints(rx.bodies, "collator.webhooks"), counted);
+    // One record made: its skew and wait are measured once, not again for the redelivery.
+    assertEquals(histogramCount(rx.bodies, "collator.pair_skew_ms"), 1);
+    assertEquals(histogramCount(rx.bodies, "collator.record_wait_ms"), 1);
 
     const everything = rx.bodies.map((b) => b.text).join("\n");
     for (const secret of ["ada@example.com", "Tester"]) {
