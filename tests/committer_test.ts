@@ -471,12 +471,16 @@ Deno.test("committer: a refused plan first in line is committed alone too", asyn
   }
 });
 
-Deno.test("committer: a merged commit failing on storage is split, so each plan still gets its answer", async () => {
+/**
+ * Three plans merged behind a blocker whose merged commit throws `message` once (the second
+ * commit): what each plan got, and how many commits were tried.
+ */
+async function mergedCommitThrows(message: string) {
   const real = await Deno.openKv(":memory:");
   let commits = 0;
   const kv = instrumentKv(real, {
     before(c) {
-      if (c === "commit" && ++commits === 2) throw new Error("disk I/O error");
+      if (c === "commit" && ++commits === 2) throw new Error(message);
     },
   });
   try {
@@ -486,35 +490,23 @@ Deno.test("committer: a merged commit failing on storage is split, so each plan 
       [1, 2, 3].map((i) => committer.commit(fresh(["s", i], i))),
     );
     await blocker;
-    // The merged commit of the three failed once; the halves committed.
-    assertEquals(results.map((r) => r.status === "fulfilled" && r.value.ok), [true, true, true]);
     assertEquals(committer.stats.plans, 4);
+    return { results, commits };
   } finally {
     real.close();
   }
+}
+
+Deno.test("committer: a merged commit failing on storage is split, so each plan still gets its answer", async () => {
+  const { results } = await mergedCommitThrows("disk I/O error");
+  // The merged commit of the three failed once; the halves committed.
+  assertEquals(results.map((r) => r.status === "fulfilled" && r.value.ok), [true, true, true]);
 });
 
 Deno.test("committer: when the database is busy, every plan of the merged commit gets the error at once", async () => {
-  const real = await Deno.openKv(":memory:");
-  let commits = 0;
-  const kv = instrumentKv(real, {
-    before(c) {
-      if (c === "commit" && ++commits === 2) throw new Error("database is locked");
-    },
-  });
-  try {
-    const committer = createCommitter(kv);
-    const blocker = committer.commit(fresh(["x"], 0));
-    const results = await Promise.allSettled(
-      [1, 2, 3].map((i) => committer.commit(fresh(["s", i], i))),
-    );
-    await blocker;
-    assertEquals(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
-    assertEquals(commits, 2, "not split: the busy database is retried by each request");
-    assertEquals(committer.stats.plans, 4);
-  } finally {
-    real.close();
-  }
+  const { results, commits } = await mergedCommitThrows("database is locked");
+  assertEquals(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
+  assertEquals(commits, 2, "not split: the busy database is retried by each request");
 });
 
 Deno.test("committer: a lone plan whose check fails is answered and counted", async () => {
