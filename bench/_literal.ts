@@ -26,7 +26,7 @@ import { type E2eLoads, type E2eRun, runE2e } from "./_e2e.ts";
 import { FORWARD_SECRET, startReceiver } from "./_forward.ts";
 import { type Delivery, deliveryInit, makeLoad } from "./_load.ts";
 import { BENCH_SECRET, type ServerKind } from "./_proc.ts";
-import { type Tracked, trackWaits } from "./_roundtrips.ts";
+import { noneTracked, trackWaits } from "./_roundtrips.ts";
 import { literalHandler } from "./literal_kv_server.ts";
 import { median, quantile, round, sleep } from "./_stats.ts";
 
@@ -227,14 +227,7 @@ export async function countWrites(pairs: number): Promise<WriteCount[]> {
   for (const design of ["service", "literal"] as const) {
     const dir = await Deno.makeTempDir({ prefix: `bench-writes-${design}-` });
     const raw = await Deno.openKv(`${dir}/kv.sqlite3`);
-    const s: Tracked = {
-      inflight: 0,
-      waits: 0,
-      mutations: 0,
-      checks: 0,
-      writeUnits: 0,
-      readUnits: 0,
-    };
+    const s = noneTracked();
     const calls: Record<KvCall, number> = { get: 0, getMany: 0, list: 0, commit: 0 };
     const kv = instrumentKv(trackWaits(raw, s), { before: (c) => void calls[c]++ });
     let handle: (d: Delivery) => Promise<number>;

@@ -65,6 +65,16 @@ export interface Tracked {
   readUnits: number;
 }
 
+/** A {@linkcode Tracked} with nothing counted yet. */
+export const noneTracked = (): Tracked => ({
+  inflight: 0,
+  waits: 0,
+  mutations: 0,
+  checks: 0,
+  writeUnits: 0,
+  readUnits: 0,
+});
+
 /** Bytes of a value as Deno KV stores it (V8 serialization; raw bytes as they are). */
 function storedBytes(value: unknown): number {
   if (value instanceof Uint8Array) return value.byteLength;
@@ -178,14 +188,7 @@ export async function countRoundTrips(pairs: number): Promise<RoundTrips> {
   const dir = await Deno.makeTempDir({ prefix: "bench-roundtrips-" });
   const counts: Record<KvCall, number> = { get: 0, getMany: 0, list: 0, commit: 0 };
   const raw = await Deno.openKv(`${dir}/kv.sqlite3`);
-  const waits: Tracked = {
-    inflight: 0,
-    waits: 0,
-    mutations: 0,
-    checks: 0,
-    writeUnits: 0,
-    readUnits: 0,
-  };
+  const waits = noneTracked();
   const kv = instrumentKv(trackWaits(raw, waits), { before: (call) => void counts[call]++ });
   // Sequential deliveries: a held progress would only wait out HOLD_MS here.
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: BENCH_SECRET, HOLD_MS: "0" });

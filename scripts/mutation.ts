@@ -173,6 +173,18 @@ interface Row {
   survivors: string[];
 }
 
+/** A module's row with nothing counted yet (`seconds` -1: no report to read). */
+const emptyRow = (module: string, seconds: number): Row => ({
+  module,
+  killed: 0,
+  timeout: 0,
+  survived: 0,
+  noCoverage: 0,
+  errors: 0,
+  seconds,
+  survivors: [],
+});
+
 function score(r: Omit<Row, "module" | "seconds" | "survivors">): number {
   const detected = r.killed + r.timeout;
   const valid = detected + r.survived + r.noCoverage;
@@ -182,16 +194,7 @@ function score(r: Omit<Row, "module" | "seconds" | "survivors">): number {
 async function tally(module: string, seconds: number): Promise<Row | null> {
   const report = await readReport(reportPath(module));
   if (!report) return null;
-  const row: Row = {
-    module,
-    killed: 0,
-    timeout: 0,
-    survived: 0,
-    noCoverage: 0,
-    errors: 0,
-    seconds,
-    survivors: [],
-  };
+  const row = emptyRow(module, seconds);
   for (const m of report.files[module]?.mutants ?? []) {
     if (m.status === "Killed") row.killed++;
     else if (m.status === "Timeout") row.timeout++;
@@ -267,16 +270,7 @@ async function main(args: string[]): Promise<number> {
     const seconds = reportOnly ? 0 : await runModule(module, force);
     const row = await tally(module, seconds);
     rows.push(
-      row ?? {
-        module,
-        killed: 0,
-        timeout: 0,
-        survived: 0,
-        noCoverage: 0,
-        errors: 0,
-        seconds: -1,
-        survivors: [],
-      },
+      row ?? emptyRow(module, -1),
     );
   }
   console.log("\nMutation score per module (Stryker, incremental):\n");
