@@ -7,17 +7,8 @@ import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.t
 import { createCommitter } from "../lib/store/committer.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
+import { countingKv, fresh } from "./_committer.ts";
 import { erasedKey } from "../lib/store/keys.ts";
-
-const fresh = (key: Deno.KvKey, value: unknown) =>
-  new CommitPlan().check({ key, versionstamp: null }).set(key, value);
-
-async function countingKv() {
-  const real = await Deno.openKv(":memory:");
-  const calls = { commit: 0 };
-  const kv = instrumentKv(real, { before: (c) => void (c === "commit" && calls.commit++) });
-  return { kv, real, calls };
-}
 
 Deno.test("committer: plans waiting behind a commit share the next one", async () => {
   const { kv, real, calls } = await countingKv();

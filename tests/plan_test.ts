@@ -6,14 +6,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { createCommitter } from "../lib/store/committer.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
-import { instrumentKv } from "../lib/store/instrument.ts";
-
-async function countingKv() {
-  const real = await Deno.openKv(":memory:");
-  const calls = { commit: 0 };
-  const kv = instrumentKv(real, { before: (c) => void (c === "commit" && calls.commit++) });
-  return { kv, real, calls };
-}
+import { countingKv } from "./_committer.ts";
 
 const PARTS: Deno.KvKeyPart[] = [
   1,
