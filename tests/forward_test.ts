@@ -366,6 +366,15 @@ async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promis
   }
 }
 
+/**
+ * The app on `kv`, writing records with outbox entries for "webhook" that nobody sweeps (the
+ * test's own forwarder does).
+ */
+async function recordingApp(kv: Deno.Kv) {
+  const h = await harness({}, kv);
+  return createApp({ kv, config: h.config, forwarder: idleForwarder(), log: () => {} });
+}
+
 /** Posts `n` pairs to `app` (new records with outbox entries), from `from` on. */
 async function postPairs(app: ReturnType<typeof createApp>, from: number, n: number) {
   for (let i = from; i < from + n; i++) {
@@ -397,13 +406,7 @@ Deno.test("forward: a failed cron sweep is logged, never unhandled, and the next
   const ticks: (() => Promise<void>)[] = [];
   sweepEveryMinute(forwarder, (_name, _schedule, handler) => ticks.push(handler));
   try {
-    const h = await harness({}, real);
-    const app = createApp({
-      kv: real,
-      config: h.config,
-      forwarder: idleForwarder(),
-      log: () => {},
-    });
+    const app = await recordingApp(real);
     await postPairs(app, 0, 1);
     assertEquals(ticks.length, 1);
     await ticks[0](); // the storage fails: the tick resolves, and says so
@@ -503,13 +506,7 @@ Deno.test("forward: a kick while a finished sweep reads the next due time is not
     ],
   });
   try {
-    const h = await harness({}, real);
-    const app = createApp({
-      kv: real,
-      config: h.config,
-      forwarder: idleForwarder(),
-      log: () => {},
-    });
+    const app = await recordingApp(real);
     hold = { read: Promise.withResolvers(), release: Promise.withResolvers() };
     const { read, release } = hold;
     const sweep = forwarder.sweep(); // nothing due: it ends by reading the next due time
