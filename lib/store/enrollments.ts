@@ -25,11 +25,6 @@ export function readEnrollment(
   return kv.get<EnrollmentSummary>(enrollmentKey(e));
 }
 
-/** Whether a summary holds nothing yet (no progress, no lesson). */
-export function isEmptySummary(summary: EnrollmentSummary | null): boolean {
-  return summary === null || (summary.progress.length === 0 && summary.lessons.length === 0);
-}
-
 /**
  * Whether the enrollment counts as one of its course's learners ("learners seen" on the dashboard,
  * the `learners` counter): it has at least one completed lesson, that is one record. This is the
