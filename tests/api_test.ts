@@ -234,3 +234,17 @@ Deno.test("api: healthz", async () => {
     h.close();
   }
 });
+
+Deno.test("api: a lesson paired after it was stored is never listed unmatched later", async () => {
+  const h = await harness({ UNMATCHED_AFTER_HOURS: "1" });
+  try {
+    await h.post(lessonWebhook({ user: 41 })); // its listing is written for an hour from now
+    h.clock.now += 60_000;
+    assertEquals((await h.post(progressWebhook({ user: 41 }))).json.status, "collated");
+    h.clock.now += 2 * 3_600_000;
+    const listed = await h.get("/api/unmatched");
+    assertEquals(listed.json.events, [], "the pairing removed the lesson's listing");
+  } finally {
+    h.close();
+  }
+});
