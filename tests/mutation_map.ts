@@ -89,6 +89,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/enrollments.ts": [T("committer"), T("collation_matrix"), T("learners"), T("crash")],
   "lib/store/erasure.ts": [T("erasure")],
   "lib/store/events.ts": [
+    T("events_store"),
     T("retention"),
     T("collation_matrix"),
     T("committer"),
