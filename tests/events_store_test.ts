@@ -279,6 +279,23 @@ Deno.test("readCluster: reads two windows either side, then grows each way along
   });
 });
 
+Deno.test("readCluster: grows along a chain on one side only, while the other side is already whole", async () => {
+  await withKv(async (kv) => {
+    const chain = [
+      event("a1", P, T - 400),
+      event("a2", L, T - 800),
+      event("a3", P, T - 1_200),
+      event("a4", L, T - 1_600),
+    ];
+    await store(kv, ...chain, event("a-far", P, T - 3_100));
+    const left = await readCluster(kv, identity(event("self", L, T)), 500);
+    assertEquals(ids(left), ["a1", "a2", "a3", "a4"]);
+    // The mirror image: the chain after the event.
+    const right = await readCluster(kv, identity(event("self", L, T - 2_000)), 500);
+    assertEquals(ids(right), ["a1", "a2", "a3", "a4"]);
+  });
+});
+
 Deno.test("readCluster: with nothing linked, only the first read of two windows either side", async () => {
   await withKv(async (kv) => {
     await store(

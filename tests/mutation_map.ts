@@ -110,6 +110,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("crash"),
   ],
   "lib/store/records.ts": [
+    T("records_store"),
     T("fence"),
     T("retention"),
     T("api"),
