@@ -95,7 +95,7 @@ Deno.test("getRecords: the records at the positions asked, in their order, past 
   });
 });
 
-Deno.test("listRecords: an unfiltered page comes whole from its one range read; a filtered one reads its records once", async () => {
+Deno.test("listRecords: an unfiltered page comes whole from its one range read; a filtered one reads its records in one read of up to ten", async () => {
   await withKv(async (kv, calls) => {
     const rs = [record("a", T), record("b", T + 1_000), record("c", T + 2_000, { course_id: 11 })];
     await store(kv, ...rs);
@@ -107,6 +107,18 @@ Deno.test("listRecords: an unfiltered page comes whole from its one range read; 
     const course = await listRecords(kv, { filter: { courseId: 10 }, limit: 10 });
     assertEquals(course, { records: rs.slice(0, 2), cursor: null });
     assertEquals(calls, ["list", "getMany"]);
+    // Ten records (as many as one read takes) are still one read; none is no read.
+    await store(kv, ...[3, 4, 5, 6, 7, 8, 9, 10].map((i) => record(`r${i}`, T + i * 1_000)));
+    calls.length = 0;
+    const ten = await listRecords(kv, { filter: { courseId: 10 }, limit: 10 });
+    assertEquals(ten.records.length, 10);
+    assertEquals(calls, ["list", "getMany"]);
+    calls.length = 0;
+    assertEquals(await listRecords(kv, { filter: { courseId: 12 }, limit: 10 }), {
+      records: [],
+      cursor: null,
+    });
+    assertEquals(calls, ["list"]);
   });
 });
 
