@@ -4,7 +4,7 @@
  * over a time window, where a redelivery is read, and how far the read of a cluster reaches.
  */
 import { assertEquals } from "./_assert.ts";
-import { BASE_TIME } from "./_helpers.ts";
+import { BASE_TIME, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "../lib/config.ts";
 import {
   type EventIdentity,
@@ -25,6 +25,7 @@ import {
 } from "../lib/store/keys.ts";
 import { MAX_CLUSTER_SPAN_MS } from "../lib/store/limits.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
+import { parseWebhook } from "../lib/thinkific/schemas.ts";
 
 const T = BASE_TIME;
 const L = LESSON_TOPIC;
@@ -35,31 +36,11 @@ const ENROLLMENT = { tenantId: "48213", userId: 7, courseId: 10 };
 
 /** An unclaimed stored event of the enrollment above (`over` changes any field). */
 function event(id: string, topic: HandledTopic, at: number, over: Partial<StoredEvent> = {}) {
+  const who = { id, at, tenant: ENROLLMENT.tenantId, user: 7, course: 10 };
+  const parsed = parseWebhook(topic === L ? lessonWebhook(who) : progressWebhook(who), null);
+  if (parsed.kind !== "event") throw new Error(`not an event: ${parsed.kind}`);
   const stored: StoredEvent = {
-    ...ENROLLMENT,
-    id,
-    topic,
-    at,
-    facts: topic === L
-      ? {
-        kind: "lesson",
-        userEmail: "a@example.com",
-        courseName: "Course",
-        enrollmentId: 1,
-        lessonId: 2,
-        lessonName: "Lesson",
-        lessonType: "text",
-        lessonPosition: 1,
-        chapterId: 3,
-        chapterName: "Chapter",
-      }
-      : {
-        kind: "progress",
-        userEmail: "a@example.com",
-        courseName: "Course",
-        enrollmentId: 1,
-        percentage: 50,
-      },
+    ...parsed.event,
     receivedAt: at,
     deliveries: 1,
     gaveUpAt: null,

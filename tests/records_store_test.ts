@@ -4,7 +4,7 @@
  * and what an unmatched entry says.
  */
 import { assertEquals } from "./_assert.ts";
-import { BASE_TIME } from "./_helpers.ts";
+import { BASE_TIME, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "../lib/config.ts";
 import type { LessonProgressRecord } from "../lib/matching/record.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
@@ -15,6 +15,7 @@ import {
   unmatchedKey,
 } from "../lib/store/keys.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
+import { parseWebhook } from "../lib/thinkific/schemas.ts";
 import {
   getRecords,
   listRecords,
@@ -190,35 +191,16 @@ Deno.test("recentRecords: the latest `limit` records of the filter, newest compl
   });
 });
 
-/** A stored event that found no counterpart (only what its unmatched entry says). */
+/** A stored event that found no counterpart, delivered three times. */
 function lone(topic: HandledTopic): StoredEvent {
+  const who = { id: `${topic}-1`, at: T, tenant: "A", user: 1, course: 10 };
+  const body = topic === PROGRESS_TOPIC
+    ? progressWebhook({ ...who, percentage: "40" })
+    : lessonWebhook(who);
+  const parsed = parseWebhook(body, null);
+  if (parsed.kind !== "event") throw new Error(`not an event: ${parsed.kind}`);
   return {
-    id: `${topic}-1`,
-    topic,
-    tenantId: "A",
-    userId: 1,
-    courseId: 10,
-    at: T,
-    facts: topic === PROGRESS_TOPIC
-      ? {
-        kind: "progress",
-        userEmail: "a@example.com",
-        courseName: "C",
-        enrollmentId: 5,
-        percentage: 40,
-      }
-      : {
-        kind: "lesson",
-        userEmail: "a@example.com",
-        courseName: "C",
-        enrollmentId: 5,
-        lessonId: 6,
-        lessonName: "L",
-        lessonType: "text",
-        lessonPosition: null,
-        chapterId: 7,
-        chapterName: "Ch",
-      },
+    ...parsed.event,
     receivedAt: T,
     deliveries: 3,
     gaveUpAt: null,
