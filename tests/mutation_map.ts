@@ -86,7 +86,13 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/matching/record.ts": [T("intake_fields"), T("replay"), T("collation_matrix"), T("api")],
   "lib/store/_page.ts": [T("page"), T("cursor"), T("api"), T("courses_api")],
   "lib/store/committer.ts": [T("committer"), T("plan"), T("storage_faults"), T("crash")],
-  "lib/store/enrollments.ts": [T("committer"), T("collation_matrix"), T("learners"), T("crash")],
+  "lib/store/enrollments.ts": [
+    T("enrollments_summary"),
+    T("committer"),
+    T("collation_matrix"),
+    T("learners"),
+    T("crash"),
+  ],
   "lib/store/erasure.ts": [T("erasure")],
   "lib/store/events.ts": [
     T("retention"),
@@ -118,7 +124,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("feed"),
   ],
   "lib/store/retry.ts": [T("retry"), T("storage_faults"), T("committer")],
-  "lib/store/stats.ts": [T("dashboard"), T("dashboard_pages")],
+  "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
   "lib/telemetry.ts": [T("telemetry")],
   "lib/thinkific/schemas.ts": [
     T("intake_fields"),
