@@ -93,7 +93,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("learners"),
     T("crash"),
   ],
-  "lib/store/erasure.ts": [T("erasure")],
+  "lib/store/erasure.ts": [T("erasure_keys"), T("erasure")],
   "lib/store/events.ts": [
     T("retention"),
     T("collation_matrix"),
