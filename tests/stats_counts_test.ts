@@ -3,13 +3,16 @@
  * last 7 and 30 days, lessons with their learners, unmatched events, pages of courses, course
  * names, and the backlog gauges.
  */
+import { z } from "zod";
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import type { LessonProgressRecord } from "../lib/matching/record.ts";
 import type { LessonFacts } from "../lib/thinkific/schemas.ts";
+import { cursorSchema } from "../lib/store/_page.ts";
 import {
   type CourseInfo,
   courseInfoKey,
+  type LessonInfo,
   outboxDueKey,
   type UnmatchedEntry,
   unmatchedKey,
@@ -23,6 +26,7 @@ import {
   courseInfo,
   courseLessons,
   courseNames,
+  courseOrder,
   courseOverview,
   coursePage,
   DAY_MS,
@@ -213,9 +217,9 @@ Deno.test("stats: the overview lists courses newest activity first, with their u
     await pair(2, 10, now - 5 * DAY); // older: course 10's latest activity stays 3 days ago
     await pair(1, 20, now - DAY);
     await pair(1, 30, now - 2 * DAY);
-    // Course 40: only a progress that gave up (no record, no activity), twice.
-    await h.deliver(progressWebhook({ user: 3, course: 40, at: now - DAY }));
-    await h.deliver(progressWebhook({ user: 4, course: 40, at: now - DAY }));
+    // Course 5 (listed first by id): only a progress that gave up (no record, no activity), twice.
+    await h.deliver(progressWebhook({ user: 3, course: 5, at: now - DAY }));
+    await h.deliver(progressWebhook({ user: 4, course: 5, at: now - DAY }));
     await h.deliver(progressWebhook({ user: 5, course: 10, at: now - DAY }));
 
     const overview = await courseOverview(h.kv, h.clock.now); // after the give-ups
@@ -225,20 +229,20 @@ Deno.test("stats: the overview lists courses newest activity first, with their u
         [20, new Date(now - DAY).toISOString(), 0, 1],
         [30, new Date(now - 2 * DAY).toISOString(), 0, 1],
         [10, new Date(now - 3 * DAY).toISOString(), 1, 2],
-        [40, null, 2, 0],
+        [5, null, 2, 0],
       ],
     );
     // The unmatched count is of events listed by `now`: before the first gave up, none were.
     const before = await courseOverview(h.kv, now);
     assertEquals(before.map((c) => c.unmatched), [0, 0, 0, 0]);
-    const detail = await courseDetail(h.kv, 40, h.clock.now);
+    const detail = await courseDetail(h.kv, 5, h.clock.now);
     assertEquals([detail?.course.unmatched, detail?.course.learners], [2, 0]);
     const page = await coursePage(h.kv, { limit: 10, now: h.clock.now });
     assertEquals(page.courses.map((c) => [c.course_id, c.unmatched]), [
+      [5, 2],
       [10, 1],
       [20, 0],
       [30, 0],
-      [40, 2],
     ]);
     assertEquals((await backlog(h.kv)).unmatched, 3);
   } finally {
@@ -256,6 +260,8 @@ Deno.test("stats: courses come in pages of the limit, in id order, one school's 
     const first = await coursePage(kv, { limit: 5, now });
     assertEquals(first.courses.map((c) => c.course_id), [1, 2, 3, 4, 5]);
     assert(first.cursor);
+    // The cursor is the courses listing's, at the page's last course.
+    assertEquals(cursorSchema("courses", z.tuple([z.number()])).parse(first.cursor), [5]);
     const next = await coursePage(kv, { limit: 5, after: [5], now });
     assertEquals(next.courses.map((c) => c.course_id), [6, 7, 8, 9, 10]);
     const last = await coursePage(kv, { limit: 5, after: [20], now });
@@ -321,4 +327,29 @@ Deno.test("stats: the backlog counts listed unmatched events and pending outbox 
     }
     assertEquals((await backlog(kv)).outboxPending, OUTBOX_COUNT_CAP, "10,001 pending, capped");
   });
+});
+
+Deno.test("stats: chapters come in the order of their first lesson's position, lessons by position", () => {
+  const l = (lesson_id: number, chapter_id: number, position: number | null): LessonInfo => ({
+    lesson_id,
+    lesson_name: `L${lesson_id}`,
+    lesson_type: "Video",
+    position,
+    chapter_id,
+    chapter_name: `C${chapter_id}`,
+  });
+  // Chapter 9 starts at position 1 (its lessons 30 and 10 at 1 and 8), chapter 2 at position 3;
+  // chapter 5's lessons have no position (last, by lesson id); 4 and 3 share chapter 4's place.
+  const ordered = courseOrder([
+    l(20, 2, 3),
+    l(10, 9, 8),
+    l(77, 5, null),
+    l(30, 9, 1),
+    l(21, 2, 4),
+    l(66, 5, null),
+    l(55, 5, null),
+    l(4, 4, 5),
+    l(3, 4, 5),
+  ]);
+  assertEquals(ordered.map((x) => x.lesson_id), [30, 10, 20, 21, 3, 4, 55, 66, 77]);
 });
