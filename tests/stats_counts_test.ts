@@ -220,6 +220,7 @@ Deno.test("stats: the overview lists courses newest activity first, with their u
     // Course 5 (listed first by id): only a progress that gave up (no record, no activity), twice.
     await h.deliver(progressWebhook({ user: 3, course: 5, at: now - DAY }));
     await h.deliver(progressWebhook({ user: 4, course: 5, at: now - DAY }));
+    await h.deliver(progressWebhook({ user: 6, course: 40, at: now - DAY })); // and course 40
     await h.deliver(progressWebhook({ user: 5, course: 10, at: now - DAY }));
 
     const overview = await courseOverview(h.kv, h.clock.now); // after the give-ups
@@ -230,11 +231,12 @@ Deno.test("stats: the overview lists courses newest activity first, with their u
         [30, new Date(now - 2 * DAY).toISOString(), 0, 1],
         [10, new Date(now - 3 * DAY).toISOString(), 1, 2],
         [5, null, 2, 0],
+        [40, null, 1, 0],
       ],
     );
     // The unmatched count is of events listed by `now`: before the first gave up, none were.
     const before = await courseOverview(h.kv, now);
-    assertEquals(before.map((c) => c.unmatched), [0, 0, 0, 0]);
+    assertEquals(before.map((c) => c.unmatched), [0, 0, 0, 0, 0]);
     const detail = await courseDetail(h.kv, 5, h.clock.now);
     assertEquals([detail?.course.unmatched, detail?.course.learners], [2, 0]);
     const page = await coursePage(h.kv, { limit: 10, now: h.clock.now });
@@ -243,8 +245,9 @@ Deno.test("stats: the overview lists courses newest activity first, with their u
       [10, 1],
       [20, 0],
       [30, 0],
+      [40, 1],
     ]);
-    assertEquals((await backlog(h.kv)).unmatched, 3);
+    assertEquals((await backlog(h.kv)).unmatched, 4);
   } finally {
     h.close();
   }
