@@ -7,7 +7,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, dump, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { countingKv } from "./_committer.ts";
 import type { LessonProgressRecord } from "../lib/matching/record.ts";
-import type { LessonFacts } from "../lib/thinkific/schemas.ts";
+import { factsOf, handRecord } from "./_records.ts";
 import { eraseLearner, isErased, type Removed } from "../lib/store/erasure.ts";
 import { saveEnrollment } from "../lib/store/enrollments.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
@@ -184,44 +184,6 @@ Deno.test("erasure: two erasures at once report each record once and lower each 
   }
 });
 
-/** A record of user `user` (school 48213, course 10), completed and collated at the given times. */
-function record(user: number, lesson: number, completed: number, collated: number) {
-  return {
-    tenant_id: "48213",
-    user_id: user,
-    user_email: `user${user}@example.com`,
-    course_id: 10,
-    course_name: "Course 10",
-    enrollment_id: user,
-    lesson_id: lesson,
-    lesson_name: `Lesson ${lesson}`,
-    lesson_type: "Video",
-    chapter_id: 1,
-    chapter_name: "Chapter 1",
-    completed_at: new Date(completed).toISOString(),
-    percentage_completed: 50,
-    previous_percentage_completed: null,
-    first_completion: true,
-    progress_event_id: `p-${user}-${lesson}-${completed}`,
-    lesson_event_id: `l-${user}-${lesson}-${completed}`,
-    skew_ms: 0,
-    collated_at: new Date(collated).toISOString(),
-  } satisfies LessonProgressRecord;
-}
-
-const factsOf = (r: LessonProgressRecord): LessonFacts => ({
-  kind: "lesson",
-  userEmail: r.user_email,
-  courseName: r.course_name,
-  enrollmentId: r.enrollment_id,
-  lessonId: r.lesson_id,
-  lessonName: r.lesson_name,
-  lessonType: r.lesson_type,
-  lessonPosition: null,
-  chapterId: r.chapter_id,
-  chapterName: r.chapter_name,
-});
-
 /**
  * Stores a learner's records in collation order as the collator does: each record with its
  * completion counted, and its lesson's learner counter raised when `counted` says it was new to
@@ -267,13 +229,19 @@ Deno.test("erasure: a history longer than a commit holds is erased in bounded co
   const other = await Deno.openKv(":memory:");
   try {
     // User 2: lessons 1 and 2. Stored alike in both databases.
-    const theirs = [record(2, 1, T, T), record(2, 2, T + 1, T + 1)];
+    const theirs = [
+      handRecord({ user: 2, lesson: 1 }),
+      handRecord({ user: 2, lesson: 2, at: T + 1 }),
+    ];
     for (const db of [real, other]) await storeHistory(db, theirs, () => true, [1, 2]);
     // User 1: 1,001 distinct lessons, then lesson 1 again, completed early (between lessons 1 and
     // 2) but collated last: by then lesson 1 had left the summary's 200, so it counted twice.
     const n = 1001;
-    const mine = Array.from({ length: n }, (_, i) => record(1, i + 1, T + i * 1000, T + i * 1000));
-    mine.push(record(1, 1, T + 500, T + n * 1000));
+    const mine = Array.from(
+      { length: n },
+      (_, i) => handRecord({ lesson: i + 1, at: T + i * 1000 }),
+    );
+    mine.push(handRecord({ lesson: 1, at: T + 500, collatedAt: T + n * 1000 }));
     const summary = [...Array.from({ length: 199 }, (_, i) => n - 198 + i), 1];
     await storeHistory(real, mine, (r, i) => r.lesson_id !== 1 || i === 0 || i === n, summary);
     // And 1,001 activity index keys left behind by progress that never made a record.

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, dump, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import type { LessonProgressRecord } from "../lib/matching/record.ts";
+import { handRecord as record } from "./_records.ts";
 import { cursorSchema } from "../lib/store/_page.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { type EnrollmentSummary, learnerActivityKey } from "../lib/store/keys.ts";
@@ -70,31 +71,6 @@ Deno.test("learners: the entry shows the latest progress seen, even one still wa
   }
 });
 
-/** A record of `user` in course 10: lesson `lesson`, completed at `at`, its progress `skew` later. */
-function record(user: number, lesson: number, at: number, skew = 0): LessonProgressRecord {
-  return {
-    tenant_id: "48213",
-    user_id: user,
-    user_email: `u${user}@example.com`,
-    course_id: 10,
-    course_name: "Course 10",
-    enrollment_id: 7,
-    lesson_id: lesson,
-    lesson_name: `Lesson ${lesson}`,
-    lesson_type: "Video",
-    chapter_id: 3,
-    chapter_name: "Chapter 3",
-    completed_at: new Date(at).toISOString(),
-    percentage_completed: 42,
-    previous_percentage_completed: null,
-    first_completion: true,
-    progress_event_id: `p${user}-${at}`,
-    lesson_event_id: `l${user}-${at}`,
-    skew_ms: skew,
-    collated_at: new Date(at).toISOString(),
-  };
-}
-
 /** Commits the learner entry of `r`, given the summary before and after its commit. */
 async function progress(
   kv: Deno.Kv,
@@ -110,16 +86,16 @@ async function progress(
 Deno.test("learners: a record's entry, from its own progress when the summary has none", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
-    await progress(kv, record(1, 5, T, 2_000), null, { progress: [], lessons: [5, 6] });
+    await progress(kv, record({ lesson: 5, skew: 2_000 }), null, { progress: [], lessons: [5, 6] });
     assertEquals((await listLearners(kv, 10, { limit: 10 })).learners, [{
       tenant_id: "48213",
       user_id: 1,
-      user_email: "u1@example.com",
+      user_email: "user1@example.com",
       course_id: 10,
       last_lesson_id: 5,
       last_lesson_name: "Lesson 5",
-      last_chapter_name: "Chapter 3",
-      percentage_completed: 42,
+      last_chapter_name: "Chapter 1",
+      percentage_completed: 50,
       lessons_completed: 2,
       last_activity_at: new Date(T + 2_000).toISOString(),
     }]);
@@ -134,7 +110,7 @@ Deno.test("learners: the latest progress is the latest in time, the last listed 
   try {
     const latest = async (user: number, list: [number, number][]) => {
       const absolute = list.map(([at, p]): [number, number] => [T + at, p]);
-      await progress(kv, record(user, 1, T), null, { progress: absolute, lessons: [1] });
+      await progress(kv, record({ user }), null, { progress: absolute, lessons: [1] });
       const entry = (await kv.get<{ percentage_completed: number; last_activity_at: string }>([
         "learners",
         10,
@@ -146,8 +122,8 @@ Deno.test("learners: the latest progress is the latest in time, the last listed 
     assertEquals(await latest(2, [[9_000, 90], [0, 10], [5_000, 50]]), [9_000, 90]);
     assertEquals(await latest(3, [[5_000, 50], [5_000, 55]]), [5_000, 55]);
     // The key left for the previous progress moves (not the record's own progress, at `except`).
-    await progress(kv, record(4, 1, T), null, { progress: [[1_000, 5]], lessons: [1] });
-    await progress(kv, record(4, 2, T + 8_000), {
+    await progress(kv, record({ user: 4 }), null, { progress: [[1_000, 5]], lessons: [1] });
+    await progress(kv, record({ user: 4, lesson: 2, at: T + 8_000 }), {
       progress: [[1_000, 5], [T + 8_000, 9]],
       lessons: [1],
     }, {
@@ -188,7 +164,7 @@ Deno.test("learners: 25 learners with keys left behind come in full pages, newes
     // every learner one older than everybody's activity (at T − u s).
     for (let u = 1; u <= 25; u++) {
       const at = T + u * 1000;
-      await progress(kv, record(u, 1, at), null, { progress: [[at, u]], lessons: [1] });
+      await progress(kv, record({ user: u, at }), null, { progress: [[at, u]], lessons: [1] });
       if (u % 3 === 0) await kv.set(learnerActivityKey(10, at - 500, u), null);
       await kv.set(learnerActivityKey(10, T - u * 1000, u), null);
     }
@@ -232,7 +208,10 @@ Deno.test("learners: a page costs the learners shown, not the course's learners"
   const real = await Deno.openKv(":memory:");
   try {
     for (let u = 1; u <= 300; u++) {
-      await progress(real, record(u, 1, T + u), null, { progress: [[T + u, 1]], lessons: [1] });
+      await progress(real, record({ user: u, at: T + u }), null, {
+        progress: [[T + u, 1]],
+        lessons: [1],
+      });
     }
     const reads = { getMany: 0 };
     const kv = instrumentKv(real, { before: (c) => void (c === "getMany" && reads.getMany++) });

@@ -6,8 +6,8 @@
 import { z } from "zod";
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
-import type { LessonProgressRecord } from "../lib/matching/record.ts";
 import type { LessonFacts } from "../lib/thinkific/schemas.ts";
+import { factsOf, handRecord, type RecordSpec } from "./_records.ts";
 import { cursorSchema } from "../lib/store/_page.ts";
 import {
   type CourseInfo,
@@ -41,51 +41,22 @@ const course = (id: number, tenant = "48213"): CourseInfo => ({
   course_name: `Course ${id}`,
 });
 
-/** A record of `course` completed at `at` (only what the counters read matters). */
-const record = (courseId: number, at: number, lessonId = 1): LessonProgressRecord => ({
-  tenant_id: "48213",
-  user_id: 1,
-  user_email: "ada@example.com",
-  course_id: courseId,
-  course_name: `Course ${courseId}`,
-  enrollment_id: 1,
-  lesson_id: lessonId,
-  lesson_name: `Lesson ${lessonId}`,
-  lesson_type: "Video",
-  chapter_id: 1,
-  chapter_name: "Chapter 1",
-  completed_at: new Date(at).toISOString(),
-  percentage_completed: 10,
-  previous_percentage_completed: null,
-  first_completion: true,
-  progress_event_id: "p",
-  lesson_event_id: "l",
-  skew_ms: 0,
-  collated_at: new Date(at).toISOString(),
-});
-
-const facts = (
-  lessonId: number,
-  chapterId = 7,
-  position: number | null = lessonId,
-): LessonFacts => ({
-  kind: "lesson",
-  userEmail: "ada@example.com",
-  courseName: "Course",
-  enrollmentId: 1,
-  lessonId,
-  lessonName: `Lesson ${lessonId}`,
-  lessonType: "Quiz",
-  lessonPosition: position,
-  chapterId,
-  chapterName: `Chapter ${chapterId}`,
-});
-
 /** Commits what `build` adds to one atomic operation. */
 function apply(kv: Deno.Kv, build: (op: Deno.AtomicOperation) => unknown) {
   const op = kv.atomic();
   build(op);
   return op.commit();
+}
+
+/** Commits the counters of a record (`firstTime`: its lesson was new to the learner). */
+function complete(
+  kv: Deno.Kv,
+  spec: RecordSpec,
+  firstTime: boolean,
+  facts: Partial<LessonFacts> = {},
+) {
+  const r = handRecord(spec);
+  return apply(kv, (op) => addCompletion(op, r, factsOf(r, facts), firstTime));
 }
 
 async function withKv(fn: (kv: Deno.Kv) => Promise<void>) {
@@ -108,17 +79,17 @@ Deno.test("stats: completions count per UTC day; the 7 and 30 days end today, ed
     for (const [daysAgo, n] of [[0, 1], [6, 2], [7, 4], [29, 8], [30, 16], [-1, 32]]) {
       for (let i = 0; i < n; i++) {
         const at = midnight - daysAgo * DAY + i;
-        await apply(kv, (op) => addCompletion(op, record(10, at), facts(1), false));
+        await complete(kv, { course: 10, at }, false);
       }
     }
     // Another course's completions are its own.
-    await apply(kv, (op) => addCompletion(op, record(11, now), facts(1), true));
+    await complete(kv, { course: 11, at: now }, true);
     const detail = await courseDetail(kv, 10, now);
     assert(detail);
     const c = detail.course;
     assertEquals([c.completions, c.last7Days, c.last30Days], [63, 3, 15]);
     // A completion a millisecond before midnight is yesterday's: still in both windows.
-    await apply(kv, (op) => addCompletion(op, record(10, midnight - 1), facts(1), false));
+    await complete(kv, { course: 10, at: midnight - 1 }, false);
     const later = (await courseDetail(kv, 10, now))!.course;
     assertEquals([later.completions, later.last7Days, later.last30Days], [64, 4, 16]);
     // Not first-time completions: no lesson listed, no learner counted.
@@ -131,28 +102,28 @@ Deno.test("stats: completions count per UTC day; the 7 and 30 days end today, ed
 Deno.test("stats: a lesson is listed with its facts and counted once per learner new to it", async () => {
   await withKv(async (kv) => {
     const at = BASE_TIME;
-    await apply(kv, (op) => addCompletion(op, record(10, at, 5), facts(5, 70, 3), true));
-    await apply(kv, (op) => addCompletion(op, record(10, at, 5), facts(5, 70, 3), true));
-    await apply(kv, (op) => addCompletion(op, record(10, at, 5), facts(5, 70, 3), false));
-    await apply(kv, (op) => addCompletion(op, record(10, at, 6), facts(6, 70, null), true));
+    await complete(kv, { lesson: 5, at }, true, { lessonPosition: 3, chapterId: 70 });
+    await complete(kv, { lesson: 5, at }, true, { lessonPosition: 3, chapterId: 70 });
+    await complete(kv, { lesson: 5, at }, false, { lessonPosition: 3, chapterId: 70 });
+    await complete(kv, { lesson: 6, at }, true, { chapterId: 70 });
     await apply(kv, (op) => addCourse(op, course(10)));
     assertEquals(await courseLessons(kv, 10), [
       {
         lesson_id: 5,
         lesson_name: "Lesson 5",
-        lesson_type: "Quiz",
+        lesson_type: "Video",
         position: 3,
         chapter_id: 70,
-        chapter_name: "Chapter 70",
+        chapter_name: "Chapter 1",
         learners: 2,
       },
       {
         lesson_id: 6,
         lesson_name: "Lesson 6",
-        lesson_type: "Quiz",
+        lesson_type: "Video",
         position: null,
         chapter_id: 70,
-        chapter_name: "Chapter 70",
+        chapter_name: "Chapter 1",
         learners: 1,
       },
     ]);
@@ -168,13 +139,10 @@ Deno.test("stats: many lessons keep their own learner counts, in course order", 
     // 23 lessons (more than one read batch), lesson n completed by n learners, listed backwards.
     for (let n = 23; n >= 1; n--) {
       for (let i = 0; i < n; i++) {
-        await apply(
-          kv,
-          (op) => addCompletion(op, record(10, BASE_TIME, n), facts(n, 1, 100 - n), true),
-        );
+        await complete(kv, { lesson: n }, true, { lessonPosition: 100 - n });
       }
     }
-    await apply(kv, (op) => addCompletion(op, record(12, BASE_TIME, 50), facts(50), true));
+    await complete(kv, { course: 12, lesson: 50 }, true);
     const lessons = await courseLessons(kv, 10);
     const expected = Array.from({ length: 23 }, (_, i) => 23 - i);
     assertEquals(lessons.map((l) => l.lesson_id), expected, "by position");
