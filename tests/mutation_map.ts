@@ -86,8 +86,14 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/matching/record.ts": [T("intake_fields"), T("replay"), T("collation_matrix"), T("api")],
   "lib/store/_page.ts": [T("page"), T("cursor"), T("api"), T("courses_api")],
   "lib/store/committer.ts": [T("committer"), T("plan"), T("storage_faults"), T("crash")],
-  "lib/store/enrollments.ts": [T("committer"), T("collation_matrix"), T("learners"), T("crash")],
-  "lib/store/erasure.ts": [T("erasure")],
+  "lib/store/enrollments.ts": [
+    T("enrollments_summary"),
+    T("committer"),
+    T("collation_matrix"),
+    T("learners"),
+    T("crash"),
+  ],
+  "lib/store/erasure.ts": [T("erasure_keys"), T("erasure")],
   "lib/store/events.ts": [
     T("events_store"),
     T("retention"),
@@ -99,7 +105,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/instrument.ts": [T("telemetry"), T("storage_faults"), T("crash")],
   "lib/store/keys.ts": [T("committer"), T("api"), T("learners"), T("erasure"), T("dashboard")],
-  "lib/store/learners.ts": [T("learners")],
+  "lib/store/learners.ts": [T("learners_index"), T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
   "lib/store/outbox.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/plan.ts": [
@@ -120,7 +126,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("feed"),
   ],
   "lib/store/retry.ts": [T("retry"), T("storage_faults"), T("committer")],
-  "lib/store/stats.ts": [T("dashboard"), T("dashboard_pages")],
+  "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
   "lib/telemetry.ts": [T("telemetry")],
   "lib/thinkific/schemas.ts": [
     T("intake_fields"),

@@ -134,6 +134,6 @@ export async function listLearners(
     if (batch.length === KV_MAX_GET_MANY) await resolve();
     if (more) break;
   }
-  if (!more && batch.length > 0) await resolve();
+  if (batch.length > 0) await resolve(); // (after a full page, `resolve` left it empty)
   return { learners, cursor: more && last ? encodeCursor(`learners/${course}`, last) : null };
 }
