@@ -228,8 +228,9 @@ export async function courseNames(kv: Deno.Kv, ids: number[]): Promise<Map<numbe
 export const OUTBOX_COUNT_CAP = 10_000;
 
 /**
- * The backlog an operator watches: unmatched events (the courses' counters, O(courses)) and
- * pending outbox entries (counted, up to {@linkcode OUTBOX_COUNT_CAP}).
+ * The backlog an operator watches: unmatched events listed by now (one scan of the unmatched
+ * list, which retention bounds) and pending outbox entries (counted, up to
+ * {@linkcode OUTBOX_COUNT_CAP}).
  */
 export async function backlog(kv: Deno.Kv): Promise<{ unmatched: number; outboxPending: number }> {
   let unmatched = 0;
