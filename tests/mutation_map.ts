@@ -117,7 +117,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("collation_matrix"),
     T("feed"),
   ],
-  "lib/store/retry.ts": [T("retry"), T("storage_faults"), T("committer")],
+  "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("dashboard"), T("dashboard_pages")],
   "lib/telemetry.ts": [T("telemetry")],
   "lib/thinkific/schemas.ts": [
