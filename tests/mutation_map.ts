@@ -100,7 +100,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/keys.ts": [T("committer"), T("api"), T("learners"), T("erasure"), T("dashboard")],
   "lib/store/learners.ts": [T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
-  "lib/store/outbox.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
+  "lib/store/outbox.ts": [T("outbox_store"), T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/plan.ts": [
     T("plan"),
     T("committer"),
