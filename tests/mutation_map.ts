@@ -44,7 +44,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/learners.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/pages.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_pages"), T("dashboard")],
-  "lib/forward/forwarder.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
+  "lib/forward/forwarder.ts": [T("forwarder_slots"), T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold")],
   "lib/http/_auth.ts": [T("auth"), T("api"), T("dashboard")],
