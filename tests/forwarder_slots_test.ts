@@ -1,9 +1,9 @@
 /**
  * How a sweep keeps attempts running (lib/forward/forwarder.ts): it leases more as soon as enough
  * slots are free or new work is kicked, so a hung destination holds only its own slots; it starts
- * more than one lease batch at once; it does not poll the database while it waits; `close()` waits
- * for every attempt in flight. Also what a handler sees of its deadline, the logged duration of an
- * attempt, and the cron given a function.
+ * more than one lease batch at once; it does not poll the database while it waits (nor when kicked
+ * with every slot taken); `close()` waits for every attempt in flight. Also what a handler sees of
+ * its deadline, the logged duration of an attempt, and the cron given a function.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import {
@@ -136,6 +136,36 @@ Deno.test("forwarder slots: a sweep waiting for a slow attempt does not read the
     // One lease pass, one more after the attempt ended, and the look for the next due time.
     assert(lists <= 4, `${lists} listings during a sweep of one 150 ms attempt`);
   } finally {
+    await forwarder.close();
+    real.close();
+  }
+});
+
+Deno.test("forwarder slots: kicks while every slot is taken make no lease pass", async () => {
+  const real = await Deno.openKv(":memory:");
+  let lists = 0;
+  const kv = instrumentKv(real, { before: (call) => void (call === "list" && lists++) });
+  const hung = gated("webhook");
+  const forwarder = createForwarder({
+    kv,
+    destinations: [hung.destination],
+    maxInFlight: 1,
+    log: () => {},
+  });
+  try {
+    await (await writer(real, ["webhook"]))(0, 2);
+    const swept = forwarder.sweep();
+    await until("the one slot is taken", () => hung.state.running === 1);
+    await new Promise((r) => setTimeout(r, 10));
+    const before = lists;
+    // New records keep coming (each kicks the forwarder) while the destination hangs.
+    for (let i = 0; i < 5; i++) forwarder.kick();
+    await new Promise((r) => setTimeout(r, 30));
+    assertEquals(lists, before, "no lease pass while no slot is free");
+    hung.state.open();
+    assertEquals(await swept, 2);
+  } finally {
+    hung.state.open();
     await forwarder.close();
     real.close();
   }
