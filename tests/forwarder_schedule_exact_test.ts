@@ -15,17 +15,18 @@ import { createForwarder, handlerDestination } from "../lib/forward/forwarder.ts
  * timers set and neither fired nor cleared; `fire()` runs the only pending one now (and awaits it).
  */
 function watchTimers() {
-  const real = { set: globalThis.setTimeout, clear: globalThis.clearTimeout };
+  // Called as plain functions: Deno 2.5's refuse another `this`.
+  const [realSet, realClear] = [globalThis.setTimeout, globalThis.clearTimeout];
   type Id = ReturnType<typeof setTimeout>;
   const timers = new Map<Id, { ms: number; run: () => unknown }>();
   globalThis.setTimeout = ((run: () => unknown, ms = 0) => {
-    const id: Id = real.set(() => (timers.delete(id), run()), ms);
+    const id: Id = realSet(() => (timers.delete(id), run()), ms);
     timers.set(id, { ms, run });
     return id;
   }) as unknown as typeof setTimeout;
   globalThis.clearTimeout = ((id?: Id) => {
     if (id !== undefined) timers.delete(id);
-    real.clear(id);
+    realClear(id);
   }) as typeof clearTimeout;
   return {
     pending: () => [...timers.values()].map((t) => t.ms),
@@ -33,12 +34,12 @@ function watchTimers() {
       assertEquals(timers.size, 1, "one timer pending");
       const [[id, { run }]] = timers;
       timers.delete(id);
-      real.clear(id);
+      realClear(id);
       await run();
     },
     [Symbol.dispose]() {
-      globalThis.setTimeout = real.set;
-      globalThis.clearTimeout = real.clear;
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
     },
   };
 }
