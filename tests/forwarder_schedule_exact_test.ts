@@ -3,12 +3,19 @@
  * process sets one timer for the next due entry, so a failed attempt is retried on the schedule
  * without waiting for the cron (10 s after the first failure, then 30 s); the timer waits at least
  * 250 ms and at most a minute, is not set when nothing is pending, is gone after `close()`, and
- * never keeps the process alive.
+ * never keeps the process alive. Also the deadlines: 30 s for an attempt, 10 s for a webhook request.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { harness, lessonWebhook, progressWebhook, signedInit } from "./_helpers.ts";
 import { createApp } from "../lib/http/app.ts";
-import { createForwarder, handlerDestination } from "../lib/forward/forwarder.ts";
+import {
+  ATTEMPT_TIMEOUT_MS,
+  createForwarder,
+  handlerDestination,
+  webhookDestination,
+} from "../lib/forward/forwarder.ts";
+import { importStandardKey } from "../lib/forward/standard_webhooks.ts";
+import type { OutboxEntry } from "../lib/store/keys.ts";
 
 /**
  * Watches `setTimeout` and `clearTimeout` until disposed: `pending()` lists the delays of the
@@ -79,6 +86,7 @@ async function failingForwarder(failures: number, answer = Promise.resolve()) {
     }
   };
   return {
+    kv,
     forwarder,
     clock: h.clock,
     attempts,
@@ -155,6 +163,39 @@ Deno.test("forwarder schedule exact: close() leaves no timer, even when the swee
   await closing;
   assertEquals(await swept, 1);
   assertEquals(timers.pending(), [], "no timer set after close()");
+});
+
+Deno.test("forwarder schedule exact: an attempt's deadline is 30 s by default; a webhook request's 10 s, or timeoutMs", async () => {
+  {
+    using timers = watchTimers();
+    const answer = Promise.withResolvers<void>();
+    await using f = await failingForwarder(0, answer.promise);
+    await f.writeRecord();
+    const swept = f.forwarder.sweep();
+    while (f.attempts.length === 0) await new Promise((r) => setTimeout(r, 2));
+    assertEquals(timers.pending(), [ATTEMPT_TIMEOUT_MS], "the running attempt's deadline");
+    assertEquals(ATTEMPT_TIMEOUT_MS, 30_000);
+    answer.resolve();
+    assertEquals(await swept, 1);
+    assertEquals(timers.pending(), [], "delivered: no deadline, no retry");
+  }
+  await using f = await failingForwarder(0);
+  await f.writeRecord();
+  const [{ value: entry }] = await Array.fromAsync(f.kv.list<OutboxEntry>({ prefix: ["outbox"] }));
+  const key = await importStandardKey(`whsec_${btoa("k".repeat(32))}`);
+  const ok = () => Promise.resolve(new Response(null, { status: 204 }));
+  const timeouts: number[] = [];
+  const realTimeout = AbortSignal.timeout;
+  AbortSignal.timeout = (ms) => (timeouts.push(ms), realTimeout.call(AbortSignal, ms));
+  try {
+    const never = new AbortController().signal;
+    await webhookDestination("https://crm.example/hook", key, { fetch: ok }).deliver(entry, never);
+    const opts = { fetch: ok, timeoutMs: 2_500 };
+    await webhookDestination("https://crm.example/hook", key, opts).deliver(entry, never);
+  } finally {
+    AbortSignal.timeout = realTimeout;
+  }
+  assertEquals(timeouts, [10_000, 2_500]);
 });
 
 Deno.test("forwarder schedule exact: a retry's timer does not keep the process alive", async () => {

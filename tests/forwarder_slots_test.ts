@@ -20,6 +20,7 @@ import {
   createForwarder,
   type Forwarder,
   handlerDestination,
+  MAX_IN_FLIGHT,
   sweepEveryMinute,
 } from "../lib/forward/forwarder.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
@@ -99,6 +100,40 @@ Deno.test("forwarder slots: with one slot each, a hung destination never holds b
   }
 });
 
+Deno.test("forwarder slots: an attempt that ends while the sweep leases again does not end the sweep early", async () => {
+  const real = await Deno.openKv(":memory:");
+  // The lease pass armed here reads the due entries slowly; the hung attempt ends meanwhile.
+  const slowPass = { armed: false, reading: Promise.withResolvers<void>() };
+  const kv = instrumentKv(real, {
+    before(call) {
+      if (call === "list" && slowPass.armed) slowPass.reading.resolve();
+    },
+    latency: (call) => call === "list" && slowPass.armed ? (slowPass.armed = false, 50) : 0,
+  });
+  const crm = gated("crm");
+  const forwarder = createForwarder({
+    kv,
+    destinations: [crm.destination, handlerDestination("erp", () => Promise.resolve())],
+    maxInFlight: 1,
+    log: () => {},
+  });
+  try {
+    await (await writer(real, ["crm"]))(0, 2);
+    const swept = forwarder.sweep();
+    await until("crm's one slot is taken", () => crm.state.running === 1);
+    slowPass.armed = true;
+    forwarder.kick(); // erp has a free slot: the sweep leases again, finding nothing for crm
+    await slowPass.reading.promise;
+    crm.state.open(); // crm's attempt ends during that pass: its second entry is due, its slot free
+    assertEquals(await swept, 2, "the sweep delivered everything due");
+    assertEquals(crm.state.started, 2);
+  } finally {
+    crm.state.open();
+    await forwarder.close();
+    real.close();
+  }
+});
+
 Deno.test("forwarder slots: a sweep starts more than one lease batch (100) of attempts at once", async () => {
   const kv = await Deno.openKv(":memory:");
   const a = gated("a");
@@ -115,6 +150,25 @@ Deno.test("forwarder slots: a sweep starts more than one lease batch (100) of at
   } finally {
     a.state.open();
     b.state.open();
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder slots: by default 64 attempts run at once per destination", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const crm = gated("crm");
+  const forwarder = createForwarder({ kv, destinations: [crm.destination], log: () => {} });
+  try {
+    await (await writer(kv, ["crm"]))(0, MAX_IN_FLIGHT + 1);
+    const swept = forwarder.sweep();
+    await until("64 attempts run", () => crm.state.running === 64);
+    await new Promise((r) => setTimeout(r, 30));
+    assertEquals([crm.state.started, MAX_IN_FLIGHT], [64, 64], "the 65th waits for a slot");
+    crm.state.open();
+    assertEquals(await swept, 65);
+  } finally {
+    crm.state.open();
     await forwarder.close();
     kv.close();
   }

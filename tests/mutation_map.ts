@@ -46,6 +46,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/style.ts": [T("dashboard_pages"), T("dashboard")],
   "lib/forward/forwarder.ts": [
     T("forwarder_schedule_exact"),
+    T("outbox_store"),
     T("forwarder_slots"),
     T("forwarder"),
     T("forward_schedule"),

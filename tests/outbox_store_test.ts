@@ -25,6 +25,7 @@ import {
 } from "../lib/store/outbox.ts";
 import { outboxDueKey, type OutboxEntry, outboxKey } from "../lib/store/keys.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
+import { createForwarder, handlerDestination } from "../lib/forward/forwarder.ts";
 
 const T0 = Date.parse("2026-11-29T12:00:00.000Z");
 const DAY = 86_400_000;
@@ -296,25 +297,30 @@ Deno.test("outbox store: settling records delivered, retried and dead entries", 
   });
 });
 
+/** `real`, noting the `expireIn` each commit gives an outbox entry, by entry id. */
+function notingExpiry(real: Deno.Kv) {
+  const expireIn = new Map<string, number | undefined>();
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop !== "atomic") return Reflect.get(target, prop, target).bind(target);
+      return () => {
+        const op = target.atomic();
+        const set = op.set.bind(op);
+        op.set = (key, value, options) => {
+          if (key[0] === "outbox") expireIn.set(String(key[1]), options?.expireIn);
+          return set(key, value, options);
+        };
+        return op;
+      };
+    },
+  });
+  return { kv, expireIn };
+}
+
 Deno.test("outbox store: a delivered entry expires after the retention time; pending and dead ones are kept", async () => {
   await withKv(async (real) => {
     const ids = await seed(real, 3);
-    const expireIn = new Map<string, number | undefined>();
-    // Notes the `expireIn` of each outbox entry a commit writes.
-    const kv = new Proxy(real, {
-      get(target, prop) {
-        if (prop !== "atomic") return Reflect.get(target, prop, target).bind(target);
-        return () => {
-          const op = target.atomic();
-          const set = op.set.bind(op);
-          op.set = (key, value, options) => {
-            if (key[0] === "outbox") expireIn.set(String(key[1]), options?.expireIn);
-            return set(key, value, options);
-          };
-          return op;
-        };
-      },
-    });
+    const { kv, expireIn } = notingExpiry(real);
     const { leased } = await leaseDue(kv, T0 + 2, takeAll);
     assertEquals([...expireIn.values()], [undefined, undefined, undefined], "a lease keeps them");
     await settle(
@@ -329,6 +335,23 @@ Deno.test("outbox store: a delivered entry expires after the retention time; pen
     );
     assertEquals(ids.map((id) => expireIn.get(id)), [30 * DAY, undefined, undefined]);
   });
+});
+
+Deno.test("outbox store: a forwarder's delivered entries expire after retentionDays, 30 by default", async () => {
+  for (const [retentionDays, days] of [[undefined, 30], [7, 7]]) {
+    await withKv(async (real) => {
+      const [id] = await seed(real, 1);
+      const { kv, expireIn } = notingExpiry(real);
+      const crm = handlerDestination("crm", () => Promise.resolve());
+      const forwarder = createForwarder({ kv, destinations: [crm], retentionDays, log: () => {} });
+      try {
+        assertEquals(await forwarder.sweep(), 1);
+        assertEquals(expireIn.get(id), days! * DAY, `retentionDays ${retentionDays}`);
+      } finally {
+        await forwarder.close();
+      }
+    });
+  }
 });
 
 Deno.test("outbox store: settling an entry leased again by another process leaves it to that process", async () => {
