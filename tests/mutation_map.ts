@@ -44,7 +44,14 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/learners.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/pages.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_pages"), T("dashboard")],
-  "lib/forward/forwarder.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
+  "lib/forward/forwarder.ts": [
+    T("forwarder_schedule_exact"),
+    T("outbox_store"),
+    T("forwarder_slots"),
+    T("forwarder"),
+    T("forward_schedule"),
+    T("forward"),
+  ],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold")],
   "lib/http/_auth.ts": [T("auth"), T("api"), T("dashboard")],
@@ -107,7 +114,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/keys.ts": [T("committer"), T("api"), T("learners"), T("erasure"), T("dashboard")],
   "lib/store/learners.ts": [T("learners_index"), T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
-  "lib/store/outbox.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
+  "lib/store/outbox.ts": [T("outbox_store"), T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/plan.ts": [
     T("plan"),
     T("committer"),
@@ -125,7 +132,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("collation_matrix"),
     T("feed"),
   ],
-  "lib/store/retry.ts": [T("retry"), T("storage_faults"), T("committer")],
+  "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
   "lib/telemetry.ts": [T("telemetry")],
   "lib/thinkific/schemas.ts": [

@@ -350,7 +350,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         }
         attempts += leased.length;
         if (leased.length === LEASE_BATCH || contended) continue;
-        if (leased.length === 0 && inFlight.size === 0 && !again) break;
+        // An attempt that ended during this pass freed its slot after `take` counted the free
+        // ones: its destination's next entry may be due, so pass again.
+        if (leased.length === 0 && inFlight.size === 0 && ended === 0 && !again) break;
         // Lease again once enough slots are free, all attempts ended, or new work came in.
         while (!closed && inFlight.size > 0 && ended < enough && !(again && hasFreeSlot())) {
           await new Promise<void>((resolve) => (wakeUp = resolve));
