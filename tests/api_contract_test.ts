@@ -70,11 +70,47 @@ Deno.test("api: the CSV download is an attachment named records.csv, filtered li
     const lines = (await res.text()).trim().split("\r\n");
     assertEquals(lines.length, 2, "the header and user 2's record");
     assertMatch(lines[1], /,2,/);
+    const lateOnly = await h.app.request(`/api/records.csv?since=${new Date(T + 1).toISOString()}`);
+    assertEquals((await lateOnly.text()).trim().split("\r\n").length, 1, "the header row alone");
     for (const [query, name] of [["limit=5", "limit"], ["cursor=x", "cursor"], ["x=1", "x"]]) {
       const bad = await h.get(`/api/records.csv?${query}`);
       assertEquals(bad.status, 400, query);
       assertEquals(bad.json.error, `query parameter ${name} is not a known parameter`);
     }
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("api: the CSV download neutralises formulas unless raw=true", async () => {
+  const h = await harness();
+  try {
+    await h.post(lessonWebhook({ lessonName: "=1+2" }));
+    await h.post(progressWebhook());
+    const text = async (path: string) => await (await h.app.request(path)).text();
+    assertMatch(await text("/api/records.csv"), /,'=1\+2,/);
+    assertMatch(await text("/api/records.csv?raw=false"), /,'=1\+2,/);
+    assertMatch(await text("/api/records.csv?raw=true"), /,=1\+2,/);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("api: since takes a date alone, as that day's midnight UTC", async () => {
+  const h = await harness();
+  try {
+    for (
+      const [user, at] of [[1, Date.parse("2026-11-02T23:59:59.999Z")], [
+        2,
+        Date.parse("2026-11-03T00:00:00.000Z"),
+      ]]
+    ) {
+      await h.post(lessonWebhook({ user, at }));
+      await h.post(progressWebhook({ user, at }));
+    }
+    const r = await h.get("/api/records?since=2026-11-03");
+    assertEquals(r.status, 200);
+    assertEquals((r.json.records as { user_id: number }[]).map((x) => x.user_id), [2]);
   } finally {
     h.close();
   }

@@ -212,3 +212,48 @@ Deno.test("dashboard http: inactive_days keeps the learners idle that many days 
     h.close();
   }
 });
+
+Deno.test("dashboard http: the overview, course and learners pages count time by the service's clock", async () => {
+  const h = await harness();
+  try {
+    h.clock.now = T + 2 * DAY;
+    await complete(h, 1, 10, T);
+    await complete(h, 2, 10, T - 20 * DAY);
+    const overview = await page(h, "/");
+    const cells = [...overview.text.matchAll(/<td class="num">(\d+)<\/td>/g)].map((m) => m[1]);
+    assertEquals(cells, ["2", "1", "2", "0"], "learners, 7 days, 30 days, unmatched");
+    const course = await page(h, "/courses/10");
+    assertMatch(course.text, /<b>1<\/b> in the last 7 days/);
+    const learners = await page(h, "/courses/10/learners");
+    assertMatch(learners.text, /<td>2 days ago<div/);
+    assertMatch(learners.text, /<td>22 days ago<div/);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("dashboard http: inactive_days takes 1 to 3650; a cursor of another course's page is a 400", async () => {
+  const h = await harness();
+  try {
+    h.clock.now = T + 10 * DAY;
+    for (const user of [1, 2]) {
+      await complete(h, user, 10, T + user * 60_000);
+      await complete(h, user, 20, T + user * 60_000);
+    }
+    const users = (text: string) => text.match(/<div class="muted">user \d+<\/div>/g)?.length ?? 0;
+    const one = await page(h, "/courses/10/learners?inactive_days=1");
+    assertEquals([one.status, users(one.text)], [200, 2]);
+    const most = await page(h, "/courses/10/learners?inactive_days=3650");
+    assertEquals([most.status, users(most.text)], [200, 0]);
+
+    const first = await page(h, "/courses/10/learners?limit=1");
+    const cursor = /[?&;]cursor=([^"&]+)"/.exec(first.text)?.[1];
+    assert(cursor, first.text);
+    assertEquals((await page(h, `/courses/10/learners?cursor=${cursor}`)).status, 200);
+    const other = await page(h, `/courses/20/learners?cursor=${cursor}`);
+    assertEquals(other.status, 400);
+    assert(other.text.includes("query parameter cursor is a cursor of"), other.text);
+  } finally {
+    h.close();
+  }
+});

@@ -232,6 +232,21 @@ Deno.test("webhooks: a handled event too large to store is a 413 naming its topi
   }
 });
 
+Deno.test("webhooks: another topic over 65,000 bytes (within MAX_BODY_BYTES) is still acknowledged", async () => {
+  const h = await harness();
+  try {
+    const order = { ...progressWebhook(), resource: "order", action: "created" };
+    Object.assign(order.payload, { padding: "x".repeat(66_000) });
+    assertEquals(await h.post(order), {
+      status: 200,
+      json: { status: "ignored", topic: "order.created" },
+    });
+    assertEquals(await dump(h.kv), []);
+  } finally {
+    h.close();
+  }
+});
+
 Deno.test("webhooks: the logged duration is the request's, in tenths of a millisecond", async () => {
   // KV_PATH=:memory: wakes held deliveries by notification only: no poll timer outlives the test.
   const h = await harness({ HOLD_MS: "60", KV_PATH: ":memory:" });
