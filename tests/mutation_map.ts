@@ -59,7 +59,14 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("courses_api"),
     T("learners"),
   ],
-  "lib/http/app.ts": [T("app_errors"), T("collator"), T("intake"), T("api"), T("server")],
+  "lib/http/app.ts": [
+    T("app_errors"),
+    T("app_config"),
+    T("collator"),
+    T("intake"),
+    T("api"),
+    T("server"),
+  ],
   "lib/http/dashboard.tsx": [
     T("dashboard_http"),
     T("app_errors"),
