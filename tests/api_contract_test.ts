@@ -283,6 +283,19 @@ Deno.test("api: retrying a dead outbox entry queues it (202) and kicks the forwa
   }
 });
 
+Deno.test("api: a dead entry can be retried by a process that no longer forwards", async () => {
+  const s = await forwardingService();
+  const h = await harness({}, s.kv);
+  try {
+    await s.pair(1);
+    const [id] = await settleAll(s.kv, s.clock.now, "dead");
+    const r = await h.app.request(`/api/outbox/${id}/retry`, { method: "POST" });
+    assertEquals([r.status, (await r.json()).status], [202, "pending"]);
+  } finally {
+    s.kv.close();
+  }
+});
+
 Deno.test("api: an outbox id that is not one is a 400, an unknown one a 404, each naming it", async () => {
   const s = await forwardingService();
   try {
