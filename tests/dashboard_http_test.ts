@@ -71,6 +71,9 @@ Deno.test("dashboard http: an unknown or malformed course is an HTML 404 naming 
         ["/courses/99/learners", "99"],
         ["/courses/1x/learners", "1x"],
         ["/courses/abc/records.csv", "abc"],
+        ["/courses/1x/records.csv", "1x"],
+        ["/courses/x1/records.csv", "x1"],
+        ["/courses/12345678901234567/records.csv", "12345678901234567"],
       ]
     ) {
       const r = await page(h, path);
@@ -158,9 +161,12 @@ Deno.test("dashboard http: the course page lists the latest 25 completions; the 
     const n = 101;
     for (let user = 1; user <= n; user++) await complete(h, user, 10, T + user * 60_000);
 
+    await complete(h, 999, 20, T + (n + 1) * 60_000, "Another course's lesson");
     const course = await page(h, "/courses/10");
     const recent = course.text.slice(course.text.indexOf("Recent completions"));
     assertEquals(recent.match(/<tr>/g)?.length, 1 + 25, "a header row and 25 rows");
+    assert(recent.includes(`user ${n}<`), "the latest completion is listed");
+    assert(!recent.includes("Another course"), "only this course's completions");
     const emailRows = (text: string) => text.match(/<tr>/g)!.length - 1;
 
     const first = await page(h, "/courses/10/learners");
