@@ -7,13 +7,24 @@ import { assertEquals, assertMatch } from "./_assert.ts";
 import { harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 
-Deno.test("app: /healthz answers ok as JSON, without a token", async () => {
+Deno.test("app: /healthz answers ok as JSON without the token the other routes want", async () => {
   const h = await harness({ API_TOKEN: "app-token-1" });
   try {
     const res = await h.app.request("/healthz");
     assertEquals(res.status, 200);
     assertMatch(res.headers.get("content-type") ?? "", /^application\/json/);
     assertEquals(await res.json(), { status: "ok" });
+    // While a wrong token is refused on /api and on the pages.
+    for (
+      const [path, authorization] of [
+        ["/api/records", "Bearer wrong"],
+        ["/", `Basic ${btoa("x:wrong")}`],
+      ]
+    ) {
+      const denied = await h.app.request(path, { headers: { authorization } });
+      assertEquals(denied.status, 401, path);
+      await denied.body?.cancel();
+    }
   } finally {
     h.close();
   }
