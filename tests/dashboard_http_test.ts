@@ -207,6 +207,9 @@ Deno.test("dashboard http: inactive_days keeps the learners idle that many days 
     assertEquals(shown((await page(h, "/courses/10/learners?inactive_days=5")).text), [1, 2, 4]);
     assertEquals(shown((await page(h, "/courses/10/learners?inactive_days=6")).text), [1, 4]);
     assertEquals(shown((await page(h, "/courses/10/learners?inactive_days=11")).text), []);
+    // Idle exactly N days counts as idle N days.
+    assertEquals(shown((await page(h, "/courses/10/learners?inactive_days=10")).text), [1]);
+    assertEquals(shown((await page(h, "/courses/10/learners?inactive_days=1")).text), [1, 2, 3, 4]);
 
     const first = await page(h, "/courses/10/learners?inactive_days=6&limit=1");
     const link = /href="(\?[^"]+)" rel="next"/.exec(first.text)?.[1].replaceAll("&amp;", "&");

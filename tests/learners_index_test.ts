@@ -198,6 +198,9 @@ Deno.test("learners: 25 learners with keys left behind come in full pages, newes
     }
     assertEquals(stalled, newestFirst.slice(13));
     assertEquals((await listLearners(kv, 10, { limit: 4, inactiveSince: T })).learners, []);
+    // Last active exactly at `inactiveSince`: kept.
+    const atEdge = await listLearners(kv, 10, { limit: 100, inactiveSince: T + 12_000 });
+    assertEquals(atEdge.learners.map((l) => l.user_id), newestFirst.slice(13));
     assertEquals(await listLearners(kv, 11, { limit: 4 }), { learners: [], cursor: null });
   } finally {
     kv.close();

@@ -96,7 +96,8 @@ export type LearnerPosition = [at: number, user: number];
 
 /**
  * One page of a course's learners, newest activity first. `inactiveSince` keeps only those whose
- * last activity is before it (who stalled); `after` is the position of the previous page's last.
+ * last activity is at or before it (who stalled); `after` is the position of the previous page's
+ * last.
  */
 export async function listLearners(
   kv: Deno.Kv,
@@ -107,7 +108,7 @@ export async function listLearners(
   const end = query.after
     ? [...prefix, ...query.after]
     : query.inactiveSince !== undefined
-    ? [...prefix, query.inactiveSince]
+    ? [...prefix, query.inactiveSince + 1]
     : undefined;
   const learners: LearnerEntry[] = [];
   let last: LearnerPosition | null = null;
