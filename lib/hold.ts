@@ -69,16 +69,17 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
       if (options.mode === "memory") return;
       if (options.mode === "poll") {
         const tick = async () => {
-          if (stop.aborted) return;
           try {
             const now = await kv.get(key);
             if (!stop.aborted && now.versionstamp !== versionstamp) return resolve();
           } catch {
             // a busy database: try again at the next tick
           }
-          if (!stop.aborted) setTimeout(tick, pollMs);
+          if (!stop.aborted) timer = setTimeout(tick, pollMs);
         };
-        setTimeout(tick, pollMs);
+        let timer = setTimeout(tick, pollMs);
+        // A delivery that ends another way leaves no timer behind.
+        stop.addEventListener("abort", () => clearTimeout(timer), { once: true });
         return;
       }
       const reader = kv.watch([key]).getReader();

@@ -346,3 +346,33 @@ Deno.test("hold: with LOGIC_TOPIC=lesson.completed the lesson is held and answer
   // Three KV calls each: the woken lesson got its record from the progress's commit.
   assertEquals(s.calls.n, 6);
 });
+
+Deno.test("hold: a polled delivery woken early leaves no poll timer behind", async () => {
+  // Ends right after the wake: Deno's op sanitizer (2.5) fails this test if a poll timer outlives
+  // it.
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const holds = createHolds(kv, { mode: "poll", pollMs: 60_000 });
+    const held = holds.wait("t", ["k"], null, 60_000);
+    holds.notify("t", "note");
+    assertEquals(await held, { end: "woken", note: "note" });
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("hold: a polled delivery stops reading the database once it is answered", async () => {
+  const real = await Deno.openKv(":memory:");
+  const reads = { n: 0 };
+  const kv = instrumentKv(real, { before: () => void reads.n++ });
+  try {
+    const holds = createHolds(kv, { mode: "poll", pollMs: 10 });
+    const held = holds.wait("t", ["k"], null, 60_000);
+    holds.notify("t");
+    assertEquals((await held).end, "woken");
+    await new Promise((r) => setTimeout(r, 60));
+    assertEquals(reads.n, 0);
+  } finally {
+    real.close();
+  }
+});
