@@ -47,17 +47,17 @@ async function outboxOf(count: number, name?: string): Promise<Deno.Kv> {
 const commitsOf = (entries: { versionstamp: string }[]) =>
   new Set(entries.map((e) => e.versionstamp)).size;
 
-Deno.test("limits: a lease pass takes 150 due entries in two commits, then settles them in two", async () => {
-  const kv = await outboxOf(150);
+Deno.test("limits: a lease pass takes 200 due entries in two commits of 100, then settles them in two", async () => {
+  const kv = await outboxOf(200);
   try {
     const { leased } = await leaseDue(kv, NOW, { limit: 500, take: () => true });
-    assertEquals(leased.length, 150);
-    // 100 checks at most per commit.
+    assertEquals(leased.length, 200);
+    // Deno KV takes 100 checks in a commit: one an entry.
     assertEquals(commitsOf(leased), 2);
     const settlements = leased.map((l) => ({ leased: l, outcome: "delivered" as const }));
-    assertEquals(await settle(kv, settlements, NOW, 86_400_000), 150);
+    assertEquals(await settle(kv, settlements, NOW, 86_400_000), 200);
     const stored = await Array.fromAsync(kv.list({ prefix: ["outbox"] }));
-    assertEquals(stored.length, 150);
+    assertEquals(stored.length, 200);
     assertEquals(commitsOf(stored), 2);
   } finally {
     kv.close();

@@ -106,7 +106,17 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("dashboard"),
   ],
   "lib/store/learners.ts": [T("learners")],
-  "lib/store/limits.ts": [T("limits_outbox"), T("intake"), T("storage_faults")],
+  "lib/store/limits.ts": [
+    T("limits_outbox"),
+    T("limits_names"),
+    T("plan_estimate"),
+    T("plan"),
+    T("fence"),
+    T("query"),
+    T("intake"),
+    T("storage_faults"),
+    T("collator"),
+  ],
   "lib/store/outbox.ts": [T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/plan.ts": [
     T("plan_estimate"),
