@@ -9,28 +9,10 @@ import { addOutboxEntries, leaseDue, settle } from "../lib/store/outbox.ts";
 
 const NOW = Date.parse("2026-11-29T12:00:00.000Z");
 
+/** A record as the outbox sees it: an id and the names that make up most of its size. */
 function record(n: number, name = "Lesson"): LessonProgressRecord {
-  return {
-    tenant_id: "48213",
-    user_id: 5000049,
-    user_email: "ada@example.com",
-    course_id: 2100013,
-    course_name: name,
-    enrollment_id: 90000042,
-    lesson_id: n,
-    lesson_name: name,
-    lesson_type: "Video",
-    chapter_id: 7013,
-    chapter_name: name,
-    completed_at: "2026-11-29T11:59:00.000Z",
-    percentage_completed: 50,
-    previous_percentage_completed: 40,
-    first_completion: true,
-    progress_event_id: `p${n}`,
-    lesson_event_id: `l${n}`,
-    skew_ms: 5,
-    collated_at: "2026-11-29T11:59:01.000Z",
-  };
+  const names = { course_name: name, lesson_name: name, chapter_name: name };
+  return { tenant_id: "48213", progress_event_id: `p${n}`, ...names } as LessonProgressRecord;
 }
 
 /** A database with `count` due entries (records named `name`), one destination each. */
@@ -64,13 +46,14 @@ Deno.test("limits: a lease pass takes 200 due entries in two commits of 100, the
   }
 });
 
-Deno.test("limits: entries of large records are leased in commits of under 400 KiB", async () => {
-  // Each entry's record holds 3,000 characters of names: as estimated from its JSON (twice its
-  // length, for UTF-16), fewer than 100 fit in half of Deno KV's 800 KiB.
-  const kv = await outboxOf(100, "n".repeat(1_000));
+Deno.test("limits: entries of large records are leased in commits of up to 400 KiB", async () => {
+  // Each entry's record holds 3,000 characters of names, about 7 KB as estimated from its JSON
+  // (twice its length, for UTF-16): 110 of them need two commits of half of Deno KV's 800 KiB
+  // (a third if the budget were smaller), though their checks would fit in two commits as well.
+  const kv = await outboxOf(110, "n".repeat(1_000));
   try {
     const { leased } = await leaseDue(kv, NOW, { limit: 500, take: () => true });
-    assertEquals(leased.length, 100);
+    assertEquals(leased.length, 110);
     assertEquals(commitsOf(leased), 2);
   } finally {
     kv.close();
