@@ -107,8 +107,12 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/learners.ts": [T("learners")],
   "lib/store/limits.ts": [
+    T("limits_enrollment"),
+    T("limits_feed"),
+    T("limits_cluster"),
     T("limits_outbox"),
     T("limits_names"),
+    T("limits_commit"),
     T("plan_estimate"),
     T("plan"),
     T("fence"),
