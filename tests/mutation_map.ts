@@ -99,6 +99,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/instrument.ts": [T("telemetry"), T("storage_faults"), T("crash")],
   "lib/store/keys.ts": [
     T("keys_layout"),
+    T("limits_retention"),
     T("committer"),
     T("api"),
     T("learners"),
