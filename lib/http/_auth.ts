@@ -30,7 +30,7 @@ export function bearerAuth(token: string | undefined): MiddlewareHandler {
   if (!token) return async (_c, next) => await next();
   const matches = tokenMatcher(token);
   return async (c, next) => {
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
+    const match = /^Bearer[ ]+(\S+)$/i.exec(c.req.header("authorization") ?? "");
     if (!match || !(await matches(match[1]))) {
       throw new HttpError(401, "missing or invalid bearer token", {}, {
         "WWW-Authenticate": 'Bearer realm="api"',

@@ -66,17 +66,14 @@ export function valueBytes(value: unknown): number {
   return 2 * (JSON.stringify(value)?.length ?? 4) + 16;
 }
 
-/** The text of a key, to compare keys by value. */
+/**
+ * The text of a key, to compare keys by value. JSON tells strings, numbers and booleans apart;
+ * bigints and byte strings are tagged.
+ */
 export function keyId(key: Deno.KvKey): string {
   return JSON.stringify(
     key.map((p) =>
-      typeof p === "bigint"
-        ? { n: String(p) }
-        : p instanceof Uint8Array
-        ? { u: Array.from(p) }
-        : typeof p === "boolean"
-        ? { b: p }
-        : p
+      typeof p === "bigint" ? { n: String(p) } : p instanceof Uint8Array ? { u: Array.from(p) } : p
     ),
   );
 }
