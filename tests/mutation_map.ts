@@ -38,7 +38,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("compete"),
     T("forward"),
   ],
-  "lib/config.ts": [T("config")],
+  "lib/config.ts": [T("config_env"), T("config")],
   "lib/csv.ts": [T("csv")],
   "lib/dashboard/chart.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/learners.tsx": [T("dashboard_pages"), T("dashboard")],
@@ -64,7 +64,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("hold"),
     T("forward"),
   ],
-  "lib/kv.ts": [T("config"), T("hold")],
+  "lib/kv.ts": [T("kv"), T("config_env")],
   "lib/lanes.ts": [T("lanes_log"), T("committer"), T("collation_matrix")],
   "lib/log.ts": [T("lanes_log"), T("telemetry"), T("intake")],
   "lib/matching/decide.ts": [
