@@ -96,7 +96,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("crash"),
     T("compete"),
   ],
-  "lib/store/instrument.ts": [T("telemetry"), T("storage_faults"), T("crash")],
+  "lib/store/instrument.ts": [T("instrument"), T("storage_faults"), T("crash")],
   "lib/store/keys.ts": [T("committer"), T("api"), T("learners"), T("erasure"), T("dashboard")],
   "lib/store/learners.ts": [T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
