@@ -119,7 +119,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/retry.ts": [T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("dashboard"), T("dashboard_pages")],
-  "lib/telemetry.ts": [T("telemetry")],
+  "lib/telemetry.ts": [T("telemetry_api"), T("telemetry")],
   "lib/thinkific/schemas.ts": [
     T("intake_fields"),
     T("intake"),
