@@ -225,8 +225,10 @@ Deno.test("config: LOGIC_TOPIC: enrollment.progress by default, either handled t
 });
 
 Deno.test("config: FORWARD_URL and FORWARD_SECRET: none by default, both or neither, https or local http", () => {
-  const none = parseConfig({ FORWARD_URL: "", FORWARD_SECRET: "" });
-  assertEquals([none.forwardUrl, none.forwardSecret], [undefined, undefined]);
+  for (const unset of ["", "  "]) {
+    const none = parseConfig({ FORWARD_URL: unset, FORWARD_SECRET: unset });
+    assertEquals([none.forwardUrl, none.forwardSecret], [undefined, undefined]);
+  }
   const both = parseConfig({
     FORWARD_URL: " https://CRM.example.com ",
     FORWARD_SECRET: ` ${WHSEC} `,
@@ -258,14 +260,22 @@ Deno.test("config: FORWARD_URL and FORWARD_SECRET: none by default, both or neit
 });
 
 Deno.test("config: on Deno Deploy (any of its variables set, not empty) both secrets are required, named together", () => {
-  const both = "invalid configuration: " +
-    "THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
-    "(unsigned webhooks are only accepted on a local machine); " +
-    "API_TOKEN must be set on Deno Deploy " +
+  const secretLine = "THINKIFIC_WEBHOOK_SECRET must be set on Deno Deploy " +
+    "(unsigned webhooks are only accepted on a local machine)";
+  const tokenLine = "API_TOKEN must be set on Deno Deploy " +
     "(the records API and the dashboard show learners' emails; they are open only locally)";
+  const both = `invalid configuration: ${secretLine}; ${tokenLine}`;
   const secrets = { THINKIFIC_WEBHOOK_SECRET: "abcdefgh", API_TOKEN: "tokentoken" };
   for (const marker of ["DENO_DEPLOYMENT_ID", "DENO_DEPLOY", "DENO_DEPLOY_APP_SLUG"]) {
     assertEquals(refusal({ [marker]: "x" }), both, marker);
+    assertEquals(
+      refusal({ [marker]: "x", API_TOKEN: secrets.API_TOKEN }),
+      `invalid configuration: ${secretLine}`,
+    );
+    assertEquals(
+      refusal({ [marker]: "x", THINKIFIC_WEBHOOK_SECRET: secrets.THINKIFIC_WEBHOOK_SECRET }),
+      `invalid configuration: ${tokenLine}`,
+    );
     assertEquals(parseConfig({ [marker]: "x", ...secrets }).onDenoDeploy, true, marker);
     const local = parseConfig({ [marker]: "" });
     assertEquals([local.onDenoDeploy, local.webhookSecret], [false, undefined], marker);
