@@ -98,6 +98,37 @@ Deno.test("instrument: a hook that throws fails that call, and a failed commit w
   assertEquals((await real.get(["x"])).value, 1);
 });
 
+Deno.test("instrument: without holdCommit or latency, a hook's failure is thrown by the call itself, a commit's too", async () => {
+  using db = await wrapped({
+    before(call) {
+      throw new Error(`${call} refused`);
+    },
+  });
+  const { kv } = db;
+  assert.throws(() => kv.get(["x"]), new Error("get refused"));
+  assert.throws(() => kv.getMany([["x"]]), new Error("getMany refused"));
+  assert.throws(() => kv.list({ prefix: [] }), new Error("list refused"));
+  assert.throws(() => kv.atomic().set(["x"], 1).commit(), new Error("commit refused"));
+  assertEquals((await db.real.get(["x"])).versionstamp, null);
+});
+
+Deno.test("instrument: the handle and its atomic operations offer what the database's do, nothing more", async () => {
+  using db = await wrapped();
+  const kv = db.kv as unknown as Record<string, unknown>;
+  const op = db.kv.atomic() as unknown as Record<string, unknown>;
+  // Code that tests for a method before using it sees the same answer as on the database.
+  assertEquals([typeof kv.watch, typeof kv.enqueue, typeof kv.noSuchMethod], [
+    "function",
+    "function",
+    "undefined",
+  ]);
+  assertEquals([typeof op.sum, typeof op.enqueue, typeof op.noSuchMethod], [
+    "function",
+    "function",
+    "undefined",
+  ]);
+});
+
 Deno.test("instrument: a commit waits for holdCommit, after it was announced, and lands when released", async () => {
   let release = () => {};
   const order: string[] = [];
@@ -179,7 +210,7 @@ Deno.test("instrument: zero latency asks for no wait; a commit's latency comes b
 });
 
 Deno.test("instrument: a listing's latency delays its first page only; its cursor reads through", async () => {
-  using db = await wrapped({ latency: () => 25 });
+  using db = await wrapped({ latency: (call) => call === "list" ? 25 : 0 });
   const { kv, real } = db;
   for (const n of [1, 2, 3]) await real.set(["l", n], n);
   using timers = heldTimers();
