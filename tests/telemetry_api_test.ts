@@ -117,7 +117,10 @@ context.setGlobalContextManager({
 });
 
 // Loaded after the providers above are registered: the module creates its instruments on load.
-const { BACKLOG_REFRESH_MS, observeBacklog, observeOutcome } = await import("../lib/telemetry.ts");
+const { BACKLOG_REFRESH_MS, observeBacklog, observeOutcome, webhookTelemetry } = await import(
+  "../lib/telemetry.ts"
+);
+const { Hono } = await import("hono");
 const { harness, lessonWebhook, progressWebhook, BASE_TIME } = await import("./_helpers.ts");
 const { instrumentKv } = await import("../lib/store/instrument.ts");
 const { OUTBOX_DUE_PREFIX } = await import("../lib/store/keys.ts");
@@ -264,6 +267,37 @@ Deno.test("telemetry: a webhook the service fails on counts as an error and mark
   } finally {
     real.close();
   }
+});
+
+Deno.test("telemetry: any 5xx without an outcome is an error, a 4xx a rejection; an outcome the route set is kept", async () => {
+  const counter = only("collator.webhooks");
+  const seen = [];
+  for (
+    const [status, fields] of [
+      [500, {}],
+      [599, {}],
+      [499, {}],
+      [500, { topic: "lesson.completed", outcome: "pending" }],
+    ] as const
+  ) {
+    spans.length = 0;
+    counter.points.length = 0;
+    const app = new Hono();
+    app.use(webhookTelemetry(() => fields));
+    app.post("/", () => new Response(null, { status }));
+    assertEquals((await app.request("/", { method: "POST" })).status, status);
+    const [span] = spans;
+    seen.push([status, counter.points[0].attributes, span.status?.code, span.attributes]);
+  }
+  const failed = { "thinkific.topic": "unknown", "collator.outcome": "error" };
+  const rejected = { "thinkific.topic": "unknown", "collator.outcome": "rejected" };
+  const kept = { "thinkific.topic": "lesson.completed", "collator.outcome": "pending" };
+  assertEquals(seen, [
+    [500, failed, 2, { ...failed, "http.response.status_code": 500 }],
+    [599, failed, 2, { ...failed, "http.response.status_code": 599 }],
+    [499, rejected, undefined, { ...rejected, "http.response.status_code": 499 }],
+    [500, kept, 2, { ...kept, "http.response.status_code": 500 }],
+  ]);
 });
 
 const RECORD = {
