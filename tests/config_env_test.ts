@@ -187,6 +187,8 @@ Deno.test("config: KV_PATH: a file path, :memory:, https KV Connect, or http onl
       "http://localhost.example.com",
       "ftp://localhost/db",
       "file:///srv/kv.sqlite3",
+      "http://", // not even a URL
+      "http://[::1",
     ]
   ) {
     assertEquals(
