@@ -94,8 +94,8 @@ const envSchema = z.object({
     if (!raw) return undefined;
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1].toLowerCase();
     if (scheme === undefined || scheme === "https") return raw;
-    const host = URL.parse(raw)?.hostname ?? "";
-    if (scheme === "http" && LOCAL_HOSTS.includes(host)) return raw;
+    const url = URL.parse(raw);
+    if (scheme === "http" && url && LOCAL_HOSTS.includes(url.hostname)) return raw;
     ctx.addIssue(
       `KV_PATH must be a file path, :memory: or an https:// KV Connect URL ` +
         `(http:// only for localhost), got "${raw}"`,
