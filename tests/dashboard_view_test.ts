@@ -36,6 +36,10 @@ function rows(page: string): string[][] {
   );
 }
 
+/** The headers of the right-aligned (number) columns. */
+const numberColumns = (page: string) =>
+  [...page.matchAll(/<th class="num">([^<]*)<\/th>/g)].map((m) => m[1]);
+
 const COURSE: CourseSummary = {
   tenant_id: "48213",
   course_id: 77,
@@ -153,7 +157,12 @@ Deno.test("dashboard view: the overview lists each course with its link, school,
   assert(page.includes('<a href="/courses/77">Pottery &lt;at&gt; home &amp; more</a>'), page);
   assert(page.includes('<a href="/courses/78">Glazing</a>'));
   assertEquals((page.match(/<td class="num">/g) ?? []).length, 8, "four number cells a course");
-  assertEquals((page.match(/<th class="num">/g) ?? []).length, 4);
+  assertEquals(numberColumns(page), [
+    "Learners seen",
+    "Lessons completed, 7 days",
+    "30 days",
+    "Unmatched",
+  ]);
 });
 
 Deno.test("dashboard view: with no course yet, the overview says where to point the webhooks", () => {
@@ -253,6 +262,7 @@ Deno.test("dashboard view: a course page shows its cards, links, chart and recen
     ],
   ]);
   assert(main.includes('<td class="num">40%<div class="muted">from 20%</div></td>'), main);
+  assertEquals(numberColumns(main), ["Reached"]);
 });
 
 Deno.test("dashboard view: a course with no completed lesson says so instead of a chart", () => {
@@ -300,7 +310,7 @@ Deno.test("dashboard view: the chart has a bar per lesson, as long as its share 
   );
   assertMatch(
     svg,
-    /^<svg class="chart" width="100%" height="(\d+)" role="img" aria-label="Distinct learners who completed each lesson, in course order">/,
+    /^<svg class="chart" width="100%" height="(\d+)" role="img" aria-label="Distinct learners who completed each lesson, in course order"><text class="chapter"/,
   );
   // 6 px top, a 26 px heading per chapter run, 40 px per lesson, 6 px bottom.
   assertEquals(svg.match(/height="(\d+)"/)![1], String(6 + 3 * 26 + 4 * 40 + 6));
@@ -422,6 +432,7 @@ Deno.test("dashboard view: the unmatched page says in words why each event waits
   assert(page.includes('<a href="/courses/78">Glazing</a>'));
   assert(!page.includes('href="/courses/79"'), "no page for a course without a name");
   assert(page.includes('<table class="unmatched">'));
+  assertEquals(numberColumns(page), ["Reached"]);
 });
 
 Deno.test("dashboard view: an empty unmatched queue says nothing is waiting", () => {
@@ -501,7 +512,12 @@ Deno.test("dashboard view: the learners page lists where each learner stands and
     main,
   );
   assert(main.includes('<form method="get" action="/courses/77/learners" class="filter">'), main);
-  assert(main.includes('<input name="inactive_days" type="number" min="1" max="3650" value="">'));
+  assert(
+    main.includes(
+      '<label>No activity for <input name="inactive_days" type="number" min="1" max="3650" value=""> days</label> <button',
+    ),
+    main,
+  );
   assert(
     main.includes(
       '<button type="submit">Show who stalled</button> <a href="/courses/77/learners">All learners</a>',
@@ -541,6 +557,7 @@ Deno.test("dashboard view: the learners page lists where each learner stands and
   ]);
   assertEquals((main.match(/<td class="num">/g) ?? []).length, 10, "two number cells a learner");
   assert(page.includes('<table class="learners">'));
+  assertEquals(numberColumns(page), ["Reached", "Lessons completed"]);
   assert(!main.includes('rel="next"'), "no next page");
 });
 
