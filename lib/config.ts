@@ -52,15 +52,12 @@ const int = (name: string, min: number, max: number, fallback: number) =>
   z.string().trim().optional().transform((raw, ctx) => {
     if (raw === undefined || raw === "") return fallback;
     if (!/^\d+$/.test(raw)) {
-      ctx.addIssue({ code: "custom", message: `${name} must be a whole number, got "${raw}"` });
+      ctx.addIssue(`${name} must be a whole number, got "${raw}"`);
       return z.NEVER;
     }
     const value = Number(raw);
     if (value < min || value > max) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${name} must be between ${min} and ${max}, got ${value}`,
-      });
+      ctx.addIssue(`${name} must be between ${min} and ${max}, got ${value}`);
       return z.NEVER;
     }
     return value;
@@ -70,10 +67,7 @@ const secret = (name: string) =>
   z.string().optional().transform((raw, ctx) => {
     if (raw === undefined || raw === "") return undefined;
     if (raw.trim() !== raw || raw.length < 8) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${name} must be at least 8 characters with no surrounding spaces`,
-      });
+      ctx.addIssue(`${name} must be at least 8 characters with no surrounding spaces`);
       return z.NEVER;
     }
     return raw;
@@ -91,10 +85,7 @@ const envSchema = z.object({
     if (!raw) return "0.0.0.0";
     // An IPv4 or IPv6 address, or a host name: letters, digits, dots, hyphens and colons only.
     if (!/^[A-Za-z0-9.:-]+$/.test(raw)) {
-      ctx.addIssue({
-        code: "custom",
-        message: `HOST must be an IP address or a host name such as 127.0.0.1, got "${raw}"`,
-      });
+      ctx.addIssue(`HOST must be an IP address or a host name such as 127.0.0.1, got "${raw}"`);
       return z.NEVER;
     }
     return raw;
@@ -103,13 +94,12 @@ const envSchema = z.object({
     if (!raw) return undefined;
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1].toLowerCase();
     if (scheme === undefined || scheme === "https") return raw;
-    const host = URL.parse(raw)?.hostname;
-    if (scheme === "http" && host !== undefined && LOCAL_HOSTS.includes(host)) return raw;
-    ctx.addIssue({
-      code: "custom",
-      message: `KV_PATH must be a file path, :memory: or an https:// KV Connect URL ` +
+    const url = URL.parse(raw);
+    if (scheme === "http" && url && LOCAL_HOSTS.includes(url.hostname)) return raw;
+    ctx.addIssue(
+      `KV_PATH must be a file path, :memory: or an https:// KV Connect URL ` +
         `(http:// only for localhost), got "${raw}"`,
-    });
+    );
     return z.NEVER;
   }),
   /** Only whether it is set is read here (Deno reads the token itself). */
@@ -120,10 +110,7 @@ const envSchema = z.object({
   LOGIC_TOPIC: z.string().trim().optional().transform((raw, ctx) => {
     if (raw === undefined || raw === "") return PROGRESS_TOPIC;
     if (!(HANDLED_TOPICS as readonly string[]).includes(raw)) {
-      ctx.addIssue({
-        code: "custom",
-        message: `LOGIC_TOPIC must be one of ${HANDLED_TOPICS.join(", ")}, got "${raw}"`,
-      });
+      ctx.addIssue(`LOGIC_TOPIC must be one of ${HANDLED_TOPICS.join(", ")}, got "${raw}"`);
       return z.NEVER;
     }
     return raw as HandledTopic;
@@ -143,15 +130,12 @@ const envSchema = z.object({
     try {
       url = new URL(raw);
     } catch {
-      ctx.addIssue({ code: "custom", message: `FORWARD_URL must be a URL, got "${raw}"` });
+      ctx.addIssue(`FORWARD_URL must be a URL, got "${raw}"`);
       return z.NEVER;
     }
     const local = LOCAL_HOSTS.includes(url.hostname);
     if (url.protocol !== "https:" && !(url.protocol === "http:" && local)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "FORWARD_URL must be https:// (http:// only for localhost)",
-      });
+      ctx.addIssue("FORWARD_URL must be https:// (http:// only for localhost)");
       return z.NEVER;
     }
     return url.href;
@@ -159,11 +143,9 @@ const envSchema = z.object({
   FORWARD_SECRET: z.string().trim().optional().transform((raw, ctx) => {
     if (!raw) return undefined;
     if (!decodeStandardSecret(raw)) {
-      ctx.addIssue({
-        code: "custom",
-        message:
-          "FORWARD_SECRET must be a Standard Webhooks secret: whsec_ + base64 of 16-128 bytes",
-      });
+      ctx.addIssue(
+        "FORWARD_SECRET must be a Standard Webhooks secret: whsec_ + base64 of 16-128 bytes",
+      );
       return z.NEVER;
     }
     return raw;

@@ -23,7 +23,7 @@ export function Header(props: { cols: (string | [string, "num"])[] }) {
     <thead>
       <tr>
         {props.cols.map((c) => (
-          <th class={typeof c === "string" ? undefined : "num"}>
+          <th class={typeof c === "string" ? undefined : c[1]}>
             {typeof c === "string" ? c : c[0]}
           </th>
         ))}
