@@ -21,6 +21,7 @@
  */
 import { type Config, ConfigError } from "./config.ts";
 import type { WakeMode } from "./hold.ts";
+import { resolve } from "node:path";
 
 export const DEFAULT_KV_PATH = "./data/kv.sqlite3";
 
@@ -54,8 +55,10 @@ export async function openKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): P
       throw new ConfigError(`${named}: its folder cannot be created (${firstLine(err)})`);
     }
   }
+  // Deno 2.5 (Deploy's runtime) cannot open a file whose folder is `.`: give it a full path.
+  const file = path === ":memory:" || isRemote(path) ? path : resolve(path);
   try {
-    return await Deno.openKv(path);
+    return await Deno.openKv(file);
   } catch (err) {
     throw new ConfigError(`${named} cannot be opened (${firstLine(err)})`);
   }

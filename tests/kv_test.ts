@@ -90,16 +90,23 @@ Deno.test("kv: a file path opens a SQLite file, its missing folders made; a bare
     } finally {
       again.close();
     }
-    // A bare file name has no folder to make (Deno 2.5 itself refuses to open one).
-    const bare = await openKv(local("bare.sqlite3")).catch((err: unknown) => err);
-    if (bare instanceof Deno.Kv) {
+    // A bare file name opens a file in the working directory, no folder made (Deno 2.5 itself
+    // opens neither `name` nor `./name`).
+    const bare = await openKv(local("bare.sqlite3"));
+    try {
       await roundTrip(bare);
+    } finally {
       bare.close();
-    } else assertConfigError(bare, /^KV_PATH "bare\.sqlite3" cannot be opened/);
-    const isFolder = await Deno.stat("bare.sqlite3").then((s) => s.isDirectory, () => false);
-    assert(!isFolder, "no folder made for a bare file name");
+    }
+    assert((await Deno.stat("bare.sqlite3")).isFile, "a file in the working directory");
+    const dotted = await openKv(local("./dotted.sqlite3"));
+    try {
+      await roundTrip(dotted);
+    } finally {
+      dotted.close();
+    }
   });
-  assertEquals(left.filter((n) => !n.startsWith("bare.sqlite3")), ["a"]);
+  assertEquals(left.filter((n) => !/^(bare|dotted)\.sqlite3/.test(n)), ["a"]);
 });
 
 Deno.test("kv: unset KV_PATH opens ./data/kv.sqlite3, making ./data", async () => {
