@@ -45,6 +45,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/pages.tsx": [T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_pages"), T("dashboard")],
   "lib/forward/forwarder.ts": [
+    T("redteam_forward"),
     T("forwarder_schedule_exact"),
     T("outbox_store"),
     T("forwarder_slots"),

@@ -75,3 +75,22 @@ Deno.test("redteam intake: an email of 320 characters is accepted, 321 is refuse
     assertEquals(long.issues.map((i) => i.path), [["payload", "user", "email"]]);
   }
 });
+
+Deno.test("redteam intake: numeric school and event ids are kept as text, a lesson at position 0 and a 12-decimal percentage are accepted", () => {
+  const lesson = lessonWebhook();
+  const parsed = parseWebhook({
+    ...lesson,
+    id: 20261102091512,
+    tenant_id: 48213,
+    payload: { ...lesson.payload, lesson: { ...lesson.payload.lesson, position: 0 } },
+  }, null);
+  assert(parsed.kind === "event", JSON.stringify(parsed));
+  assertEquals([parsed.event.id, parsed.event.tenantId], ["20261102091512", "48213"]);
+  assertEquals(parsed.event.facts.kind === "lesson" && parsed.event.facts.lessonPosition, 0);
+  const progress = parseWebhook(progressWebhook({ percentage: "33.333333333333" }), null);
+  assert(progress.kind === "event", JSON.stringify(progress));
+  assertEquals(
+    progress.event.facts.kind === "progress" && progress.event.facts.percentage,
+    33.333333333333,
+  );
+});

@@ -2,12 +2,15 @@
  * Store behaviours hand-planted mutants found unpinned: an event updated at or past the end of its
  * retention still lives a minute more; an unmatched entry says when its event was created (not
  * received) and when it was listed; an erasure removes the id pointer of a paired lesson whose event
- * has expired, when that lesson came second (so only its record names it).
+ * has expired, when that lesson came second (so only its record names it); a redelivery whose
+ * `created_at` moved is counted on the event its first delivery stored; the unmatched events of a
+ * course are all counted.
  */
 import { assertEquals } from "./_assert.ts";
 import { BASE_TIME, dump, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { eraseLearner } from "../lib/store/erasure.ts";
 import { remaining } from "../lib/store/events.ts";
+import { countUnmatched } from "../lib/store/records.ts";
 import type { StoredEvent } from "../lib/store/keys.ts";
 
 const DAY = 86_400_000;
@@ -56,6 +59,35 @@ Deno.test("redteam store: erasing a learner removes the id pointer of an expired
     });
     const left = (await dump(h.kv)).filter((e) => e.key[0] === "event_ids");
     assertEquals(left.map((e) => e.key), []);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("redteam store: a redelivery whose created_at moved is counted on the event its first delivery stored", async () => {
+  const h = await harness();
+  try {
+    const progress = progressWebhook({ user: 93, at: BASE_TIME });
+    const first = await h.post(progress);
+    assertEquals([first.status, first.json.attempts], [409, 1]);
+    h.clock.now += 60_000;
+    const moved = { ...progress, created_at: new Date(BASE_TIME + 1_000).toISOString() };
+    const again = await h.post(moved);
+    assertEquals([again.status, again.json.status, again.json.attempts], [409, "pending", 2]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("redteam store: every unmatched event of a course is counted, per course", async () => {
+  const h = await harness({ GIVE_UP_AFTER_ATTEMPTS: "2" });
+  try {
+    for (const [user, course] of [[94, 500], [95, 500], [96, 500], [94, 501]]) {
+      const r = await h.deliver(progressWebhook({ user, course, at: BASE_TIME + user }));
+      assertEquals(r.json.status, "unmatched");
+    }
+    const counts = await countUnmatched(h.kv, h.clock.now);
+    assertEquals([...counts].sort(), [[500, 3], [501, 1]]);
   } finally {
     h.close();
   }
