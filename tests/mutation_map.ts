@@ -115,7 +115,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/instrument.ts": [T("telemetry"), T("storage_faults"), T("crash")],
   "lib/store/keys.ts": [T("committer"), T("api"), T("learners"), T("erasure"), T("dashboard")],
-  "lib/store/learners.ts": [T("learners_index"), T("learners")],
+  "lib/store/learners.ts": [T("redteam_store"), T("learners_index"), T("learners")],
   "lib/store/limits.ts": [T("intake"), T("storage_faults")],
   "lib/store/outbox.ts": [T("outbox_store"), T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/plan.ts": [

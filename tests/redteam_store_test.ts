@@ -4,12 +4,13 @@
  * received) and when it was listed; an erasure removes the id pointer of a paired lesson whose event
  * has expired, when that lesson came second (so only its record names it); a redelivery whose
  * `created_at` moved is counted on the event its first delivery stored; the unmatched events of a
- * course are all counted.
+ * course are all counted; a learner active exactly at `inactiveSince` has not stalled.
  */
 import { assertEquals } from "./_assert.ts";
 import { BASE_TIME, dump, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { eraseLearner } from "../lib/store/erasure.ts";
 import { remaining } from "../lib/store/events.ts";
+import { listLearners } from "../lib/store/learners.ts";
 import { countUnmatched } from "../lib/store/records.ts";
 import type { StoredEvent } from "../lib/store/keys.ts";
 
@@ -88,6 +89,25 @@ Deno.test("redteam store: every unmatched event of a course is counted, per cour
     }
     const counts = await countUnmatched(h.kv, h.clock.now);
     assertEquals([...counts].sort(), [[500, 3], [501, 1]]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("redteam store: learners inactive since T are those whose last activity is strictly before T", async () => {
+  const h = await harness();
+  try {
+    for (const [user, at] of [[97, BASE_TIME], [98, BASE_TIME - 1]]) {
+      assertEquals((await h.post(lessonWebhook({ user, at }))).status, 200);
+      assertEquals((await h.post(progressWebhook({ user, at }))).json.status, "collated");
+    }
+    const course = 2100013;
+    const stalled = (since: number) =>
+      listLearners(h.kv, course, { limit: 10, inactiveSince: since })
+        .then((p) => p.learners.map((l) => l.user_id));
+    assertEquals(await stalled(BASE_TIME), [98]);
+    assertEquals(await stalled(BASE_TIME + 1), [97, 98]);
+    assertEquals(await stalled(BASE_TIME - 1), []);
   } finally {
     h.close();
   }
