@@ -94,7 +94,7 @@ Deno.test("redteam store: every unmatched event of a course is counted, per cour
   }
 });
 
-Deno.test("redteam store: learners inactive since T are those whose last activity is strictly before T", async () => {
+Deno.test("redteam store: learners inactive since T are those whose last activity is at or before T", async () => {
   const h = await harness();
   try {
     for (const [user, at] of [[97, BASE_TIME], [98, BASE_TIME - 1]]) {
@@ -105,9 +105,10 @@ Deno.test("redteam store: learners inactive since T are those whose last activit
     const stalled = (since: number) =>
       listLearners(h.kv, course, { limit: 10, inactiveSince: since })
         .then((p) => p.learners.map((l) => l.user_id));
-    assertEquals(await stalled(BASE_TIME), [98]);
     assertEquals(await stalled(BASE_TIME + 1), [97, 98]);
-    assertEquals(await stalled(BASE_TIME - 1), []);
+    assertEquals(await stalled(BASE_TIME), [97, 98]);
+    assertEquals(await stalled(BASE_TIME - 1), [98]);
+    assertEquals(await stalled(BASE_TIME - 2), []);
   } finally {
     h.close();
   }
