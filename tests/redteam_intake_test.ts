@@ -93,4 +93,8 @@ Deno.test("redteam intake: numeric school and event ids are kept as text, a less
     progress.event.facts.kind === "progress" && progress.event.facts.percentage,
     33.333333333333,
   );
+  // A float printed in full (a third of the lessons) is a percentage too.
+  const third = parseWebhook(progressWebhook({ percentage: "33.333333333333336" }), null);
+  assert(third.kind === "event", JSON.stringify(third));
+  assertEquals(third.event.facts.kind === "progress" && third.event.facts.percentage, 100 / 3);
 });

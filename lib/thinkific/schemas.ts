@@ -36,9 +36,12 @@ const eventId = z.union([
   id.transform(String),
 ]);
 
-/** Thinkific's percentage: a decimal string from "0" to "100". */
+/**
+ * Thinkific's percentage: a decimal string from "0" to "100", with as many decimals as a float
+ * printed in full has ("33.333333333333336").
+ */
 const percentage = z.string()
-  .regex(/^\d{1,3}(\.\d{1,12})?$/, 'must be a decimal string such as "17.5"')
+  .regex(/^\d{1,3}(\.\d{1,20})?$/, 'must be a decimal string such as "17.5"')
   .transform(Number)
   .refine((n) => n >= 0 && n <= 100, "must be between 0 and 100");
 
