@@ -79,7 +79,7 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
         };
         let timer = setTimeout(tick, pollMs);
         // A delivery that ends another way leaves no timer behind.
-        stop.addEventListener("abort", () => clearTimeout(timer), { once: true });
+        stop.addEventListener("abort", () => clearTimeout(timer));
         return;
       }
       const reader = kv.watch([key]).getReader();
