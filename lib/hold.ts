@@ -83,7 +83,7 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
         return;
       }
       const reader = kv.watch([key]).getReader();
-      stop.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+      stop.addEventListener("abort", () => void reader.cancel().catch(() => {}));
       (async () => {
         try {
           for (;;) {

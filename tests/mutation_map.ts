@@ -56,7 +56,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("limits_forward"),
   ],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
-  "lib/hold.ts": [T("redteam_hold"), T("hold")],
+  "lib/hold.ts": [T("hold_wake"), T("redteam_hold"), T("hold")],
   "lib/http/_auth.ts": [T("auth"), T("auth_edge"), T("api"), T("dashboard")],
   "lib/http/_body.ts": [T("body"), T("intake"), T("intake_property")],
   "lib/http/_csv.ts": [T("query"), T("csv"), T("api")],
