@@ -163,7 +163,8 @@ export async function collate(
   options: CollatorOptions,
 ): Promise<Outcome> {
   const holdMs = deps.holds ? options.holdMs ?? 0 : 0;
-  const mayHold = holdMs > 0 && event.topic === options.logicTopic;
+  // Only the logic channel waits (with `HOLD_MS=0` no time is ever left).
+  const mayHold = event.topic === options.logicTopic;
   const started = performance.now();
   let counted = false;
   for (;;) {

@@ -14,6 +14,7 @@ import {
   SECRET,
   signedInit,
 } from "./_helpers.ts";
+import { ContentionError } from "../lib/collator.ts";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
 import type { Committer } from "../lib/store/committer.ts";
@@ -103,4 +104,10 @@ Deno.test("collator: without forwarding, a record gets no outbox entry", async (
   } finally {
     h.close();
   }
+});
+
+Deno.test("collator: too many concurrent writers is a ContentionError, named where it is printed", () => {
+  const err = new ContentionError("event 1: too many concurrent writers");
+  assertEquals(err instanceof Error, true);
+  assertEquals(String(err), "ContentionError: event 1: too many concurrent writers");
 });
