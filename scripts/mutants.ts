@@ -127,8 +127,8 @@ export const MUTANTS: Mutant[] = [
     bug: "The cron handler calls sweep() instead of tick(), so a failed sweep rejects.",
     edits: [{
       file: "lib/forward/forwarder.ts",
-      find: '"* * * * *", () => forwarder.tick());',
-      replace: '"* * * * *", () => forwarder.sweep().then(() => {}));',
+      find: '"* * * * *", async () => await current()?.tick());',
+      replace: '"* * * * *", async () => await current()?.sweep().then(() => {}));',
     }],
     tests: [FORWARD],
   },
