@@ -243,3 +243,35 @@ export function idleForwarder(): Forwarder {
     close: () => Promise.resolve(),
   };
 }
+
+/** `lib/<path>`'s URL as a string literal, for an `import` in a child's code. */
+export const libImport = (path: string): string =>
+  JSON.stringify(new URL(`../lib/${path}`, import.meta.url).href);
+
+/**
+ * Runs `code` in a child `deno eval` with the project's `deno.json` (and `v8Flags`), killed after
+ * `killAfterMs` (10 s). For what only a process shows: whether it exits, what its heap keeps.
+ */
+export async function evalChild(
+  code: string,
+  options: { v8Flags?: string; killAfterMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const config = `--config=${new URL("../deno.json", import.meta.url).pathname}`;
+  const flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", config, ...flags, code],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const started = Date.now();
+  const killer = setTimeout(() => child.kill(), options.killAfterMs ?? 10_000);
+  const out = await child.output();
+  clearTimeout(killer);
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return {
+    code: out.code,
+    stdout: text(out.stdout).trim(),
+    stderr: text(out.stderr),
+    ms: Date.now() - started,
+  };
+}

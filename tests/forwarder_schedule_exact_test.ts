@@ -6,7 +6,14 @@
  * never keeps the process alive. Also the deadlines: 30 s for an attempt, 10 s for a webhook request.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { harness, lessonWebhook, progressWebhook, signedInit } from "./_helpers.ts";
+import {
+  evalChild,
+  harness,
+  lessonWebhook,
+  libImport,
+  progressWebhook,
+  signedInit,
+} from "./_helpers.ts";
 import { createApp } from "../lib/http/app.ts";
 import {
   ATTEMPT_TIMEOUT_MS,
@@ -199,11 +206,10 @@ Deno.test("forwarder schedule exact: an attempt's deadline is 30 s by default; a
 });
 
 Deno.test("forwarder schedule exact: a retry's timer does not keep the process alive", async () => {
-  const lib = (path: string) => JSON.stringify(new URL(`../lib/${path}`, import.meta.url).href);
   // A process whose one entry fails: a retry is due in 10 s, and it does not close its forwarder.
   const code = `
-    import { createForwarder, handlerDestination } from ${lib("forward/forwarder.ts")};
-    import { addOutboxEntries } from ${lib("store/outbox.ts")};
+    import { createForwarder, handlerDestination } from ${libImport("forward/forwarder.ts")};
+    import { addOutboxEntries } from ${libImport("store/outbox.ts")};
     const kv = await Deno.openKv(":memory:");
     const op = kv.atomic();
     addOutboxEntries(op, { tenant_id: "1", progress_event_id: "2" }, ["webhook"], Date.now());
@@ -211,21 +217,7 @@ Deno.test("forwarder schedule exact: a retry's timer does not keep the process a
     const down = handlerDestination("webhook", () => Promise.reject(new Error("down")));
     console.log(await createForwarder({ kv, destinations: [down] }).sweep());
   `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      "--no-check",
-      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-      code,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const started = Date.now();
-  const timer = setTimeout(() => child.kill(), 5_000);
-  const { code: exit, stdout, stderr } = await child.output();
-  clearTimeout(timer);
-  const out = new TextDecoder().decode(stdout).trim();
-  assertEquals([exit, out], [0, "1"], new TextDecoder().decode(stderr));
-  assert(Date.now() - started < 5_000, "the process ended without waiting for the retry");
+  const run = await evalChild(code, { killAfterMs: 5_000 });
+  assertEquals([run.code, run.stdout], [0, "1"], run.stderr);
+  assert(run.ms < 5_000, "the process ended without waiting for the retry");
 });

@@ -11,7 +11,9 @@ import { assert, assertEquals } from "./_assert.ts";
 import {
   BASE_TIME,
   dump,
+  evalChild,
   lessonWebhook,
+  libImport,
   progressWebhook,
   SECRET,
   signedInit,
@@ -380,9 +382,8 @@ Deno.test("hold: a polled delivery stops reading the database once it is answere
 Deno.test("hold: a delivery woken before its hold ran out leaves no timer keeping the process up", async () => {
   // A child process holds one delivery for 60 s, wakes it at once and ends: it must exit then,
   // not when the 60 s hold would have run out.
-  const holdUrl = JSON.stringify(new URL("../lib/hold.ts", import.meta.url).href);
   const code = `
-    import { createHolds } from ${holdUrl};
+    import { createHolds } from ${libImport("hold.ts")};
     const kv = await Deno.openKv(":memory:");
     const holds = createHolds(kv, { mode: "memory" });
     const held = holds.wait("t", ["k"], null, 60_000);
@@ -390,21 +391,7 @@ Deno.test("hold: a delivery woken before its hold ran out leaves no timer keepin
     console.log((await held).end);
     kv.close();
   `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      "--no-check",
-      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-      code,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const started = Date.now();
-  const killer = setTimeout(() => child.kill(), 10_000);
-  const { code: exit, stdout, stderr } = await child.output();
-  clearTimeout(killer);
-  const out = new TextDecoder().decode(stdout).trim();
-  assertEquals([exit, out], [0, "woken"], new TextDecoder().decode(stderr));
-  assert(Date.now() - started < 10_000, "the process ended without waiting for the hold");
+  const run = await evalChild(code);
+  assertEquals([run.code, run.stdout], [0, "woken"], run.stderr);
+  assert(run.ms < 10_000, "the process ended without waiting for the hold");
 });

@@ -4,6 +4,7 @@
  * the ones that ended.
  */
 import { assert, assertEquals } from "./_assert.ts";
+import { evalChild, libImport } from "./_helpers.ts";
 import { createHolds } from "../lib/hold.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
 
@@ -89,9 +90,8 @@ Deno.test("holds: a poll read in flight when its wait ends is the last one", asy
 Deno.test("holds: waits of many enrollments, all ended, leave nothing behind", async () => {
   // A child process with V8's gc() exposed holds and wakes 50,000 enrollments' deliveries; the
   // heap must come back to where it was (an entry per enrollment ever held would not).
-  const holdUrl = JSON.stringify(new URL("../lib/hold.ts", import.meta.url).href);
   const code = `
-    import { createHolds } from ${holdUrl};
+    import { createHolds } from ${libImport("hold.ts")};
     const holds = createHolds(null, { mode: "memory" });
     const used = () => { globalThis.gc(); return Deno.memoryUsage().heapUsed; };
     const round = async (from) => {
@@ -107,19 +107,9 @@ Deno.test("holds: waits of many enrollments, all ended, leave nothing behind", a
     await round(50000);
     console.log(JSON.stringify({ grew: used() - before, waiting: holds.waiting }));
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      "--no-check",
-      "--v8-flags=--expose-gc",
-      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-      code,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-  const { grew, waiting } = JSON.parse(new TextDecoder().decode(out.stdout));
+  const run = await evalChild(code, { v8Flags: "--expose-gc", killAfterMs: 60_000 });
+  assertEquals(run.code, 0, run.stderr);
+  const { grew, waiting } = JSON.parse(run.stdout);
   assertEquals(waiting, 0);
   // 50,000 more enrollments: an empty Set and a key each would be megabytes.
   assert(grew < 1_000_000, `the heap grew by ${grew} bytes`);

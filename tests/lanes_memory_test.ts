@@ -4,13 +4,14 @@
  * waits does not let the next arrival jump ahead of that work.
  */
 import { assertEquals } from "./_assert.ts";
+import { evalChild, libImport } from "./_helpers.ts";
 import { createLanes } from "../lib/lanes.ts";
 
 Deno.test("lanes: finished work's results are not kept once its lane is idle", async () => {
   // A child process with V8's gc() exposed: lanes are created, used and left idle there, then a
   // full collection tells whether the lanes still hold what the work returned.
   const script = `
-    import { createLanes } from ${JSON.stringify(import.meta.resolve("../lib/lanes.ts"))};
+    import { createLanes } from ${libImport("lanes.ts")};
     const lanes = createLanes();
     const refs = [];
     for (const key of ["a", "b", "a"]) {
@@ -30,13 +31,9 @@ Deno.test("lanes: finished work's results are not kept once its lane is idle", a
     await new Promise((r) => setTimeout(r, 0));
     console.log(JSON.stringify(refs.map((r) => r.deref() !== undefined)));
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--v8-flags=--expose-gc", "--no-check", script],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  assertEquals(out.code, 0);
-  assertEquals(JSON.parse(new TextDecoder().decode(out.stdout)), [false, false, false, false]);
+  const run = await evalChild(script, { v8Flags: "--expose-gc", killAfterMs: 60_000 });
+  assertEquals(run.code, 0, run.stderr);
+  assertEquals(JSON.parse(run.stdout), [false, false, false, false]);
 });
 
 Deno.test("lanes: work that arrives after the oldest finished still waits for the work queued behind it", async () => {
