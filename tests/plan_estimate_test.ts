@@ -31,7 +31,7 @@ function heavy(checks: number, values: number, valueBytes: number): CommitPlan {
   return plan;
 }
 
-Deno.test("plan: a key or value Deno KV refuses is flagged as the plan's problem", async () => {
+Deno.test("plan: a key or value Deno KV refuses is flagged as refused", async () => {
   const cases: [string, CommitPlan][] = [
     // Zero bytes are escaped in a key: 1,024 of them take 2,050 bytes.
     ["a key of zero bytes", new CommitPlan().set([new Uint8Array(1_024)], 1)],
@@ -43,7 +43,7 @@ Deno.test("plan: a key or value Deno KV refuses is flagged as the plan's problem
   ];
   for (const [name, plan] of cases) {
     assert((await refusal(plan)) !== null, `Deno KV refuses ${name}`);
-    assert(plan.profile().problem !== null, `${name} is flagged`);
+    assert(plan.profile().refused, `${name} is flagged`);
   }
 });
 

@@ -145,7 +145,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     for (let i = 0; i < queue.length && batch.length < maxPlans;) {
       const w = queue[i];
       const { size } = w.profile;
-      const alone = w.profile.problem !== null;
+      const alone = w.profile.refused;
       if (alone && batch.length > 0) {
         i++;
         continue;
