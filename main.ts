@@ -23,6 +23,7 @@ import { createHolds } from "./lib/hold.ts";
 import { createApp } from "./lib/http/app.ts";
 import { describeKv, openKv, wakeModeOf } from "./lib/kv.ts";
 import { jsonLogger } from "./lib/log.ts";
+import { createProjector } from "./lib/projector.ts";
 import { observeBacklog } from "./lib/telemetry.ts";
 
 /**
@@ -82,6 +83,16 @@ if (config.forwardUrl && config.forwardSecret) {
     webhookDestination(config.forwardUrl, await importStandardKey(config.forwardSecret)),
   );
 }
+/**
+ * Writes the views derived from records off the request path; each run kicks the forwarder (whose
+ * sweeps, the cron's too, also project what is pending first).
+ */
+const projector = createProjector({
+  kv,
+  destinations: destinations.map((d) => d.name),
+  onProjected: () => forwarder?.kick(),
+  log: jsonLogger,
+});
 if (destinations.length > 0) {
   forwarder = createForwarder({
     kv,
@@ -94,7 +105,7 @@ if (destinations.length > 0) {
 
 /** Held deliveries of this process: closed on shutdown, so they answer the pending status at once. */
 export const holds = createHolds(kv, { mode: wakeModeOf(config) });
-export const app = createApp({ kv, config, log: jsonLogger, forwarder, holds });
+export const app = createApp({ kv, config, log: jsonLogger, forwarder, holds, projector });
 
 /** Shutdown: held deliveries answer the pending status at once, and the crons stop. */
 export function stopBackground() {

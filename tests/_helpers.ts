@@ -7,6 +7,7 @@ import type { Hono } from "hono";
 import { type Config, parseConfig } from "../lib/config.ts";
 import type { Forwarder } from "../lib/forward/forwarder.ts";
 import { createApp } from "../lib/http/app.ts";
+import { createProjector } from "../lib/projector.ts";
 import { importSigningKey, signBody } from "../lib/thinkific/signature.ts";
 
 export const SECRET = "test-webhook-secret";
@@ -144,6 +145,8 @@ export interface Harness {
   deliver(body: unknown, maxAttempts?: number): Promise<
     { status: number; json: Record<string, unknown>; attempts: number }
   >;
+  /** Projects the records' derived views, as a read through the app does first. */
+  project(): Promise<void>;
   close(): void;
 }
 
@@ -156,7 +159,14 @@ export async function harness(
   const db = kv ?? await Deno.openKv(":memory:");
   const logs: LogLine[] = [];
   const clock = { now: Date.parse("2026-11-29T12:00:00.000Z") };
-  const app = createApp({ kv: db, config, log: (l) => logs.push(l), now: () => clock.now });
+  const projector = createProjector({ kv: db, now: () => clock.now });
+  const app = createApp({
+    kv: db,
+    config,
+    log: (l) => logs.push(l),
+    now: () => clock.now,
+    projector,
+  });
   const h: Harness = {
     app,
     kv: db,
@@ -180,6 +190,7 @@ export async function harness(
         }
       }
     },
+    project: () => projector.drain(),
     close() {
       if (!kv) db.close();
     },

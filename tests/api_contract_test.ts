@@ -14,6 +14,7 @@ import {
   SECRET,
   signedInit,
 } from "./_helpers.ts";
+import { createProjector } from "../lib/projector.ts";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
 import { leaseDue, settle } from "../lib/store/outbox.ts";
@@ -29,17 +30,24 @@ async function forwardingService() {
   forwarder.kick = () => void kicks.n++;
   const clock = { now: T + DAY };
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
-  const app = createApp({ kv, config, forwarder, log: () => {}, now: () => clock.now });
+  const projector = createProjector({
+    kv,
+    destinations: forwarder.destinations,
+    onProjected: () => forwarder.kick(),
+    now: () => clock.now,
+  });
+  const app = createApp({ kv, config, forwarder, projector, log: () => {}, now: () => clock.now });
   const request = async (path: string, method = "GET") => {
     const res = await app.request(path, { method });
     return { status: res.status, json: await res.json() };
   };
-  /** Posts a pair for `user`: one record, one outbox entry. */
+  /** Posts a pair for `user`: one record, one outbox entry (once projected, awaited here). */
   const pair = async (user: number, at = T) => {
     for (const body of [lessonWebhook({ user, at }), progressWebhook({ user, at })]) {
       const res = await app.request("/webhooks/thinkific", await signedInit(body));
       await res.body?.cancel();
     }
+    await projector.drain();
   };
   return { kv, app, kicks, clock, request, pair };
 }

@@ -44,6 +44,7 @@ Deno.test("dashboard: learners seen counts learners with a completed lesson, as 
     const pending = await h.post(progressWebhook({ user: 2, course: 10, at: T, percentage: "5" }));
     assertEquals(pending.json.status, "pending");
 
+    await h.project();
     const [course] = await courseOverview(h.kv, h.clock.now);
     const learnersPage = await (await h.app.request("/courses/10/learners")).text();
     const rows = learnersPage.match(/<tr>/g)!.length - 1; // the header row
@@ -54,6 +55,7 @@ Deno.test("dashboard: learners seen counts learners with a completed lesson, as 
     // User 2's lesson arrives: now both count, on both pages.
     await h.post(lessonWebhook({ user: 2, course: 10, at: T }));
     await h.post(progressWebhook({ user: 2, course: 10, at: T, percentage: "5" }));
+    await h.project();
     const [after] = await courseOverview(h.kv, h.clock.now);
     assertEquals(after.learners, 2);
   } finally {

@@ -1,4 +1,4 @@
-/** Dashboard counters (kept in the records' commits) and the server-rendered pages. */
+/** Dashboard counters (projected from the records) and the server-rendered pages. */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { courseDetail, courseOrder, courseOverview } from "../lib/store/stats.ts";
@@ -23,6 +23,7 @@ Deno.test("dashboard: counters follow the records, distinct learners per lesson"
     await pair(3, 1, T - 20 * DAY); // 20 days ago: in the 30-day window, not the 7-day one
     await pair(1, 5, T, 20); // another course
 
+    await h.project();
     const detail = await courseDetail(h.kv, 10, h.clock.now);
     assert(detail);
     assertEquals(detail.lessons.map((l) => [l.lesson_id, l.learners]), [[1, 3], [2, 1]]);
@@ -37,6 +38,7 @@ Deno.test("dashboard: counters follow the records, distinct learners per lesson"
     await h.deliver(lone);
     assertEquals((await courseDetail(h.kv, 10, h.clock.now))!.course.unmatched, 1);
     await h.post(lessonWebhook({ user: 4, lesson: 2, at: T + 300_010, course: 10 }));
+    await h.project();
     const after = (await courseDetail(h.kv, 10, h.clock.now))!;
     assertEquals([after.course.unmatched, after.course.learners], [0, 4]);
     assertEquals(after.lessons.find((l) => l.lesson_id === 2)!.learners, 2);

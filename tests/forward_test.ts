@@ -19,6 +19,7 @@ import {
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { importStandardKey, signMessage, verifyMessage } from "../lib/forward/standard_webhooks.ts";
 import { Webhook } from "standardwebhooks";
+import { projectPending } from "../lib/store/projections.ts";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
 import { messageIdOf } from "../lib/store/outbox.ts";
@@ -236,7 +237,7 @@ Deno.test("forward: a TypeScript handler runs through the same outbox and retrie
   }
 });
 
-Deno.test("forward: the outbox entry is in the record's own commit", async () => {
+Deno.test("forward: the outbox entry is projected from the record's commit, once", async () => {
   const kv = await Deno.openKv(":memory:");
   const idle = idleForwarder();
   const config = parseConfig({ KV_PATH: ":memory:", HOLD_MS: "0" });
@@ -250,9 +251,16 @@ Deno.test("forward: the outbox entry is in the record's own commit", async () =>
       });
       await res.body?.cancel();
     }
-    const all = await dump(kv);
-    assertEquals(all.filter((e) => e.key[0] === "outbox").length, 1);
-    assertEquals(all.filter((e) => e.key[0] === "outbox_due").length, 1);
+    const count = async (prefix: string) =>
+      (await dump(kv)).filter((e) => e.key[0] === prefix).length;
+    // The record's commit holds its projection entry; the entry is written when it is projected.
+    assertEquals([await count("projection"), await count("outbox")], [1, 0]);
+    for (let i = 0; i < 2; i++) {
+      await projectPending(kv, { destinations: idle.destinations, now: Date.now() });
+      assertEquals(await count("projection"), 0);
+      assertEquals(await count("outbox"), 1);
+      assertEquals(await count("outbox_due"), 1);
+    }
   } finally {
     kv.close();
   }

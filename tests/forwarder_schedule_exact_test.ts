@@ -14,6 +14,7 @@ import {
   progressWebhook,
   signedInit,
 } from "./_helpers.ts";
+import { projectPending } from "../lib/store/projections.ts";
 import { createApp } from "../lib/http/app.ts";
 import {
   ATTEMPT_TIMEOUT_MS,
@@ -91,6 +92,7 @@ async function failingForwarder(failures: number, answer = Promise.resolve()) {
       const res = await app.request("/webhooks/thinkific", await signedInit(body));
       await res.body?.cancel();
     }
+    await projectPending(kv, { destinations: forwarder.destinations, now: h.clock.now });
   };
   return {
     kv,

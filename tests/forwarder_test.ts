@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, lessonWebhook, progressWebhook, SECRET, signedInit } from "./_helpers.ts";
+import { projectPending } from "../lib/store/projections.ts";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
 import {
@@ -42,6 +43,7 @@ async function outbox(destinations: string[], pairs: number) {
       await res.body?.cancel();
     }
   }
+  await projectPending(kv, { destinations, now: Date.now() });
   return kv;
 }
 

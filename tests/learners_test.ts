@@ -30,6 +30,7 @@ Deno.test("learners: one entry per learner, newest activity first, moved on each
     await ok(1, 102, T + 2 * DAY, "20", false); // user 1 moves from day 0 to day 2
     await ok(3, 101, T + 3 * DAY, "10");
     await ok(1, 101, T + 4 * DAY, "20"); // a re-completion: still 2 lessons, latest activity
+    await h.project();
 
     const page = await listLearners(h.kv, COURSE, { limit: 10 });
     assertEquals(page.learners.map((l) => l.user_id), [1, 3, 2]);
@@ -68,6 +69,7 @@ Deno.test("learners: an index key left behind is skipped when listed", async () 
     await h.post(progressWebhook({ user: 7, at: T }));
     // A stale key, as a progress without a record on another day can leave.
     await h.kv.set(learnerActivityKey(COURSE, T - 5 * DAY, 7), null);
+    await h.project();
     const all = await listLearners(h.kv, COURSE, { limit: 10 });
     assertEquals(all.learners.map((l) => l.user_id), [7]);
     const stalled = await listLearners(h.kv, COURSE, { limit: 10, inactiveSince: T - DAY });

@@ -57,6 +57,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold_wake"), T("redteam_hold"), T("hold")],
+  "lib/projector.ts": [T("projections"), T("forward"), T("api_contract")],
   "lib/http/_auth.ts": [T("auth"), T("auth_edge"), T("api"), T("dashboard")],
   "lib/http/_body.ts": [T("body"), T("intake"), T("intake_property")],
   "lib/http/_csv.ts": [T("query"), T("csv"), T("api")],
@@ -180,6 +181,14 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("collator"),
   ],
   "lib/store/outbox.ts": [T("outbox_store"), T("forwarder"), T("forward_schedule"), T("forward")],
+  "lib/store/projections.ts": [
+    T("projections"),
+    T("erasure_keys"),
+    T("erasure"),
+    T("dashboard"),
+    T("learners_index"),
+    T("forward"),
+  ],
   "lib/store/plan.ts": [
     T("plan_estimate"),
     T("plan"),

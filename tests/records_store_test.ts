@@ -18,6 +18,7 @@ import { CommitPlan } from "../lib/store/plan.ts";
 import { parseWebhook } from "../lib/thinkific/schemas.ts";
 import {
   getRecords,
+  indexRecord,
   listRecords,
   listUnmatched,
   recentRecords,
@@ -57,11 +58,11 @@ function record(id: string, at: number, over: Partial<LessonProgressRecord> = {}
   return r;
 }
 
-/** Writes each record in its own commit, as the collator does. */
+/** Writes each record in its own commit, as the collator does, with its indexes, as projected. */
 async function store(kv: Deno.Kv, ...records: LessonProgressRecord[]) {
   for (const r of records) {
     const fence = await kv.get<number>(FEED_FENCE_KEY);
-    const plan = writeRecord(new CommitPlan(), r, [], fence) as CommitPlan;
+    const plan = indexRecord(writeRecord(new CommitPlan(), r, [], fence), r) as CommitPlan;
     assertEquals(
       (await plan.applyTo(kv.atomic()).commit()).ok,
       true,

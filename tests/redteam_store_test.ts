@@ -102,6 +102,7 @@ Deno.test("redteam store: learners inactive since T are those whose last activit
       assertEquals((await h.post(progressWebhook({ user, at }))).json.status, "collated");
     }
     const course = 2100013;
+    await h.project();
     const stalled = (since: number) =>
       listLearners(h.kv, course, { limit: 10, inactiveSince: since })
         .then((p) => p.learners.map((l) => l.user_id));

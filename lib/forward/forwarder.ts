@@ -30,6 +30,7 @@ import {
   settle,
   type Settlement,
 } from "../store/outbox.ts";
+import { projectPending } from "../store/projections.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { signMessage } from "./standard_webhooks.ts";
 
@@ -189,6 +190,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   }
   const byName = new Map(options.destinations.map((d) => [d.name, d]));
   if (byName.size !== options.destinations.length) throw new Error("destination names must differ");
+  const names = [...byName.keys()];
 
   let running: Promise<number> | null = null;
   let again = false;
@@ -336,6 +338,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       while (!closed) {
         again = false;
         ended = 0;
+        // The outbox entries of records made meanwhile are written by their projection.
+        await retryWhenBusy(() => projectPending(kv, { destinations: names, now }));
         const { leased, contended } = await leaseDue(kv, now(), {
           limit: LEASE_BATCH,
           take: taker(),

@@ -8,10 +8,11 @@
  * ```
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
+import type { Projector } from "../projector.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
 import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
 import { FEED_FENCE_STEP_MS } from "../store/limits.ts";
@@ -112,12 +113,28 @@ const outboxId = z.string().regex(
 
 /** The `/api` route group. */
 export function apiRoutes(
-  deps: { kv: Deno.Kv; config: Config; forwarder?: Forwarder; now?: () => number },
+  deps: {
+    kv: Deno.Kv;
+    config: Config;
+    forwarder?: Forwarder;
+    projector: Projector;
+    now?: () => number;
+  },
 ): Hono {
   const { kv, forwarder } = deps;
   const now = deps.now ?? Date.now;
   const app = new Hono();
   app.use(bearerAuth(deps.config.apiToken));
+  // Views derived from records (indexes, counters, outbox entries) are projected before a read.
+  const projected: MiddlewareHandler = async (_c, next) => {
+    await deps.projector.drain();
+    await next();
+  };
+  for (
+    const path of ["/records", "/records.csv", "/courses", "/courses/*", "/outbox", "/outbox/*"]
+  ) {
+    app.use(path, projected);
+  }
 
   app.get("/records", async (c) => {
     const q = parseQuery(c.req.url, recordsQuery);

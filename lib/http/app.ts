@@ -18,6 +18,7 @@ import { createLanes } from "../lanes.ts";
 import { wakeModeOf } from "../kv.ts";
 import { type Committer, createCommitter } from "../store/committer.ts";
 import { jsonLogger, type Logger } from "../log.ts";
+import { createProjector, type Projector } from "../projector.ts";
 import { apiRoutes } from "./api.ts";
 import { dashboardRoutes } from "./dashboard.tsx";
 import { HttpError } from "./errors.ts";
@@ -36,6 +37,11 @@ export interface AppDeps {
   committer?: Committer;
   /** The process's held deliveries (default: new ones, woken as `wakeModeOf(config)` says). */
   holds?: Holds;
+  /**
+   * The process's projector (default: a new one on `kv`, writing outbox entries for the
+   * forwarder's destinations and kicking it after each run).
+   */
+  projector?: Projector;
 }
 
 /** Seconds a sender should wait after a 503. */
@@ -48,12 +54,19 @@ export function createApp(deps: AppDeps): Hono {
     createCommitter(deps.kv, { maxPlans: deps.config.commitBatchMax });
   const holds = deps.holds ?? createHolds(deps.kv, { mode: wakeModeOf(deps.config) });
   const lanes = createLanes();
+  const projector = deps.projector ?? createProjector({
+    kv: deps.kv,
+    destinations: deps.forwarder?.destinations,
+    onProjected: () => deps.forwarder?.kick(),
+    log,
+    now: deps.now,
+  });
   const app = new Hono();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds, lanes }));
-  app.route("/api", apiRoutes(deps));
-  app.route("/", dashboardRoutes(deps));
+  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds, lanes, projector }));
+  app.route("/api", apiRoutes({ ...deps, projector }));
+  app.route("/", dashboardRoutes({ ...deps, projector }));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

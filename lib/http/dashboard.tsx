@@ -12,6 +12,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
+import type { Projector } from "../projector.ts";
 import {
   CoursePage,
   ErrorPage,
@@ -57,7 +58,7 @@ const noStore: MiddlewareHandler = async (c, next) => {
 
 /** The dashboard pages. */
 export function dashboardRoutes(
-  deps: { kv: Deno.Kv; config: Config; now?: () => number },
+  deps: { kv: Deno.Kv; config: Config; projector: Projector; now?: () => number },
 ): Hono {
   const { kv } = deps;
   const now = deps.now ?? Date.now;
@@ -73,6 +74,13 @@ export function dashboardRoutes(
   app.use("/", auth);
   app.use("/courses/*", auth);
   app.use("/unmatched", auth);
+  // The overview and the course pages read views derived from records: projected first.
+  const projected: MiddlewareHandler = async (_c, next) => {
+    await deps.projector.drain();
+    await next();
+  };
+  app.use("/", projected);
+  app.use("/courses/*", projected);
 
   app.get("/", async (c) => {
     const courses = await retryWhenBusy(() => courseOverview(kv, now()));

@@ -13,7 +13,7 @@
 import { Hono } from "hono";
 import { collate, type Outcome } from "../collator.ts";
 import { type Config, LESSON_TOPIC } from "../config.ts";
-import type { Forwarder } from "../forward/forwarder.ts";
+import type { Projector } from "../projector.ts";
 import type { Holds } from "../hold.ts";
 import type { Lanes } from "../lanes.ts";
 import type { Committer } from "../store/committer.ts";
@@ -31,7 +31,8 @@ export interface WebhookDeps {
   kv: Deno.Kv;
   config: Config;
   log: Logger;
-  forwarder?: Forwarder;
+  /** Projects new records' derived views (and so starts their forwarding). */
+  projector: Projector;
   now?: () => number;
   committer: Committer;
   holds?: Holds;
@@ -75,7 +76,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log, forwarder, committer, holds, lanes } = deps;
+  const { kv, config, log, projector, committer, holds, lanes } = deps;
   const key = config.webhookSecret ? importSigningKey(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -148,11 +149,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     const event = parsed.event;
     Object.assign(fields, { topic: event.topic, event_id: event.id });
     const outcome = await retryWhenBusy(() =>
-      collate({ kv, committer, holds, lanes }, event, body, {
-        ...config,
-        forwardTo: forwarder?.destinations,
-        now: deps.now,
-      })
+      collate({ kv, committer, holds, lanes }, event, body, { ...config, now: deps.now })
     );
     fields.outcome = outcome.status;
     if (outcome.status === "conflict") {
@@ -164,7 +161,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     }
     observeOutcome(outcome);
     if (outcome.status === "erased") return c.json({ status: "erased", event_id: event.id });
-    if (outcome.status === "collated" && outcome.fresh) forwarder?.kick();
+    if (outcome.status === "collated" && outcome.fresh) projector.kick();
     const status = statusOf(outcome, config.pendingStatus);
     const answer = outcome.status === "collated"
       ? { status: "collated", record: outcome.record }

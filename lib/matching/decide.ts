@@ -26,12 +26,12 @@ import {
   withProgress,
 } from "../store/enrollments.ts";
 import type { CourseInfo, EnrollmentSummary, StoredEvent } from "../store/keys.ts";
-import { addOutboxEntries } from "../store/outbox.ts";
 import { CommitPlan } from "../store/plan.ts";
 import { recordPositionOf, writeRecord, writeUnmatched } from "../store/records.ts";
 import { checkNotErased } from "../store/erasure.ts";
-import { addLearnerProgress } from "../store/learners.ts";
-import { addCompletion, addCourse, addLearner } from "../store/stats.ts";
+import { learnerProgress } from "../store/learners.ts";
+import { addProjection } from "../store/projections.ts";
+import { addCourse } from "../store/stats.ts";
 import type { LessonFacts, ProgressFacts, ThinkificEvent } from "../thinkific/schemas.ts";
 import { type Candidate, choosePartner, needsRivals, type Self } from "./policy.ts";
 import { buildRecord, type EventSide, type LessonProgressRecord } from "./record.ts";
@@ -64,8 +64,6 @@ export interface DecideOptions {
   retentionDays: number;
   /** A lone companion event is listed as unmatched this long after it was received. */
   unmatchedAfterMs: number;
-  /** Forwarding destinations: each new record gets an outbox entry per name, in its commit. */
-  forwardTo?: readonly string[];
 }
 
 /** What {@linkcode decide} needs. */
@@ -196,9 +194,15 @@ export function decide(input: DecideInput): Decided {
     next.recordAt = partner.recordAt = recordPositionOf(record);
     updateEvent(plan, partnerEntry, partner, retentionMs, now);
     writeRecord(plan, record, [next, partner], view.fence);
-    addCompletion(plan, record, lesson.facts, added.firstTime);
-    addLearnerProgress(plan, record, before, summary);
-    addOutboxEntries(plan, record, options.forwardTo ?? [], now);
+    // The views derived from the record are the projector's: what it needs is decided here.
+    const n = (before?.records ?? 0) + 1;
+    summary = { ...summary, records: n };
+    addProjection(plan, next, n, {
+      position: next.recordAt,
+      firstLesson: added.firstTime ? lesson.facts : null,
+      newLearner: !countsAsLearner(before),
+      learner: learnerProgress(record, before, summary),
+    });
     const firstDeliveredAt = Math.min(next.receivedAt, partner.receivedAt);
     outcome = { status: "collated", record, fresh: true, firstDeliveredAt, deliveries };
   } else if (!isLogic) {
@@ -228,6 +232,5 @@ export function decide(input: DecideInput): Decided {
   const after = summary ?? { progress: [], lessons: [] };
   saveEnrollment(plan, view.enrollment, after);
   checkNotErased(plan, next); // an erased learner's deliveries write nothing
-  if (!countsAsLearner(before) && countsAsLearner(after)) addLearner(plan, courseOf(next));
   return { outcome, plan };
 }

@@ -56,7 +56,7 @@ export function withProgress(
 ): EnrollmentSummary {
   const progress = [...(summary?.progress ?? []), [at, percentage] as [number, number]]
     .sort((a, b) => a[0] - b[0]).slice(-MAX_ENROLLMENT_PROGRESS);
-  return { progress, lessons: summary?.lessons ?? [] };
+  return { ...summary, progress, lessons: summary?.lessons ?? [] };
 }
 
 /** The summary with a completed lesson, and whether the learner had not completed it before. */
@@ -70,6 +70,7 @@ export function withLesson(
   }
   return {
     summary: {
+      ...summary,
       progress: summary?.progress ?? [],
       lessons: [...lessons, lessonId].slice(-MAX_ENROLLMENT_LESSONS),
     },

@@ -7,7 +7,8 @@
  * learner back. Then each deleter of {@linkcode DELETERS} removes one kind of data. Every batch is
  * one commit checked against the entries it read, and adjusts the counters of exactly what it
  * removed, so a repeated or interrupted erasure finishes the job without counting anything twice.
- * Nothing but the tombstone names the learner afterwards: expired events' pointers are found through
+ * Records committed before the tombstone are projected first (see `projections.ts`), so their
+ * derived views are there to be erased. Nothing but the tombstone names the learner afterwards: expired events' pointers are found through
  * the learner's own index of ids ({@linkcode eventIdsOfLearnerPrefix}), old activity keys by a scan
  * of the course's index, and the lessons they were counted in from their records (so the
  * enrollment summaries are erased before the records).
@@ -53,6 +54,7 @@ import { countedLessons, countsAsLearner } from "./enrollments.ts";
 import { learnerActivityKeys } from "./learners.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { messageIdOf } from "./outbox.ts";
+import { projectPending } from "./projections.ts";
 import { feedPositionOf } from "./records.ts";
 import { DAY_MS, MINUS_ONE } from "./stats.ts";
 
@@ -333,6 +335,9 @@ export async function eraseLearner(
   const tombstone: ErasureTombstone = { erased_at: new Date(opts.now).toISOString() };
   const key = erasedKey(who.tenantId, who.userId);
   await kv.atomic().check({ key, versionstamp: null }).set(key, tombstone).commit();
+  // No record of the learner can commit now: project those that did, so their derived views exist
+  // to be erased (and no batch can write them afterwards).
+  await projectPending(kv, { destinations: opts.destinations, now: opts.now });
   const removed: Removed = {
     events: 0,
     records: 0,

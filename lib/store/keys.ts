@@ -10,10 +10,12 @@
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}; written by every commit that changes the enrollment's events (its serial order) | kept |
  * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until paired, or the event expires |
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
- * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}) | kept |
+ * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}), written by the projector | kept |
  * | `["feed", collated_ms, tenant, progress_event_id]` | the record's {@linkcode RecordPosition} (see {@linkcode feedKey}) | kept |
  * | `["feed_fence"]` | epoch ms: the feed may serve every entry before it, and no record commits before it (see {@linkcode FEED_FENCE_KEY}) | kept |
- * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination | until delivered + `RETENTION_DAYS` |
+ * | `["projection", tenant, user, course, n]` | {@linkcode Projection}: the `n`-th record of the enrollment, waiting for the projector (see `lib/store/projections.ts`) | until projected |
+ * | `["projector"]` | {@linkcode ProjectorLease}: rewritten by every projection batch, so two batches never both commit | kept |
+ * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
  * | `["dash_course", course]` | {@linkcode CourseInfo} | kept |
@@ -34,11 +36,17 @@
  * `/api/records` query is one ordered range plus reads of the records it finds.
  * An event's own value says whether it is paired and where its record is.
  *
+ * A record's commit writes only what deciding needs (its events, their ids, the enrollment, the
+ * record and its feed entry) and a {@linkcode Projection} entry. The views derived from records
+ * (the record indexes, learner entries, dashboard counters and outbox entries) are written from
+ * those entries by the projector, in batches (`lib/store/projections.ts`); every reader of a
+ * derived view projects what is pending first, so it reads what it read before the projector.
+ *
  * @module
  */
 import type { HandledTopic } from "../config.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
-import type { ThinkificEvent } from "../thinkific/schemas.ts";
+import type { LessonFacts, ThinkificEvent } from "../thinkific/schemas.ts";
 
 /** A validated event as stored, with its delivery state (the raw body is under {@linkcode eventBodyKey}). */
 export interface StoredEvent extends ThinkificEvent {
@@ -153,6 +161,11 @@ export interface EnrollmentSummary {
   progress: [number, number][];
   /** Lessons this learner completed (ids, the latest ones first seen). */
   lessons: number[];
+  /**
+   * Records made for the enrollment (absent: none yet): the last one's {@linkcode projectionKey}
+   * number, so the projector applies an enrollment's records in the order they were made.
+   */
+  records?: number;
 }
 
 /** Every enrollment summary of one learner of one school. */
@@ -175,6 +188,56 @@ export const unmatchedKey = (listedAt: number, tenantId: string, id: string): De
   tenantId,
   id,
 ];
+
+/**
+ * What the projector needs of a record beyond the record itself, decided in the record's commit
+ * from the enrollment summary it read (the summary has moved on by the time the projector runs).
+ */
+export interface Projection {
+  /** Where the record is. */
+  position: RecordPosition;
+  /** The lesson, when the learner had not completed it before (its learners counter goes up). */
+  firstLesson: LessonFacts | null;
+  /** The enrollment starts to count as a learner of its course with this record. */
+  newLearner: boolean;
+  /** Where the learner stands after this record (see `learnerProgress`). */
+  learner: LearnerProgress;
+}
+
+/** A learner's standing after a record, from the enrollment summaries before and after it. */
+export interface LearnerProgress {
+  /** The latest progress's time: the learner's key in the activity index. */
+  lastAt: number;
+  /** The latest progress's percentage. */
+  percentage: number;
+  /** Distinct lessons completed. */
+  lessons: number;
+  /** The activity index key's time before this record, when it moves (`null`: it does not). */
+  previousAt: number | null;
+}
+
+export const PROJECTION_PREFIX: Deno.KvKey = ["projection"];
+
+/** The `n`-th record of an enrollment, waiting to be projected. */
+export const projectionKey = (e: Omit<EventCoordinates, "at">, n: number): Deno.KvKey => [
+  ...PROJECTION_PREFIX,
+  e.tenantId,
+  e.userId,
+  e.courseId,
+  n,
+];
+
+/** What the projector's lease key holds: when and by how many records it was last moved. */
+export interface ProjectorLease {
+  at: number;
+  projected: number;
+}
+
+/**
+ * Rewritten by every projection batch, which checks it as read: two processes projecting at once
+ * never both commit a batch, so each record is projected exactly once.
+ */
+export const PROJECTOR_LEASE_KEY: Deno.KvKey = ["projector"];
 
 /** Optional filters of `/api/records`. */
 export interface RecordFilter {

@@ -1,9 +1,9 @@
 /**
  * Where each learner stands in a course: one entry per (course, learner) and an index by last
- * activity, both rewritten in each record's own commit, so the learners page costs O(learners
- * shown).
+ * activity, both rewritten for each record by the projector, so the learners page costs
+ * O(learners shown).
  *
- * The record's commit moves the learner's index key without reading the old entry: the old key's
+ * The record's commit decides (see {@linkcode learnerProgress}), and the projector moves the learner's index key without reading the old entry: the old key's
  * time is the latest progress of the enrollment summary the collator has already read (leaving out
  * this record's own progress). A progress that never made a record (one that gave up, or still
  * waits) can make that guess miss and leave an old index key behind; the listing drops such keys
@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * addLearnerProgress(op, record, before, after); // in the record's commit
+ * addLearnerProgress(op, record, learnerProgress(record, before, after)); // projected
  * const page = await listLearners(kv, 2100013, { limit: 50 });
  * ```
  * @module
@@ -25,6 +25,7 @@ import {
   learnerActivityPrefix,
   type LearnerEntry,
   learnerKey,
+  type LearnerProgress,
 } from "./keys.ts";
 import { KV_MAX_GET_MANY } from "./limits.ts";
 import { encodeCursor } from "./_page.ts";
@@ -42,24 +43,41 @@ function latestProgress(
 }
 
 /**
- * Adds a record's learner entry and activity index key to `op` (the record's commit). `before` is
- * the enrollment summary as read, `after` the one this commit saves. Only `.set()` and `.delete()`
- * on keys of this (course, learner): the enrollment's own check serializes them.
+ * Where the learner stands after a record: `before` is the enrollment summary as the record's
+ * commit read it, `after` the one it saves. The activity index key moves from the latest progress
+ * before (leaving out this record's own) to the latest after, without reading the old entry.
  */
-export function addLearnerProgress(
-  op: Mutations,
+export function learnerProgress(
   record: LessonProgressRecord,
   before: EnrollmentSummary | null,
   after: EnrollmentSummary,
-) {
-  const course = record.course_id;
-  const user = record.user_id;
+): LearnerProgress {
   const progressAt = Date.parse(record.completed_at) + record.skew_ms;
   const [lastAt, percentage] = latestProgress(after) ??
     [progressAt, record.percentage_completed];
   const previousAt = latestProgress(before, progressAt)?.[0];
-  if (previousAt !== undefined && previousAt !== lastAt) {
-    op.delete(learnerActivityKey(course, previousAt, user));
+  return {
+    lastAt,
+    percentage,
+    lessons: after.lessons.length,
+    previousAt: previousAt !== undefined && previousAt !== lastAt ? previousAt : null,
+  };
+}
+
+/**
+ * Adds a record's learner entry and activity index key to `op` (the projector's batch, which
+ * applies an enrollment's records in the order they were made). Only `.set()` and `.delete()` on
+ * keys of this (course, learner).
+ */
+export function addLearnerProgress(
+  op: Mutations,
+  record: LessonProgressRecord,
+  progress: LearnerProgress,
+) {
+  const course = record.course_id;
+  const user = record.user_id;
+  if (progress.previousAt !== null) {
+    op.delete(learnerActivityKey(course, progress.previousAt, user));
   }
   const entry: LearnerEntry = {
     tenant_id: record.tenant_id,
@@ -69,12 +87,12 @@ export function addLearnerProgress(
     last_lesson_id: record.lesson_id,
     last_lesson_name: record.lesson_name,
     last_chapter_name: record.chapter_name,
-    percentage_completed: percentage,
-    lessons_completed: after.lessons.length,
-    last_activity_at: new Date(lastAt).toISOString(),
+    percentage_completed: progress.percentage,
+    lessons_completed: progress.lessons,
+    last_activity_at: new Date(progress.lastAt).toISOString(),
   };
   op.set(learnerKey(course, user), entry);
-  op.set(learnerActivityKey(course, lastAt, user), null);
+  op.set(learnerActivityKey(course, progress.lastAt, user), null);
   return op;
 }
 

@@ -40,8 +40,8 @@ export function feedPositionOf(record: LessonProgressRecord): FeedPosition {
 }
 
 /**
- * Adds a record to `op`: stored once, indexed by every filter combination (key-only entries) and
- * in the change feed, and the end of its events' unmatched entries. The events themselves (updated
+ * Adds a record to `op`: stored once and in the change feed, and the end of its events' unmatched
+ * entries (its indexes are the projector's, see {@linkcode indexRecord}). The events themselves (updated
  * in the same commit, checked against what was read) say they are paired, so neither can be in two
  * records. The commit checks the feed's `fence` as read: the record's feed place (its
  * `collated_at`) must not be before the fence's time, and an advance of the fence since the read
@@ -61,10 +61,20 @@ export function writeRecord(
     const listedAt = event.listedAt ?? event.gaveUpAt;
     if (listedAt != null) op.delete(unmatchedKey(listedAt, event.tenantId, event.id));
   }
-  const [[primary], ...indexes] = recordEntries(record, recordPositionOf(record));
+  const position = recordPositionOf(record);
+  const primary = recordKey(position);
   op.check({ key: primary, versionstamp: null }).set(primary, record);
+  op.set(feedKey(feedPositionOf(record)), position);
+  return op;
+}
+
+/**
+ * Adds a record's index entries to `op` (by school, user and course: key-only entries, see
+ * `recordEntries`), written by the projector.
+ */
+export function indexRecord(op: Mutations, record: LessonProgressRecord) {
+  const [, ...indexes] = recordEntries(record, recordPositionOf(record));
   for (const [key, value] of indexes) op.set(key, value);
-  op.set(feedKey(feedPositionOf(record)), recordPositionOf(record));
   return op;
 }
 

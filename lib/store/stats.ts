@@ -1,6 +1,6 @@
 /**
- * Dashboard aggregates, kept as counters updated in the same atomic commits as the records, so a
- * page costs O(courses), O(lessons) or O(days with completions), never O(records). Only the
+ * Dashboard aggregates, kept as counters the projector updates from each record (in batches, see
+ * `projections.ts`), so a page costs O(courses), O(lessons) or O(days with completions), never O(records). Only the
  * counters that change with every record are written with every record (its day's completions);
  * the rest change when a learner or a lesson is new, or an event gives up or is resolved.
  *
@@ -45,17 +45,18 @@ export function addLearner(op: Mutations, course: CourseInfo) {
 
 /**
  * Adds a record's counters to `op`: its day's completions, and when the learner had not completed
- * the lesson before, the lesson's learners (and its name and place, for the chart).
+ * the lesson before (`firstLesson`, else `null`), the lesson's learners (and its name and place,
+ * for the chart).
  */
 export function addCompletion(
   op: Mutations,
   record: LessonProgressRecord,
-  lesson: LessonFacts,
-  firstTimeForLearner: boolean,
+  firstLesson: LessonFacts | null,
 ) {
   const course = record.course_id;
   op.sum(courseDayKey(course, Math.floor(Date.parse(record.completed_at) / DAY_MS)), ONE.value);
-  if (firstTimeForLearner) {
+  if (firstLesson) {
+    const lesson = firstLesson;
     const info: LessonInfo = {
       lesson_id: lesson.lessonId,
       lesson_name: lesson.lessonName,

@@ -1,0 +1,187 @@
+/**
+ * Projections: the views derived from records (record indexes by school, user and course, learner
+ * entries, dashboard counters, outbox entries), written off the request path.
+ *
+ * A record's commit adds one {@linkcode Projection} entry under
+ * `["projection", tenant, user, course, n]` ({@linkcode addProjection}), `n` counting the
+ * enrollment's records, so an enrollment's records are projected in the order they were made. A
+ * projection batch ({@linkcode projectBatch}) reads the first entries and their records, and
+ * commits in one atomic: every derived write of those records, the deletion of their entries, and
+ * a rewrite of the lease key `["projector"]`, checked as read. Two processes projecting at once
+ * therefore never both commit a batch, and each record is projected exactly once, whatever the
+ * crashes or restarts: an entry left by a process that stopped is projected by the next batch of
+ * any process. {@linkcode projectPending} runs batches until none is left; readers of a derived
+ * view call it first (through the process's projector, `lib/projector.ts`), so they read what they
+ * read when these views were written in the record's own commit.
+ *
+ * @example
+ * ```ts
+ * const projected = await projectPending(kv, { destinations: ["webhook"], now: Date.now() });
+ * ```
+ * @module
+ */
+import type { LessonProgressRecord } from "../matching/record.ts";
+import {
+  type EventCoordinates,
+  outboxKey,
+  type Projection,
+  PROJECTION_PREFIX,
+  projectionKey,
+  PROJECTOR_LEASE_KEY,
+  type ProjectorLease,
+} from "./keys.ts";
+import { addLearnerProgress } from "./learners.ts";
+import { ATOMIC_LIMITS, KV_MAX_GET_MANY } from "./limits.ts";
+import { addOutboxEntries, messageIdOf } from "./outbox.ts";
+import { CommitPlan, type Mutations, type PlanSize } from "./plan.ts";
+import { getRecords, indexRecord } from "./records.ts";
+import { addCompletion, addLearner } from "./stats.ts";
+
+/** Entries one batch reads at most (a batch commits those that fit in one atomic). */
+export const PROJECTION_BATCH = 100;
+
+/** Adds the projection entry of an enrollment's `n`-th record to `op` (the record's commit). */
+export function addProjection(
+  op: Mutations,
+  enrollment: Omit<EventCoordinates, "at">,
+  n: number,
+  projection: Projection,
+) {
+  return op.set(projectionKey(enrollment, n), projection);
+}
+
+/** Adds the derived writes of one record to `op`. */
+export function project(
+  op: Mutations,
+  record: LessonProgressRecord,
+  projection: Projection,
+  destinations: readonly string[],
+  now: number,
+) {
+  indexRecord(op, record);
+  addCompletion(op, record, projection.firstLesson);
+  addLearnerProgress(op, record, projection.learner);
+  if (projection.newLearner) {
+    addLearner(op, {
+      tenant_id: record.tenant_id,
+      course_id: record.course_id,
+      course_name: record.course_name,
+    });
+  }
+  return addOutboxEntries(op, record, destinations, now);
+}
+
+function fits(total: PlanSize, add: PlanSize): boolean {
+  return total.checks + add.checks <= ATOMIC_LIMITS.checks &&
+    total.mutations + add.mutations <= ATOMIC_LIMITS.mutations &&
+    total.keyBytes + add.keyBytes <= ATOMIC_LIMITS.keyBytes &&
+    total.totalBytes + add.totalBytes <= ATOMIC_LIMITS.totalBytes;
+}
+
+/** What {@linkcode projectBatch} did. */
+export interface BatchResult {
+  /** Records projected by this batch's commit. */
+  projected: number;
+  /** Entries were waiting (a lost race or a full batch: run another batch). */
+  more: boolean;
+}
+
+/**
+ * Projects the first pending entries (up to {@linkcode PROJECTION_BATCH}, and what fits in one
+ * atomic commit) in one commit checked against the lease as read. A batch that loses to another
+ * process's projects nothing and says `more`. An outbox entry that exists already (made by hand,
+ * or by a copy of the database) is left as it is.
+ */
+export async function projectBatch(
+  kv: Deno.Kv,
+  options: { destinations: readonly string[]; now: number },
+): Promise<BatchResult> {
+  const [lease, entries] = await Promise.all([
+    kv.get<ProjectorLease>(PROJECTOR_LEASE_KEY),
+    Array.fromAsync(kv.list<Projection>({ prefix: PROJECTION_PREFIX }, {
+      limit: PROJECTION_BATCH,
+    })),
+  ]);
+  if (entries.length === 0) return { projected: 0, more: false };
+  const records = new Map(
+    (await getRecords(kv, entries.map((e) => e.value.position))).map((r) => [
+      `${r.tenant_id}\u0000${r.progress_event_id}`,
+      r,
+    ]),
+  );
+  const recordOf = (entry: Deno.KvEntry<Projection>) => {
+    const [, tenant, id] = entry.value.position;
+    return records.get(`${tenant}\u0000${id}`);
+  };
+  let destinationsOf = (_: LessonProgressRecord) => options.destinations;
+  for (let attempt = 0;; attempt++) {
+    const op = new CommitPlan().check(lease);
+    const total = op.profile().size;
+    total.mutations += 1; // the lease's rewrite
+    let taken = 0;
+    for (const entry of entries) {
+      const record = recordOf(entry);
+      const writes = new CommitPlan().delete(entry.key);
+      // A record that is gone (its learner erased meanwhile) leaves nothing to derive.
+      if (record) project(writes, record, entry.value, destinationsOf(record), options.now);
+      const size = writes.profile().size;
+      if (!fits(total, size)) break;
+      total.checks += size.checks;
+      total.mutations += size.mutations;
+      total.keyBytes += size.keyBytes;
+      total.totalBytes += size.totalBytes;
+      op.checks.push(...writes.checks);
+      op.mutations.push(...writes.mutations);
+      taken++;
+    }
+    const next: ProjectorLease = { at: options.now, projected: taken };
+    op.set(PROJECTOR_LEASE_KEY, next);
+    if ((await op.applyTo(kv.atomic()).commit()).ok) {
+      return {
+        projected: taken,
+        more: taken < entries.length || entries.length === PROJECTION_BATCH,
+      };
+    }
+    const now = await kv.get(PROJECTOR_LEASE_KEY);
+    if (attempt > 0 || now.versionstamp !== lease.versionstamp) return { projected: 0, more: true };
+    // The lease held: an outbox entry of the batch exists already. Leave those as they are.
+    const existing = await existingOutbox(kv, [...records.values()], options.destinations);
+    destinationsOf = (r) => options.destinations.filter((d) => !existing.has(outboxIdOf(d, r)));
+  }
+}
+
+const outboxIdOf = (destination: string, r: LessonProgressRecord) =>
+  `${destination}:${messageIdOf(r)}`;
+
+/** The ids of the outbox entries of `records` that exist. */
+async function existingOutbox(
+  kv: Deno.Kv,
+  records: LessonProgressRecord[],
+  destinations: readonly string[],
+): Promise<Set<string>> {
+  const ids = records.flatMap((r) => destinations.map((d) => outboxIdOf(d, r)));
+  const found = new Set<string>();
+  for (let i = 0; i < ids.length; i += KV_MAX_GET_MANY) {
+    const got = await kv.getMany(ids.slice(i, i + KV_MAX_GET_MANY).map(outboxKey));
+    for (const [j, e] of got.entries()) if (e.versionstamp !== null) found.add(ids[i + j]);
+  }
+  return found;
+}
+
+/**
+ * Projects every pending entry, batch after batch, until none is left (batches lost to another
+ * process are run again: that process is projecting the same entries). Returns how many records
+ * this call projected.
+ */
+export async function projectPending(
+  kv: Deno.Kv,
+  options: { destinations: readonly string[]; now: number | (() => number) },
+): Promise<number> {
+  const now = typeof options.now === "function" ? options.now : () => options.now as number;
+  let projected = 0;
+  for (;;) {
+    const batch = await projectBatch(kv, { destinations: options.destinations, now: now() });
+    projected += batch.projected;
+    if (!batch.more) return projected;
+  }
+}
