@@ -17,7 +17,8 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { importSigningKey, verifySignature } from "../lib/thinkific/signature.ts";
+import { importSigningKey } from "../lib/thinkific/signature.ts";
+import { verifySignature } from "./_webcrypto_verify.ts";
 
 const LESSON = "lesson.completed";
 const PROGRESS = "enrollment.progress";

@@ -24,7 +24,8 @@
  * @module
  */
 import { instrumentKv } from "../lib/store/instrument.ts";
-import { importSigningKey, verifySignature } from "../lib/thinkific/signature.ts";
+import { importSigningKey } from "../lib/thinkific/signature.ts";
+import { verifySignature } from "./_webcrypto_verify.ts";
 
 const LESSON = "lesson.completed";
 const PROGRESS = "enrollment.progress";

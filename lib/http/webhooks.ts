@@ -21,7 +21,7 @@ import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { parseWebhook } from "../thinkific/schemas.ts";
-import { importSigningKey, verifySignature } from "../thinkific/signature.ts";
+import { createVerifier } from "../thinkific/signature.ts";
 import { observeOutcome, webhookTelemetry } from "../telemetry.ts"; // issue 12
 import { readBody } from "./_body.ts";
 import { HttpError } from "./errors.ts";
@@ -77,7 +77,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
   const { kv, config, log, projector, committer, holds, lanes } = deps;
-  const key = config.webhookSecret ? importSigningKey(config.webhookSecret) : null;
+  const verify = config.webhookSecret ? createVerifier(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
   app.use(async (c, next) => {
@@ -100,10 +100,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
   app.post("/thinkific", async (c) => {
     const fields = c.get("log");
     const body = await readBody(c.req.raw, config.maxBodyBytes);
-    if (
-      key &&
-      !(await verifySignature(await key, c.req.header("x-thinkific-hmac-sha256") ?? null, body))
-    ) {
+    if (verify && !verify(c.req.header("x-thinkific-hmac-sha256") ?? null, body)) {
       fields.outcome = "bad_signature";
       throw new HttpError(401, "missing or invalid X-Thinkific-Hmac-Sha256 signature");
     }

@@ -6,10 +6,12 @@
  * ```ts
  * const key = await importSigningKey("my-api-key");
  * const header = await signBody(key, body);
- * console.log(await verifySignature(key, header, body)); // true
+ * console.log(createVerifier("my-api-key")(header, body)); // true
  * ```
  * @module
  */
+
+import { createHmac, timingSafeEqual } from "node:crypto";
 
 const encoder = new TextEncoder();
 
@@ -38,16 +40,20 @@ function hexToBytes(hex: string): Uint8Array | null {
   return out;
 }
 
+/** Checks a hex signature header against a raw body. */
+export type Verifier = (header: string | null, body: Uint8Array) => boolean;
+
 /**
- * Checks a hex signature against the raw body in constant time (`crypto.subtle.verify`).
- * A missing or malformed header is simply not valid.
+ * A checker of `secret`'s signatures: the HMAC-SHA256 of the raw body, compared with the header's
+ * 64 hex digits in constant time (`timingSafeEqual`). A missing or malformed header is simply not
+ * valid. It runs synchronously, in about a fifth of the time `crypto.subtle.verify` takes on a
+ * webhook body (see `bench/RESULTS.md`); the secret stays in the closure.
  */
-export async function verifySignature(
-  key: CryptoKey,
-  header: string | null,
-  body: Uint8Array,
-): Promise<boolean> {
-  const mac = header === null ? null : hexToBytes(header.trim());
-  if (mac === null) return false;
-  return await crypto.subtle.verify("HMAC", key, mac as BufferSource, body as BufferSource);
+export function createVerifier(secret: string): Verifier {
+  const keyBytes = encoder.encode(secret);
+  return (header, body) => {
+    const mac = header === null ? null : hexToBytes(header.trim());
+    if (mac === null) return false;
+    return timingSafeEqual(createHmac("sha256", keyBytes).update(body).digest(), mac);
+  };
 }
