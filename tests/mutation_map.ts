@@ -107,6 +107,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/lanes.ts": [T("lanes_log"), T("lanes_memory"), T("committer"), T("collation_matrix")],
   "lib/log.ts": [T("lanes_log"), T("telemetry"), T("intake")],
   "lib/matching/decide.ts": [
+    T("request_writes"),
     T("redteam_matching"),
     T("collation_matrix"),
     T("intake"),
@@ -143,6 +144,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/erasure.ts": [T("redteam_store"), T("erasure_keys"), T("erasure")],
   "lib/store/events.ts": [
+    T("request_writes"),
     T("redteam_store"),
     T("events_store"),
     T("retention"),
@@ -219,5 +221,5 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("fixtures"),
     T("intake_property"),
   ],
-  "lib/thinkific/signature.ts": [T("signature"), T("intake"), T("intake_property")],
+  "lib/thinkific/signature.ts": [T("signature"), T("intake"), T("intake_property"), T("auth")],
 };

@@ -110,6 +110,13 @@ function courseOf(e: Pick<StoredEvent, "tenantId" | "courseId" | "facts">): Cour
   return { tenant_id: e.tenantId, course_id: e.courseId, course_name: e.facts.courseName };
 }
 
+/** Adds the course's name to `plan`, unless it is stored as it is (read with the view). */
+function namesCourse(plan: CommitPlan, view: EventView, course: CourseInfo) {
+  const known = view.course;
+  if (known?.course_name === course.course_name && known.tenant_id === course.tenant_id) return;
+  addCourse(plan, course);
+}
+
 function sides(a: StoredEvent, b: StoredEvent) {
   const [lesson, progress] = a.facts.kind === "lesson" ? [a, b] : [b, a];
   return {
@@ -212,14 +219,14 @@ export function decide(input: DecideInput): Decided {
       next.listedAt = listedAt;
       writeUnmatched(plan, next, listedAt, retentionMs);
     }
-    addCourse(plan, courseOf(next)); // its name, for the unmatched page and the course's page
+    namesCourse(plan, view, courseOf(next)); // for the unmatched page and the course's page
     outcome = { status: "stored" };
   } else if (stored.gaveUpAt !== null) {
     return { outcome: { status: "unmatched", attempts: stored.deliveries }, plan: null };
   } else if (self.lastChance && input.mayGiveUp) {
     next.gaveUpAt = next.listedAt = now;
     writeUnmatched(plan, next, now, remaining(next, retentionMs, now));
-    addCourse(plan, courseOf(next));
+    namesCourse(plan, view, courseOf(next));
     outcome = { status: "unmatched", attempts: deliveries };
   } else {
     outcome = { status: "pending", attempts: deliveries };

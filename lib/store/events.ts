@@ -13,6 +13,8 @@
 import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "../config.ts";
 import { clusterSpan } from "../matching/policy.ts";
 import {
+  type CourseInfo,
+  courseInfoKey,
   enrollmentKey,
   type EnrollmentSummary,
   EVENT_ID_GRACE_MS,
@@ -46,6 +48,8 @@ export interface EventView {
   counterparts: Deno.KvEntry<StoredEvent>[];
   /** The change feed's fence (see {@linkcode FEED_FENCE_KEY}): a record is placed at or after it. */
   fence: Deno.KvEntryMaybe<number>;
+  /** The course as the dashboard names it (`null` when not read: it is then written again). */
+  course: CourseInfo | null;
 }
 
 const counterpartOf = (topic: HandledTopic): HandledTopic =>
@@ -69,7 +73,7 @@ export async function listUnclaimed(
 
 /**
  * Reads what a delivery decides from, in one round trip: the stored event, the event-id index, the
- * enrollment and the feed's fence (one `getMany`) beside one range list of the counterpart topic over `at ± window`.
+ * enrollment, the feed's fence and the course's name (one `getMany`) beside one range list of the counterpart topic over `at ± window`.
  * When a redelivery's body places the event elsewhere than its first delivery did, the first
  * delivery's place wins (one more read).
  */
@@ -80,12 +84,13 @@ export async function readView(
 ): Promise<EventView> {
   const other = counterpartOf(e.topic);
   const near = (x: EventIdentity) => listUnclaimed(kv, x, other, x.at - windowMs, x.at + windowMs);
-  const [[self, pointer, enrollment, fence], counterparts] = await Promise.all([
-    kv.getMany<[StoredEvent, EventPointer, EnrollmentSummary, number]>([
+  const [[self, pointer, enrollment, fence, course], counterparts] = await Promise.all([
+    kv.getMany<[StoredEvent, EventPointer, EnrollmentSummary, number, CourseInfo]>([
       eventKey(e),
       eventIdKey(e.tenantId, e.id),
       enrollmentKey(e),
       FEED_FENCE_KEY,
+      courseInfoKey(e.courseId),
     ]),
     near(e),
   ]);
@@ -98,6 +103,7 @@ export async function readView(
       enrollment,
       counterparts,
       fence,
+      course: course.value,
     };
   }
   // Seen before, elsewhere (or expired): read it where its first delivery put it.
@@ -113,6 +119,7 @@ export async function readView(
     enrollment: placeEnrollment,
     counterparts: placeCounterparts,
     fence,
+    course: place.courseId === e.courseId ? course.value : null,
   };
 }
 

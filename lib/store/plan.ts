@@ -48,22 +48,54 @@ export interface PlanProfile {
   mutated: Set<string>;
 }
 
+/** Whether `s` is all ASCII (its UTF-8 length is then its length, with no encoding). */
+const ascii = (s: string) => !/[^\x00-\x7f]/.test(s);
+
 /** An upper estimate of a key's encoded size. */
 export function keyBytes(key: Deno.KvKey): number {
   let n = 0;
   for (const part of key) {
-    if (typeof part === "string") n += encoder.encode(part).byteLength + 2;
-    else if (part instanceof Uint8Array) n += part.byteLength * 2 + 2;
+    if (typeof part === "string") {
+      n += (ascii(part) ? part.length : encoder.encode(part).byteLength) + 2;
+    } else if (part instanceof Uint8Array) n += part.byteLength * 2 + 2;
     else n += 10;
   }
   return n;
 }
 
-/** An upper estimate of a value's serialized size (V8 writes strings as Latin-1 or UTF-16). */
+/**
+ * An upper estimate of a value's serialized size (V8 writes strings as Latin-1 or UTF-16, so a
+ * string takes at most two bytes a character, with its tag and length), walked without building
+ * any text: it runs on every value of every plan.
+ */
 export function valueBytes(value: unknown): number {
   if (value instanceof Uint8Array) return value.byteLength + 16;
   if (value instanceof Deno.KvU64 || typeof value === "bigint") return 16;
-  return 2 * (JSON.stringify(value)?.length ?? 4) + 16;
+  return walkBytes(value) + 16;
+}
+
+function walkBytes(value: unknown): number {
+  switch (typeof value) {
+    case "string":
+      return 2 * value.length + 4;
+    case "number":
+      return 10;
+    case "object": {
+      if (value === null) return 2;
+      if (value instanceof Uint8Array) return value.byteLength + 16;
+      let n = 8;
+      if (Array.isArray(value)) {
+        for (const v of value) n += walkBytes(v);
+        return n;
+      }
+      for (const k in value) {
+        n += 2 * k.length + 6 + walkBytes((value as Record<string, unknown>)[k]);
+      }
+      return n;
+    }
+    default:
+      return 4; // booleans, undefined
+  }
 }
 
 /**
@@ -106,6 +138,24 @@ export class CommitPlan implements Mutations {
   /** Adds this plan's checks and mutations to `op`. */
   applyTo(op: Deno.AtomicOperation): Deno.AtomicOperation {
     return op.check(...this.checks).mutate(...this.mutations);
+  }
+
+  /** This plan's size against Deno KV's atomic limits (what {@linkcode profile} measures first). */
+  size(): PlanSize {
+    let keys = 0;
+    let total = 0;
+    for (const c of this.checks) keys += keyBytes(c.key);
+    for (const m of this.mutations) {
+      const bytes = keyBytes(m.key);
+      keys += bytes;
+      total += bytes + ("value" in m ? valueBytes(m.value) : 0);
+    }
+    return {
+      checks: this.checks.length,
+      mutations: this.mutations.length,
+      keyBytes: keys,
+      totalBytes: total + keys,
+    };
   }
 
   /**

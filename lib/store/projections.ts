@@ -116,7 +116,7 @@ export async function projectBatch(
   let destinationsOf = (_: LessonProgressRecord) => options.destinations;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
-    const total = op.profile().size;
+    const total = op.size();
     total.mutations += 1; // the lease's rewrite
     let taken = 0;
     for (const entry of entries) {
@@ -124,7 +124,7 @@ export async function projectBatch(
       const writes = new CommitPlan().delete(entry.key);
       // A record that is gone (its learner erased meanwhile) leaves nothing to derive.
       if (record) project(writes, record, entry.value, destinationsOf(record), options.now);
-      const size = writes.profile().size;
+      const size = writes.size();
       if (!fits(total, size)) break;
       total.checks += size.checks;
       total.mutations += size.mutations;

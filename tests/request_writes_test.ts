@@ -1,0 +1,110 @@
+/**
+ * What a delivery's own commit writes (issue 19: write units per pair): only what deciding needs,
+ * and one projection entry per record; the course's name only when it is new or changed.
+ */
+import { assertEquals } from "./_assert.ts";
+import { harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
+
+/** The first part of each key a successful commit wrote, per delivery. */
+async function writesOf(env: Record<string, string> = {}) {
+  const real = await Deno.openKv(":memory:");
+  let pending: string[] = [];
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop !== "atomic") {
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return () => {
+        const op = target.atomic();
+        const keys: string[] = [];
+        const mutate = op.mutate.bind(op);
+        const commit = op.commit.bind(op);
+        return Object.assign(op, {
+          mutate(...ms: Deno.KvMutation[]) {
+            for (const m of ms) keys.push(`${m.type} ${String(m.key[0])}`);
+            return mutate(...ms);
+          },
+          async commit() {
+            const r = await commit();
+            if (r.ok) pending.push(...keys);
+            return r;
+          },
+        });
+      };
+    },
+  });
+  const h = await harness(env, instrumentKv(kv, { before() {} }));
+  return {
+    h,
+    async post(body: unknown) {
+      pending = [];
+      const r = await h.post(body);
+      return { status: r.status, writes: pending.sort() };
+    },
+    close: () => real.close(),
+  };
+}
+
+Deno.test("request writes: a pair, lesson first, writes 16 keys; progress first, 13", async () => {
+  const w = await writesOf();
+  try {
+    const lesson = await w.post(lessonWebhook({ user: 1 }));
+    assertEquals(lesson.writes, [
+      "set dash_course",
+      "set enrollments",
+      "set event_bodies",
+      "set event_ids",
+      "set events",
+      "set learner_event_ids",
+      "set unmatched",
+    ]);
+    const progress = await w.post(progressWebhook({ user: 1 }));
+    assertEquals(progress.status, 200);
+    assertEquals(progress.writes, [
+      "delete unmatched",
+      "set enrollments",
+      "set event_bodies",
+      "set event_ids",
+      "set events",
+      "set events",
+      "set feed",
+      "set projection",
+      "set records",
+    ]);
+    const first = await w.post(progressWebhook({ user: 2 }));
+    assertEquals(first.writes, [
+      "set enrollments",
+      "set event_bodies",
+      "set event_ids",
+      "set events",
+      "set learner_event_ids",
+    ]);
+    const second = await w.post(lessonWebhook({ user: 2 }));
+    assertEquals(second.writes.length, 8);
+    assertEquals(second.writes.filter((k) => k.startsWith("set records")).length, 1);
+  } finally {
+    w.close();
+  }
+});
+
+Deno.test("request writes: a lone lesson names its course only when the name is new or changed", async () => {
+  const w = await writesOf();
+  try {
+    const named = (r: { writes: string[] }) => r.writes.includes("set dash_course");
+    assertEquals(named(await w.post(lessonWebhook({ user: 1, course: 10 }))), true);
+    assertEquals(named(await w.post(lessonWebhook({ user: 2, course: 10 }))), false);
+    const renamed = lessonWebhook({ user: 3, course: 10 });
+    renamed.payload.course.name = "Watercolor, second edition";
+    assertEquals(named(await w.post(renamed)), true);
+    const again = lessonWebhook({ user: 4, course: 10 });
+    again.payload.course.name = "Watercolor, second edition";
+    assertEquals(named(await w.post(again)), false);
+    assertEquals(named(await w.post(lessonWebhook({ user: 5, course: 11 }))), true);
+    const info = await w.h.kv.get<{ course_name: string }>(["dash_course", 10]);
+    assertEquals(info.value?.course_name, "Watercolor, second edition");
+  } finally {
+    w.close();
+  }
+});
