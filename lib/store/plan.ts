@@ -49,7 +49,10 @@ export interface PlanProfile {
 }
 
 /** Whether `s` is all ASCII (its UTF-8 length is then its length, with no encoding). */
-const ascii = (s: string) => !/[^\x00-\x7f]/.test(s);
+function ascii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
 
 /** An upper estimate of a key's encoded size. */
 export function keyBytes(key: Deno.KvKey): number {
