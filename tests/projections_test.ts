@@ -226,3 +226,20 @@ Deno.test("erasing a learner with records still to project leaves none of their 
     h.close();
   }
 });
+
+Deno.test("a record whose projection alone exceeds one commit fails loudly instead of looping", async () => {
+  const h = await harness();
+  try {
+    await pairs(h, 1);
+    // 120 destinations: 120 outbox checks, over Deno KV's 100 per commit.
+    const destinations = Array.from({ length: 120 }, (_, i) => `d${i}`);
+    const outcome = await projectPending(h.kv, { destinations, now: T0 }).then(
+      () => "projected",
+      (err) => `rejected: ${(err as Error).name}`,
+    );
+    assertEquals(outcome.startsWith("rejected"), true, outcome);
+    assertEquals(await pending(h.kv), 1, "left for a run that can commit it");
+  } finally {
+    h.close();
+  }
+});

@@ -125,7 +125,8 @@ export async function projectBatch(
       // A record that is gone (its learner erased meanwhile) leaves nothing to derive.
       if (record) project(writes, record, entry.value, destinationsOf(record), options.now);
       const size = writes.size();
-      if (!fits(total, size)) break;
+      // The first entry always goes in: a batch that could take none would never end.
+      if (taken > 0 && !fits(total, size)) break;
       total.checks += size.checks;
       total.mutations += size.mutations;
       total.keyBytes += size.keyBytes;
