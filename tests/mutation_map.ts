@@ -57,7 +57,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/forward/standard_webhooks.ts": [T("standard_webhooks"), T("forward")],
   "lib/hold.ts": [T("hold_wake"), T("redteam_hold"), T("hold")],
-  "lib/projector.ts": [T("projections"), T("forward"), T("api_contract")],
+  "lib/projector.ts": [T("projector"), T("projections"), T("forward"), T("api_contract")],
   "lib/http/_auth.ts": [T("auth"), T("auth_edge"), T("api"), T("dashboard")],
   "lib/http/_body.ts": [T("body"), T("intake"), T("intake_property")],
   "lib/http/_csv.ts": [T("query"), T("csv"), T("api")],
@@ -79,6 +79,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("limits_feed"),
   ],
   "lib/http/app.ts": [
+    T("projector"),
     T("app_errors"),
     T("app_config"),
     T("collator"),
@@ -128,6 +129,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/matching/record.ts": [T("intake_fields"), T("replay"), T("collation_matrix"), T("api")],
   "lib/store/_page.ts": [T("page"), T("cursor"), T("api"), T("courses_api")],
   "lib/store/committer.ts": [
+    T("plan_size"),
     T("committer"),
     T("plan"),
     T("storage_faults"),
@@ -184,6 +186,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/outbox.ts": [T("outbox_store"), T("forwarder"), T("forward_schedule"), T("forward")],
   "lib/store/projections.ts": [
+    T("projection_batch"),
     T("projections"),
     T("erasure_keys"),
     T("erasure"),
@@ -192,6 +195,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("forward"),
   ],
   "lib/store/plan.ts": [
+    T("plan_size"),
     T("plan_estimate"),
     T("plan"),
     T("committer"),

@@ -37,8 +37,15 @@
  * ```
  * @module
  */
-import { ATOMIC_LIMITS, KV_MAX_GET_MANY, MAX_PLANS_PER_COMMIT } from "./limits.ts";
-import { type CommitPlan, keyId, type PlanProfile, type PlanSize } from "./plan.ts";
+import { KV_MAX_GET_MANY, MAX_PLANS_PER_COMMIT } from "./limits.ts";
+import {
+  type CommitPlan,
+  fitsWithin,
+  grow,
+  keyId,
+  type PlanProfile,
+  type PlanSize,
+} from "./plan.ts";
 import { isBusyError } from "./retry.ts";
 
 /** What the committer answers for one plan. */
@@ -110,13 +117,6 @@ async function stillHolding(kv: Deno.Kv, live: Waiting[]): Promise<Waiting[]> {
   return live.filter((w) => w.profile.checks.every((c) => now.get(c.id) === c.versionstamp));
 }
 
-function fits(total: PlanSize, add: PlanSize): boolean {
-  return total.checks + add.checks <= ATOMIC_LIMITS.checks &&
-    total.mutations + add.mutations <= ATOMIC_LIMITS.mutations &&
-    total.keyBytes + add.keyBytes <= ATOMIC_LIMITS.keyBytes &&
-    total.totalBytes + add.totalBytes <= ATOMIC_LIMITS.totalBytes;
-}
-
 /** Creates the committer of `kv`. */
 export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Committer {
   const maxPlans = Math.max(1, options.maxPlans ?? MAX_PLANS_PER_COMMIT);
@@ -152,17 +152,14 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       }
       if (
         batch.length > 0 &&
-        (!fits(total, size) || batch.some((b) => conflicts(b.profile, w.profile)))
+        (!fitsWithin(total, size) || batch.some((b) => conflicts(b.profile, w.profile)))
       ) {
         i++;
         continue;
       }
       queue.splice(i, 1);
       batch.push(w);
-      total.checks += size.checks;
-      total.mutations += size.mutations;
-      total.keyBytes += size.keyBytes;
-      total.totalBytes += size.totalBytes;
+      grow(total, size);
       if (alone) break;
     }
     return batch;

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { KV_MAX_KEY_BYTES, KV_MAX_VALUE_BYTES } from "./limits.ts";
+import { ATOMIC_LIMITS, KV_MAX_KEY_BYTES, KV_MAX_VALUE_BYTES } from "./limits.ts";
 
 /** What data-access modules call to add to a commit: a plan or a `Deno.AtomicOperation`. */
 export interface Mutations {
@@ -52,6 +52,22 @@ export interface PlanProfile {
 function ascii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
   return true;
+}
+
+/** Whether a commit of size `total` can take `add` too, within Deno KV's atomic limits. */
+export function fitsWithin(total: PlanSize, add: PlanSize): boolean {
+  return total.checks + add.checks <= ATOMIC_LIMITS.checks &&
+    total.mutations + add.mutations <= ATOMIC_LIMITS.mutations &&
+    total.keyBytes + add.keyBytes <= ATOMIC_LIMITS.keyBytes &&
+    total.totalBytes + add.totalBytes <= ATOMIC_LIMITS.totalBytes;
+}
+
+/** Adds `add` to `total` (in place). */
+export function grow(total: PlanSize, add: PlanSize): void {
+  total.checks += add.checks;
+  total.mutations += add.mutations;
+  total.keyBytes += add.keyBytes;
+  total.totalBytes += add.totalBytes;
 }
 
 /** An upper estimate of a key's encoded size. */

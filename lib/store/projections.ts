@@ -31,9 +31,9 @@ import {
   type ProjectorLease,
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
-import { ATOMIC_LIMITS, KV_MAX_GET_MANY } from "./limits.ts";
+import { KV_MAX_GET_MANY } from "./limits.ts";
 import { addOutboxEntries, messageIdOf } from "./outbox.ts";
-import { CommitPlan, type Mutations, type PlanSize } from "./plan.ts";
+import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { getRecords, indexRecord } from "./records.ts";
 import { addCompletion, addLearner } from "./stats.ts";
 
@@ -69,13 +69,6 @@ export function project(
     });
   }
   return addOutboxEntries(op, record, destinations, now);
-}
-
-function fits(total: PlanSize, add: PlanSize): boolean {
-  return total.checks + add.checks <= ATOMIC_LIMITS.checks &&
-    total.mutations + add.mutations <= ATOMIC_LIMITS.mutations &&
-    total.keyBytes + add.keyBytes <= ATOMIC_LIMITS.keyBytes &&
-    total.totalBytes + add.totalBytes <= ATOMIC_LIMITS.totalBytes;
 }
 
 /** What {@linkcode projectBatch} did. */
@@ -126,11 +119,8 @@ export async function projectBatch(
       if (record) project(writes, record, entry.value, destinationsOf(record), options.now);
       const size = writes.size();
       // The first entry always goes in: a batch that could take none would never end.
-      if (taken > 0 && !fits(total, size)) break;
-      total.checks += size.checks;
-      total.mutations += size.mutations;
-      total.keyBytes += size.keyBytes;
-      total.totalBytes += size.totalBytes;
+      if (taken > 0 && !fitsWithin(total, size)) break;
+      grow(total, size);
       op.checks.push(...writes.checks);
       op.mutations.push(...writes.mutations);
       taken++;

@@ -1,0 +1,196 @@
+/**
+ * One projection batch (`projectBatch`): how many entries it reads and commits, what it says is
+ * left, a lost race, a record gone meanwhile, and outbox entries that exist already.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { harness, lessonWebhook, nextId, progressWebhook, signedInit } from "./_helpers.ts";
+import { createApp } from "../lib/http/app.ts";
+import type { Projector } from "../lib/projector.ts";
+import { projectBatch, projectPending } from "../lib/store/projections.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
+import {
+  type OutboxEntry,
+  outboxKey,
+  PROJECTION_PREFIX,
+  PROJECTOR_LEASE_KEY,
+  recordKey,
+  type RecordPosition,
+} from "../lib/store/keys.ts";
+import { messageIdOf } from "../lib/store/outbox.ts";
+import type { LessonProgressRecord } from "../lib/matching/record.ts";
+
+const T0 = Date.parse("2026-11-29T10:00:00.000Z");
+const HOUR = 3_600_000;
+
+type H = Awaited<ReturnType<typeof harness>>;
+
+/**
+ * `n` records of `users` learners (round robin), their projections left pending: lessons 1…n, or
+ * lesson 1 again and again (`sameLesson`: a smaller projection each).
+ */
+async function records(h: H, n: number, users = 1, sameLesson = false) {
+  const inert: Projector = { destinations: [], drain: () => Promise.resolve(), kick() {} };
+  const app = createApp({ kv: h.kv, config: h.config, log: () => {}, projector: inert });
+  for (let i = 0; i < n; i++) {
+    const user = 1 + (i % users);
+    const at = T0 + i * HOUR;
+    for (
+      const body of [
+        lessonWebhook({ user, course: 10, lesson: sameLesson ? 1 : i + 1, at, id: nextId() }),
+        progressWebhook({ user, course: 10, at, percentage: "50", id: nextId() }),
+      ]
+    ) {
+      const res = await app.request("/webhooks/thinkific", await signedInit(body));
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+    }
+  }
+}
+
+const pending = async (
+  kv: Deno.Kv,
+) => (await Array.fromAsync(kv.list<{ position: RecordPosition }>({ prefix: PROJECTION_PREFIX })));
+
+Deno.test("projection batch: at most 100 entries, and it says when more may wait", async () => {
+  const h = await harness();
+  try {
+    await records(h, 150, 3, true);
+    const opts = { destinations: [], now: T0 };
+    assertEquals(await projectBatch(h.kv, opts), { projected: 100, more: true });
+    assertEquals((await pending(h.kv)).length, 50);
+    assertEquals(await projectBatch(h.kv, opts), { projected: 50, more: false });
+    assertEquals(await projectBatch(h.kv, opts), { projected: 0, more: false });
+    // Exactly a batch: more may wait, and the next batch finds none.
+    await records(h, 100, 2, true);
+    assertEquals(await projectBatch(h.kv, opts), { projected: 100, more: true });
+    assertEquals(await projectBatch(h.kv, opts), { projected: 0, more: false });
+    const lease = await h.kv.get<{ at: number; projected: number }>(PROJECTOR_LEASE_KEY);
+    assertEquals(lease.value, { at: T0, projected: 100 });
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: a commit never holds more than Deno KV's 100 checks and 1,000 mutations", async () => {
+  const h = await harness();
+  const sizes: { checks: number; mutations: number }[] = [];
+  try {
+    await records(h, 100, 100); // 100 learners: each record adds a learner and a lesson
+    const kv = new Proxy(h.kv, {
+      get(target, prop) {
+        if (prop !== "atomic") {
+          const v = Reflect.get(target, prop, target);
+          return typeof v === "function" ? v.bind(target) : v;
+        }
+        return () => {
+          const op = target.atomic();
+          const size = { checks: 0, mutations: 0 };
+          const check = op.check.bind(op);
+          const mutate = op.mutate.bind(op);
+          const commit = op.commit.bind(op);
+          return Object.assign(op, {
+            check(...c: Deno.AtomicCheck[]) {
+              size.checks += c.length;
+              return check(...c);
+            },
+            mutate(...m: Deno.KvMutation[]) {
+              size.mutations += m.length;
+              return mutate(...m);
+            },
+            commit() {
+              sizes.push(size);
+              return commit();
+            },
+          });
+        };
+      },
+    });
+    // Two destinations: per record one check and two mutations each, on top of its views.
+    const projected = await projectPending(kv, { destinations: ["crm", "lake"], now: T0 });
+    assertEquals(projected, 100);
+    assert(sizes.length >= 3, `${sizes.length} commits`);
+    for (const s of sizes) {
+      assert(s.checks <= 100 && s.mutations <= 1000, JSON.stringify(s));
+    }
+    // Full commits: the checks limit (two per record, and the lease's) decides.
+    assertEquals(sizes[0].checks, 99);
+    assertEquals((await Array.fromAsync(h.kv.list({ prefix: ["outbox"] }))).length, 200);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: one that loses to another process projects nothing and says more", async () => {
+  const h = await harness();
+  try {
+    await records(h, 3);
+    let raced = false;
+    const kv = instrumentKv(h.kv, {
+      before() {},
+      holdCommit: async () => {
+        if (raced) return;
+        raced = true;
+        // Another process's batch commits first.
+        await projectPending(h.kv, { destinations: [], now: T0 + 1 });
+      },
+    });
+    assertEquals(await projectBatch(kv, { destinations: [], now: T0 }), {
+      projected: 0,
+      more: true,
+    });
+    assertEquals((await pending(h.kv)).length, 0);
+    const lease = await h.kv.get<{ at: number; projected: number }>(PROJECTOR_LEASE_KEY);
+    assertEquals(lease.value, { at: T0 + 1, projected: 3 }, "the winner's");
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: a record gone meanwhile leaves nothing derived, its entry goes", async () => {
+  const h = await harness();
+  try {
+    await records(h, 2);
+    const [first] = await pending(h.kv);
+    await h.kv.delete(recordKey(first.value.position));
+    assertEquals(await projectBatch(h.kv, { destinations: ["crm"], now: T0 }), {
+      projected: 2,
+      more: false,
+    });
+    assertEquals((await pending(h.kv)).length, 0);
+    const outbox = await Array.fromAsync(h.kv.list<OutboxEntry>({ prefix: ["outbox"] }));
+    assertEquals(outbox.length, 1);
+    assert(outbox[0].value.record.progress_event_id !== first.value.position[2]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: outbox entries that exist already are left as they are, the rest written", async () => {
+  const h = await harness();
+  try {
+    await records(h, 6, 2);
+    const all = await pending(h.kv);
+    const read = await h.kv.getMany<LessonProgressRecord[]>(
+      all.map((e) => recordKey(e.value.position)),
+    );
+    const recs = read.map((r) => r.value!);
+    // Entries of "crm" exist for records 0, 2 and 5 (delivered); "lake" has none.
+    const existing = [0, 2, 5].map((i) => recs[i]);
+    for (const r of existing) {
+      const id = `crm:${messageIdOf(r)}`;
+      await h.kv.set(outboxKey(id), { id, status: "delivered" });
+    }
+    const projected = await projectPending(h.kv, { destinations: ["crm", "lake"], now: T0 });
+    assertEquals(projected, 6);
+    const outbox = await Array.fromAsync(h.kv.list<{ id: string; status: string }>({
+      prefix: ["outbox"],
+    }));
+    assertEquals(outbox.length, 12);
+    const delivered = outbox.filter((e) => e.value.status === "delivered").map((e) => e.value.id);
+    assertEquals(delivered.sort(), existing.map((r) => `crm:${messageIdOf(r)}`).sort());
+    const due = await Array.fromAsync(h.kv.list({ prefix: ["outbox_due"] }));
+    assertEquals(due.length, 9, "the new entries only");
+  } finally {
+    h.close();
+  }
+});
