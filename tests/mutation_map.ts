@@ -71,6 +71,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/http/api.ts": [
     T("api_contract"),
+    T("projections"),
     T("query"),
     T("api"),
     T("cursor"),
@@ -89,6 +90,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/http/dashboard.tsx": [
     T("dashboard_http"),
+    T("projections"),
     T("app_errors"),
     T("dashboard"),
     T("dashboard_pages"),

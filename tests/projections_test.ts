@@ -4,7 +4,15 @@
  * if they were written in the record's commit.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { harness, lessonWebhook, nextId, progressWebhook, signedInit } from "./_helpers.ts";
+import {
+  harness,
+  idleForwarder,
+  lessonWebhook,
+  nextId,
+  progressWebhook,
+  signedInit,
+} from "./_helpers.ts";
+import { messageIdOf } from "../lib/store/outbox.ts";
 import { createApp } from "../lib/http/app.ts";
 import { createProjector, KICK_EVERY, type Projector } from "../lib/projector.ts";
 import { PROJECTION_BATCH, projectPending } from "../lib/store/projections.ts";
@@ -241,5 +249,57 @@ Deno.test("a record whose projection alone exceeds one commit fails loudly inste
     assertEquals(await pending(h.kv), 1, "left for a run that can commit it");
   } finally {
     h.close();
+  }
+});
+
+Deno.test("every reader of a derived view projects first: API, CSV, courses, outbox, retry, dashboard", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const h = await harness({}, kv);
+    // An idle forwarder: nothing projects but the readers (the app's own projector).
+    const app = createApp({ kv, config: h.config, forwarder: idleForwarder(), log: () => {} });
+    let user = 100;
+    /** A new record whose views are still to be projected; its outbox entry's id. */
+    const fresh = async () => {
+      user++;
+      const progress = progressWebhook({ user, course: 10 });
+      for (const body of [lessonWebhook({ user, course: 10 }), progress]) {
+        const res = await app.request("/webhooks/thinkific", await signedInit(body));
+        await res.body?.cancel();
+      }
+      const ids = { tenant_id: progress.tenant_id, progress_event_id: progress.id };
+      return `webhook:${messageIdOf(ids)}`;
+    };
+    const read = async (path: string, init?: RequestInit) => {
+      assertEquals(await pending(kv), 1, `before ${path}`);
+      const res = await app.request(path, init);
+      const text = await res.text();
+      assertEquals(await pending(kv), 0, path);
+      return { status: res.status, text };
+    };
+    await fresh();
+    const csv = await read(`/api/records.csv?user_id=${user}`);
+    assertEquals(csv.text.trim().split("\r\n").length, 2, "the header and the record");
+    await fresh();
+    const courses = JSON.parse((await read("/api/courses")).text);
+    assertEquals(courses.courses[0].learners, 2);
+    await fresh();
+    const lessons = JSON.parse((await read("/api/courses/10/lessons")).text);
+    assertEquals(lessons.lessons.length > 0, true);
+    await fresh();
+    const outbox = JSON.parse((await read("/api/outbox?status=pending")).text);
+    assertEquals(outbox.entries.length, 4);
+    const id = await fresh();
+    assertEquals((await read(`/api/outbox/${id}/retry`, { method: "POST" })).status, 202);
+    await fresh();
+    assertEquals((await read("/")).status, 200);
+    await fresh();
+    const course = await read("/courses/10");
+    assertEquals(course.status, 200);
+    assertEquals(course.text.includes("<b>7</b> learners seen"), true, "every learner counted");
+    await fresh();
+    assertEquals((await read("/courses/10/learners")).status, 200);
+  } finally {
+    kv.close();
   }
 });

@@ -104,6 +104,12 @@ Deno.test("request writes: a lone lesson names its course only when the name is 
     assertEquals(named(await w.post(lessonWebhook({ user: 5, course: 11 }))), true);
     const info = await w.h.kv.get<{ course_name: string }>(["dash_course", 10]);
     assertEquals(info.value?.course_name, "Watercolor, second edition");
+    // The same course id and name from another school: the course is named again, as that school's.
+    const other = lessonWebhook({ user: 6, course: 10, tenant: "777" });
+    other.payload.course.name = "Watercolor, second edition";
+    assertEquals(named(await w.post(other)), true);
+    const now = await w.h.kv.get<{ tenant_id: string }>(["dash_course", 10]);
+    assertEquals(now.value?.tenant_id, "777");
   } finally {
     w.close();
   }
