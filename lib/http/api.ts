@@ -130,9 +130,8 @@ export function apiRoutes(
     await deps.projector.drain();
     await next();
   };
-  for (
-    const path of ["/records", "/records.csv", "/courses", "/courses/*", "/outbox", "/outbox/*"]
-  ) {
+  // (Hono's `/x/*` also matches `/x`.)
+  for (const path of ["/records", "/records.csv", "/courses/*", "/outbox/*"]) {
     app.use(path, projected);
   }
 
