@@ -19,6 +19,7 @@
  * ```
  * @module
  */
+import { retryWhenBusy } from "./store/retry.ts";
 import { type Config, ConfigError } from "./config.ts";
 import type { WakeMode } from "./hold.ts";
 import { resolve } from "node:path";
@@ -58,7 +59,8 @@ export async function openKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): P
   // Deno 2.5 (Deploy's runtime) cannot open a file whose folder is `.`: give it a full path.
   const file = path === ":memory:" || isRemote(path) ? path : resolve(path);
   try {
-    return await Deno.openKv(file);
+    // Processes started together on one file (`deno serve --parallel`) may find it locked a moment.
+    return await retryWhenBusy(() => Deno.openKv(file));
   } catch (err) {
     throw new ConfigError(`${named} cannot be opened (${firstLine(err)})`);
   }

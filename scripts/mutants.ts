@@ -52,6 +52,8 @@ const INTAKE = "tests/intake_test.ts";
 const HOLD = "tests/hold_test.ts";
 const FORWARD = "tests/forward_test.ts";
 const FEED = "tests/feed_test.ts";
+const PROJECTIONS = "tests/projections_test.ts";
+const PROJECTION_BATCH = "tests/projection_batch_test.ts";
 const REDELIVERY = "tests/redelivery_race_test.ts";
 const COMPETE = "tests/compete_test.ts";
 
@@ -142,6 +144,17 @@ export const MUTANTS: Mutant[] = [
         "return [Date.parse(record.completed_at), record.tenant_id, record.progress_event_id];",
     }],
     tests: [FEED],
+  },
+  {
+    name: "projection-lease-unchecked",
+    bug: "A projection batch commits without checking the lease it read, so two processes " +
+      "projecting at once both write the same records' views (issue 19).",
+    edits: [{
+      file: "lib/store/projections.ts",
+      find: "const op = new CommitPlan().check(lease);",
+      replace: "const op = new CommitPlan();",
+    }],
+    tests: [PROJECTIONS, PROJECTION_BATCH],
   },
 ];
 

@@ -106,7 +106,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("hold"),
     T("forward"),
   ],
-  "lib/kv.ts": [T("kv"), T("config_env")],
+  "lib/kv.ts": [T("kv_open"), T("kv"), T("config_env")],
   "lib/lanes.ts": [T("lanes_log"), T("lanes_memory"), T("committer"), T("collation_matrix")],
   "lib/log.ts": [T("lanes_log"), T("telemetry"), T("intake")],
   "lib/matching/decide.ts": [

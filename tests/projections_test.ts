@@ -11,6 +11,7 @@ import {
   nextId,
   progressWebhook,
   signedInit,
+  type TestInit,
 } from "./_helpers.ts";
 import { messageIdOf } from "../lib/store/outbox.ts";
 import { createApp } from "../lib/http/app.ts";
@@ -270,7 +271,7 @@ Deno.test("every reader of a derived view projects first: API, CSV, courses, out
       const ids = { tenant_id: progress.tenant_id, progress_event_id: progress.id };
       return `webhook:${messageIdOf(ids)}`;
     };
-    const read = async (path: string, init?: RequestInit) => {
+    const read = async (path: string, init?: TestInit) => {
       assertEquals(await pending(kv), 1, `before ${path}`);
       const res = await app.request(path, init);
       const text = await res.text();
