@@ -52,7 +52,7 @@ import {
 } from "./keys.ts";
 import { countedLessons, countsAsLearner } from "./enrollments.ts";
 import { learnerActivityKeys } from "./learners.ts";
-import { KV_MAX_GET_MANY } from "./limits.ts";
+import { readAll } from "./_read.ts";
 import { messageIdOf } from "./outbox.ts";
 import { projectPending } from "./projections.ts";
 import { feedPositionOf } from "./records.ts";
@@ -133,15 +133,6 @@ async function inBatches<T>(
     if (page.length === 0) return;
     await each(page);
   }
-}
-
-/** Reads `keys` in `getMany` batches. */
-async function readAll<T>(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<T>[]> {
-  const out: Deno.KvEntryMaybe<T>[] = [];
-  for (let i = 0; i < keys.length; i += KV_MAX_GET_MANY) {
-    out.push(...await kv.getMany<T[]>(keys.slice(i, i + KV_MAX_GET_MANY)));
-  }
-  return out;
 }
 
 /**

@@ -159,24 +159,6 @@ export class CommitPlan implements Mutations {
     return op.check(...this.checks).mutate(...this.mutations);
   }
 
-  /** This plan's size against Deno KV's atomic limits (what {@linkcode profile} measures first). */
-  size(): PlanSize {
-    let keys = 0;
-    let total = 0;
-    for (const c of this.checks) keys += keyBytes(c.key);
-    for (const m of this.mutations) {
-      const bytes = keyBytes(m.key);
-      keys += bytes;
-      total += bytes + ("value" in m ? valueBytes(m.value) : 0);
-    }
-    return {
-      checks: this.checks.length,
-      mutations: this.mutations.length,
-      keyBytes: keys,
-      totalBytes: total + keys,
-    };
-  }
-
   /**
    * Everything a committer needs to know of this plan, in one pass over its keys and values: its
    * size against Deno KV's atomic limits, whether Deno KV would refuse it on its own (a key or value

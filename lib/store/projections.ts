@@ -31,7 +31,7 @@ import {
   type ProjectorLease,
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
-import { KV_MAX_GET_MANY } from "./limits.ts";
+import { readAll } from "./_read.ts";
 import { addOutboxEntries, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { getRecords, indexRecord } from "./records.ts";
@@ -109,7 +109,7 @@ export async function projectBatch(
   let destinationsOf = (_: LessonProgressRecord) => options.destinations;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
-    const total = op.size();
+    const total = op.profile().size;
     total.mutations += 1; // the lease's rewrite
     let taken = 0;
     for (const entry of entries) {
@@ -117,7 +117,7 @@ export async function projectBatch(
       const writes = new CommitPlan().delete(entry.key);
       // A record that is gone (its learner erased meanwhile) leaves nothing to derive.
       if (record) project(writes, record, entry.value, destinationsOf(record), options.now);
-      const size = writes.size();
+      const size = writes.profile().size;
       // The first entry always goes in: a batch that could take none would never end.
       if (taken > 0 && !fitsWithin(total, size)) break;
       grow(total, size);
@@ -151,12 +151,8 @@ async function existingOutbox(
   destinations: readonly string[],
 ): Promise<Set<string>> {
   const ids = records.flatMap((r) => destinations.map((d) => outboxIdOf(d, r)));
-  const found = new Set<string>();
-  for (let i = 0; i < ids.length; i += KV_MAX_GET_MANY) {
-    const got = await kv.getMany(ids.slice(i, i + KV_MAX_GET_MANY).map(outboxKey));
-    for (const [j, e] of got.entries()) if (e.versionstamp !== null) found.add(ids[i + j]);
-  }
-  return found;
+  const read = await readAll(kv, ids.map(outboxKey));
+  return new Set(ids.filter((_, i) => read[i].versionstamp !== null));
 }
 
 /**
