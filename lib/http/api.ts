@@ -8,7 +8,7 @@
  * ```
  * @module
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
@@ -22,6 +22,7 @@ import { courseInfo, courseLessons, coursePage, type CourseSummary } from "../st
 import { schoolId } from "../thinkific/schemas.ts";
 import { eraseLearner } from "../store/erasure.ts";
 import { bearerAuth } from "./_auth.ts";
+import { projectedFirst } from "./_projected.ts";
 import { rawFlag, recordsCsvResponse } from "./_csv.ts";
 import { HttpError } from "./errors.ts";
 import { limit, parseQuery, positiveInt } from "./_query.ts";
@@ -125,12 +126,8 @@ export function apiRoutes(
   const now = deps.now ?? Date.now;
   const app = new Hono();
   app.use(bearerAuth(deps.config.apiToken));
-  // Views derived from records (indexes, counters, outbox entries) are projected before a read.
-  const projected: MiddlewareHandler = async (_c, next) => {
-    await deps.projector.drain();
-    await next();
-  };
-  // (Hono's `/x/*` also matches `/x`.)
+  // Views derived from records are projected before a read (Hono's `/x/*` also matches `/x`).
+  const projected = projectedFirst(deps.projector);
   for (const path of ["/records", "/records.csv", "/courses/*", "/outbox/*"]) {
     app.use(path, projected);
   }

@@ -27,6 +27,7 @@ import { listUnmatched, recentRecords } from "../store/records.ts";
 import { retryWhenBusy } from "../store/retry.ts";
 import { courseDetail, courseInfo, courseNames, courseOverview, DAY_MS } from "../store/stats.ts";
 import { basicAuth } from "./_auth.ts";
+import { projectedFirst } from "./_projected.ts";
 import { rawFlag, recordsCsvResponse } from "./_csv.ts";
 import { HttpError } from "./errors.ts";
 import { limit, parseQuery } from "./_query.ts";
@@ -75,10 +76,7 @@ export function dashboardRoutes(
   app.use("/courses/*", auth);
   app.use("/unmatched", auth);
   // The overview and the course pages read views derived from records: projected first.
-  const projected: MiddlewareHandler = async (_c, next) => {
-    await deps.projector.drain();
-    await next();
-  };
+  const projected = projectedFirst(deps.projector);
   app.use("/", projected);
   app.use("/courses/*", projected);
 
