@@ -23,7 +23,6 @@ import { createHolds } from "./lib/hold.ts";
 import { createApp } from "./lib/http/app.ts";
 import { describeKv, openKv, wakeModeOf } from "./lib/kv.ts";
 import { jsonLogger } from "./lib/log.ts";
-import { createProjector } from "./lib/projector.ts";
 import { observeBacklog } from "./lib/telemetry.ts";
 
 /**
@@ -83,16 +82,6 @@ if (config.forwardUrl && config.forwardSecret) {
     webhookDestination(config.forwardUrl, await importStandardKey(config.forwardSecret)),
   );
 }
-/**
- * Writes the views derived from records off the request path; each run kicks the forwarder (whose
- * sweeps, the cron's too, also project what is pending first).
- */
-const projector = createProjector({
-  kv,
-  destinations: destinations.map((d) => d.name),
-  onProjected: () => forwarder?.kick(),
-  log: jsonLogger,
-});
 if (destinations.length > 0) {
   forwarder = createForwarder({
     kv,
@@ -105,7 +94,8 @@ if (destinations.length > 0) {
 
 /** Held deliveries of this process: closed on shutdown, so they answer the pending status at once. */
 export const holds = createHolds(kv, { mode: wakeModeOf(config) });
-export const app = createApp({ kv, config, log: jsonLogger, forwarder, holds, projector });
+// The app makes the projector: it writes the forwarder's outbox entries and kicks it after each run.
+export const app = createApp({ kv, config, log: jsonLogger, forwarder, holds });
 
 /** Shutdown: held deliveries answer the pending status at once, and the crons stop. */
 export function stopBackground() {
