@@ -13,3 +13,51 @@ export async function countingKv() {
   const kv = instrumentKv(real, { before: (c) => void (c === "commit" && calls.commit++) });
   return { kv, real, calls };
 }
+
+/** One atomic commit seen by {@linkcode recordCommits}. */
+export interface SeenCommit {
+  checks: Deno.AtomicCheck[];
+  mutations: Deno.KvMutation[];
+  /** Whether it succeeded (`null` while in flight). */
+  ok: boolean | null;
+}
+
+/**
+ * A handle on `kv` that records every atomic commit made through it, with the checks and mutations
+ * given by `.check()` and `.mutate()` (how a `CommitPlan` is applied), in the order of the commits.
+ */
+export function recordCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: SeenCommit[] } {
+  const commits: SeenCommit[] = [];
+  const handle = new Proxy(kv, {
+    get(target, prop) {
+      if (prop !== "atomic") {
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return () => {
+        const op = target.atomic();
+        const seen: SeenCommit = { checks: [], mutations: [], ok: null };
+        const check = op.check.bind(op);
+        const mutate = op.mutate.bind(op);
+        const commit = op.commit.bind(op);
+        return Object.assign(op, {
+          check(...c: Deno.AtomicCheck[]) {
+            seen.checks.push(...c);
+            return check(...c);
+          },
+          mutate(...m: Deno.KvMutation[]) {
+            seen.mutations.push(...m);
+            return mutate(...m);
+          },
+          async commit() {
+            commits.push(seen);
+            const result = await commit();
+            seen.ok = result.ok;
+            return result;
+          },
+        });
+      };
+    },
+  });
+  return { kv: handle, commits };
+}

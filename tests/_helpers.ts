@@ -286,3 +286,13 @@ export async function evalChild(
     ms: Date.now() - started,
   };
 }
+
+/** Runs `fn` on a new in-memory database, closed afterwards. */
+export async function withKv(fn: (kv: Deno.Kv) => Promise<void>) {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await fn(kv);
+  } finally {
+    kv.close();
+  }
+}

@@ -4,6 +4,7 @@
  * @module
  */
 import type { LessonProgressRecord } from "../lib/matching/record.ts";
+import type { LessonInfo } from "../lib/store/keys.ts";
 import type { LessonFacts } from "../lib/thinkific/schemas.ts";
 import { BASE_TIME } from "./_helpers.ts";
 
@@ -65,3 +66,17 @@ export function factsOf(r: LessonProgressRecord, change: Partial<LessonFacts> = 
     ...change,
   };
 }
+
+/** A lesson as the dashboard draws it: `L<id>` in chapter `C<chapter>`, a video. */
+export const lessonInfo = (
+  lesson_id: number,
+  chapter_id: number,
+  position: number | null,
+): LessonInfo => ({
+  lesson_id,
+  lesson_name: `L${lesson_id}`,
+  lesson_type: "Video",
+  position,
+  chapter_id,
+  chapter_name: `C${chapter_id}`,
+});

@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { courseDetail, courseOrder, courseOverview } from "../lib/store/stats.ts";
-import type { LessonInfo } from "../lib/store/keys.ts";
+import { lessonInfo } from "./_records.ts";
 
 const T = BASE_TIME;
 const DAY = 86_400_000;
@@ -51,14 +51,7 @@ Deno.test("dashboard: counters follow the records, distinct learners per lesson"
 });
 
 Deno.test("dashboard: lessons in course order, grouped by chapter", () => {
-  const l = (lesson_id: number, chapter_id: number, position: number | null): LessonInfo => ({
-    lesson_id,
-    lesson_name: `L${lesson_id}`,
-    lesson_type: "Video",
-    position,
-    chapter_id,
-    chapter_name: `C${chapter_id}`,
-  });
+  const l = lessonInfo;
   const ordered = courseOrder([l(5, 2, 4), l(1, 1, 1), l(9, 3, null), l(3, 1, 3), l(4, 2, 2)]);
   assertEquals(ordered.map((x) => x.lesson_id), [1, 3, 4, 5, 9]);
   // Positions restarting in each chapter: chapters fall back to their ids.

@@ -4,7 +4,7 @@
  * over a time window, where a redelivery is read, and how far the read of a cluster reaches.
  */
 import { assertEquals } from "./_assert.ts";
-import { BASE_TIME, lessonWebhook, progressWebhook } from "./_helpers.ts";
+import { BASE_TIME, lessonWebhook, progressWebhook, withKv } from "./_helpers.ts";
 import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "../lib/config.ts";
 import {
   type EventIdentity,
@@ -71,15 +71,6 @@ async function store(kv: Deno.Kv, ...events: StoredEvent[]) {
 
 /** The ids of stored events, sorted (a duplicate shows twice). */
 const ids = (entries: { value: { id: string } }[]) => entries.map((x) => x.value.id).sort();
-
-async function withKv(fn: (kv: Deno.Kv) => Promise<void>) {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(kv);
-  } finally {
-    kv.close();
-  }
-}
 
 Deno.test("insertEvent: the event and its raw body live RETENTION_DAYS, its id pointer and an unpaired event's learner index 30 days more", () => {
   const lone = event("e1", P, T);

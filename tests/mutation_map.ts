@@ -61,6 +61,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/http/_auth.ts": [T("auth"), T("auth_edge"), T("api"), T("dashboard")],
   "lib/http/_body.ts": [T("body"), T("intake"), T("intake_property")],
   "lib/http/_csv.ts": [T("query"), T("csv"), T("api")],
+  "lib/http/_projected.ts": [T("projections"), T("api_contract")],
   "lib/http/_query.ts": [
     T("redteam_http"),
     T("query"),
@@ -130,6 +131,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/matching/policy.ts": [T("matching_policy"), T("collation_matrix")],
   "lib/matching/record.ts": [T("intake_fields"), T("replay"), T("collation_matrix"), T("api")],
   "lib/store/_page.ts": [T("page"), T("cursor"), T("api"), T("courses_api")],
+  "lib/store/_read.ts": [T("projection_batch"), T("erasure_keys")],
   "lib/store/committer.ts": [
     T("plan_size"),
     T("committer"),

@@ -3,9 +3,9 @@
  * left, a lost race, a record gone meanwhile, and outbox entries that exist already.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { harness, lessonWebhook, nextId, progressWebhook, signedInit } from "./_helpers.ts";
-import { createApp } from "../lib/http/app.ts";
-import type { Projector } from "../lib/projector.ts";
+import { harness } from "./_helpers.ts";
+import { recordCommits } from "./_committer.ts";
+import { pairsLeftPending } from "./_projection.ts";
 import { projectBatch, projectPending } from "../lib/store/projections.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import {
@@ -28,24 +28,14 @@ type H = Awaited<ReturnType<typeof harness>>;
  * `n` records of `users` learners (round robin), their projections left pending: lessons 1…n, or
  * lesson 1 again and again (`sameLesson`: a smaller projection each).
  */
-async function records(h: H, n: number, users = 1, sameLesson = false) {
-  const inert: Projector = { destinations: [], drain: () => Promise.resolve(), kick() {} };
-  const app = createApp({ kv: h.kv, config: h.config, log: () => {}, projector: inert });
-  for (let i = 0; i < n; i++) {
-    const user = 1 + (i % users);
-    const at = T0 + i * HOUR;
-    for (
-      const body of [
-        lessonWebhook({ user, course: 10, lesson: sameLesson ? 1 : i + 1, at, id: nextId() }),
-        progressWebhook({ user, course: 10, at, percentage: "50", id: nextId() }),
-      ]
-    ) {
-      const res = await app.request("/webhooks/thinkific", await signedInit(body));
-      assertEquals(res.status, 200);
-      await res.body?.cancel();
-    }
-  }
-}
+const records = (h: H, n: number, users = 1, sameLesson = false) =>
+  pairsLeftPending(h, n, (i) => ({
+    user: 1 + (i % users),
+    course: 10,
+    lesson: sameLesson ? 1 : i + 1,
+    at: T0 + i * HOUR,
+    percentage: "50",
+  }));
 
 const pending = async (
   kv: Deno.Kv,
@@ -73,41 +63,13 @@ Deno.test("projection batch: at most 100 entries, and it says when more may wait
 
 Deno.test("projection batch: a commit never holds more than Deno KV's 100 checks and 1,000 mutations", async () => {
   const h = await harness();
-  const sizes: { checks: number; mutations: number }[] = [];
+  const { kv, commits } = recordCommits(h.kv);
   try {
     await records(h, 100, 100); // 100 learners: each record adds a learner and a lesson
-    const kv = new Proxy(h.kv, {
-      get(target, prop) {
-        if (prop !== "atomic") {
-          const v = Reflect.get(target, prop, target);
-          return typeof v === "function" ? v.bind(target) : v;
-        }
-        return () => {
-          const op = target.atomic();
-          const size = { checks: 0, mutations: 0 };
-          const check = op.check.bind(op);
-          const mutate = op.mutate.bind(op);
-          const commit = op.commit.bind(op);
-          return Object.assign(op, {
-            check(...c: Deno.AtomicCheck[]) {
-              size.checks += c.length;
-              return check(...c);
-            },
-            mutate(...m: Deno.KvMutation[]) {
-              size.mutations += m.length;
-              return mutate(...m);
-            },
-            commit() {
-              sizes.push(size);
-              return commit();
-            },
-          });
-        };
-      },
-    });
     // Two destinations: per record one check and two mutations each, on top of its views.
     const projected = await projectPending(kv, { destinations: ["crm", "lake"], now: T0 });
     assertEquals(projected, 100);
+    const sizes = commits.map((c) => ({ checks: c.checks.length, mutations: c.mutations.length }));
     assert(sizes.length >= 3, `${sizes.length} commits`);
     for (const s of sizes) {
       assert(s.checks <= 100 && s.mutations <= 1000, JSON.stringify(s));

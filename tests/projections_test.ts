@@ -8,14 +8,14 @@ import {
   harness,
   idleForwarder,
   lessonWebhook,
-  nextId,
   progressWebhook,
   signedInit,
   type TestInit,
 } from "./_helpers.ts";
+import { pairsLeftPending, pendingProjections } from "./_projection.ts";
 import { messageIdOf } from "../lib/store/outbox.ts";
 import { createApp } from "../lib/http/app.ts";
-import { createProjector, KICK_EVERY, type Projector } from "../lib/projector.ts";
+import { createProjector, KICK_EVERY } from "../lib/projector.ts";
 import { PROJECTION_BATCH, projectPending } from "../lib/store/projections.ts";
 import {
   courseCounterKey,
@@ -33,30 +33,17 @@ const T0 = Date.parse("2026-11-29T10:00:00.000Z");
 /** The percentage of the `i`-th record of a learner in {@linkcode pairs}. */
 const percentageOf = (i: number) => 10 + (i % 90);
 
-/**
- * Posts `n` exact pairs of user `user` (lessons 1..n, an hour apart), each lesson first, through
- * an app whose projector never runs: the records' projections are left pending.
- */
-async function pairs(h: Awaited<ReturnType<typeof harness>>, n: number, user = 7, course = 10) {
-  const inert: Projector = { destinations: [], drain: () => Promise.resolve(), kick() {} };
-  const app = createApp({ kv: h.kv, config: h.config, log: () => {}, projector: inert });
-  const post = async (body: unknown) => {
-    const res = await app.request("/webhooks/thinkific", await signedInit(body));
-    await res.body?.cancel();
-    return res.status;
-  };
-  for (let i = 0; i < n; i++) {
-    const at = T0 + i * HOUR;
-    const lesson = await post(lessonWebhook({ user, course, lesson: i + 1, at, id: nextId() }));
-    const percentage = String(percentageOf(i));
-    const progress = await post(progressWebhook({ user, course, at, percentage, id: nextId() }));
-    assertEquals([lesson, progress], [200, 200]);
-  }
-}
+/** `n` exact pairs of user `user` (lessons 1..n, an hour apart), their projections left pending. */
+const pairs = (h: Awaited<ReturnType<typeof harness>>, n: number, user = 7, course = 10) =>
+  pairsLeftPending(h, n, (i) => ({
+    user,
+    course,
+    lesson: i + 1,
+    at: T0 + i * HOUR,
+    percentage: String(percentageOf(i)),
+  }));
 
-async function pending(kv: Deno.Kv): Promise<number> {
-  return (await Array.fromAsync(kv.list({ prefix: PROJECTION_PREFIX }))).length;
-}
+const pending = pendingProjections;
 
 const u64 = async (kv: Deno.Kv, key: Deno.KvKey) =>
   Number((await kv.get<Deno.KvU64>(key)).value?.value ?? 0n);

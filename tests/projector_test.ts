@@ -3,34 +3,23 @@
  * forwarder's kick with it, drains that share a run, and failures logged, never thrown.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { harness, lessonWebhook, nextId, progressWebhook, signedInit } from "./_helpers.ts";
+import { harness, lessonWebhook, progressWebhook, signedInit } from "./_helpers.ts";
 import { createApp } from "../lib/http/app.ts";
-import { createProjector, KICK_EVERY, type Projector } from "../lib/projector.ts";
+import { createProjector, KICK_EVERY } from "../lib/projector.ts";
+import { pairsLeftPending, pendingProjections } from "./_projection.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
-import { PROJECTION_PREFIX } from "../lib/store/keys.ts";
 
 type H = Awaited<ReturnType<typeof harness>>;
 
 /** `n` records of user `user`, their projections left pending. */
-async function records(h: H, n: number, user = 1) {
-  const inert: Projector = { destinations: [], drain: () => Promise.resolve(), kick() {} };
-  const app = createApp({ kv: h.kv, config: h.config, log: () => {}, projector: inert });
-  for (let i = 0; i < n; i++) {
-    const at = Date.parse("2026-11-29T10:00:00.000Z") + (user * 1000 + i) * 3_600_000;
-    for (
-      const body of [
-        lessonWebhook({ user, lesson: i + 1, at, id: nextId() }),
-        progressWebhook({ user, at, id: nextId() }),
-      ]
-    ) {
-      const res = await app.request("/webhooks/thinkific", await signedInit(body));
-      await res.body?.cancel();
-    }
-  }
-}
+const records = (h: H, n: number, user = 1) =>
+  pairsLeftPending(h, n, (i) => ({
+    user,
+    lesson: i + 1,
+    at: Date.parse("2026-11-29T10:00:00.000Z") + (user * 1000 + i) * 3_600_000,
+  }));
 
-const pending = async (kv: Deno.Kv) =>
-  (await Array.fromAsync(kv.list({ prefix: PROJECTION_PREFIX }))).length;
+const pending = pendingProjections;
 
 /** Waits for `cond`, polling (at most 2 s). */
 async function until(what: string, cond: () => Promise<boolean> | boolean) {

@@ -4,44 +4,21 @@
  */
 import { assertEquals } from "./_assert.ts";
 import { harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
-import { instrumentKv } from "../lib/store/instrument.ts";
+import { recordCommits } from "./_committer.ts";
 
 /** The first part of each key a successful commit wrote, per delivery. */
 async function writesOf(env: Record<string, string> = {}) {
   const real = await Deno.openKv(":memory:");
-  let pending: string[] = [];
-  const kv = new Proxy(real, {
-    get(target, prop) {
-      if (prop !== "atomic") {
-        const v = Reflect.get(target, prop, target);
-        return typeof v === "function" ? v.bind(target) : v;
-      }
-      return () => {
-        const op = target.atomic();
-        const keys: string[] = [];
-        const mutate = op.mutate.bind(op);
-        const commit = op.commit.bind(op);
-        return Object.assign(op, {
-          mutate(...ms: Deno.KvMutation[]) {
-            for (const m of ms) keys.push(`${m.type} ${String(m.key[0])}`);
-            return mutate(...ms);
-          },
-          async commit() {
-            const r = await commit();
-            if (r.ok) pending.push(...keys);
-            return r;
-          },
-        });
-      };
-    },
-  });
-  const h = await harness(env, instrumentKv(kv, { before() {} }));
+  const { kv, commits } = recordCommits(real);
+  const h = await harness(env, kv);
   return {
     h,
     async post(body: unknown) {
-      pending = [];
+      const from = commits.length;
       const r = await h.post(body);
-      return { status: r.status, writes: pending.sort() };
+      const writes = commits.slice(from).filter((c) => c.ok)
+        .flatMap((c) => c.mutations.map((m) => `${m.type} ${String(m.key[0])}`));
+      return { status: r.status, writes: writes.sort() };
     },
     close: () => real.close(),
   };

@@ -5,14 +5,13 @@
  */
 import { z } from "zod";
 import { assert, assertEquals } from "./_assert.ts";
-import { BASE_TIME, harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
+import { BASE_TIME, harness, lessonWebhook, progressWebhook, withKv } from "./_helpers.ts";
 import type { LessonFacts } from "../lib/thinkific/schemas.ts";
-import { factsOf, handRecord, type RecordSpec } from "./_records.ts";
+import { factsOf, handRecord, lessonInfo, type RecordSpec } from "./_records.ts";
 import { cursorSchema } from "../lib/store/_page.ts";
 import {
   type CourseInfo,
   courseInfoKey,
-  type LessonInfo,
   outboxDueKey,
   type UnmatchedEntry,
   unmatchedKey,
@@ -57,15 +56,6 @@ function complete(
 ) {
   const r = handRecord(spec);
   return apply(kv, (op) => addCompletion(op, r, firstTime ? factsOf(r, facts) : null));
-}
-
-async function withKv(fn: (kv: Deno.Kv) => Promise<void>) {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(kv);
-  } finally {
-    kv.close();
-  }
 }
 
 Deno.test("stats: completions count per UTC day; the 7 and 30 days end today, edges included", async () => {
@@ -302,14 +292,7 @@ Deno.test("stats: the backlog counts listed unmatched events and pending outbox 
 });
 
 Deno.test("stats: chapters come in the order of their first lesson's position, lessons by position", () => {
-  const l = (lesson_id: number, chapter_id: number, position: number | null): LessonInfo => ({
-    lesson_id,
-    lesson_name: `L${lesson_id}`,
-    lesson_type: "Video",
-    position,
-    chapter_id,
-    chapter_name: `C${chapter_id}`,
-  });
+  const l = lessonInfo;
   // Chapter 9 starts at position 1 (its lessons 30 and 10 at 1 and 8), chapter 2 at position 3;
   // chapter 5's lessons have no position (last, by lesson id); 4 and 3 share chapter 4's place.
   const ordered = courseOrder([
