@@ -1,6 +1,7 @@
 /**
  * One projection batch (`projectBatch`): how many entries it reads and commits, what it says is
- * left, a lost race, a record gone meanwhile, and outbox entries that exist already.
+ * left, a lost race, a record gone meanwhile, outbox entries that exist already, and outbox entries
+ * made leased for the forwarder of the process that projects.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { harness } from "./_helpers.ts";
@@ -9,6 +10,7 @@ import { pairsLeftPending } from "./_projection.ts";
 import { projectBatch, projectPending } from "../lib/store/projections.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import {
+  OUTBOX_DUE_PREFIX,
   type OutboxEntry,
   outboxKey,
   PROJECTION_PREFIX,
@@ -16,7 +18,7 @@ import {
   recordKey,
   type RecordPosition,
 } from "../lib/store/keys.ts";
-import { messageIdOf } from "../lib/store/outbox.ts";
+import { type Leased, leaseDue, messageIdOf, settle } from "../lib/store/outbox.ts";
 import type { LessonProgressRecord } from "../lib/matching/record.ts";
 
 const T0 = Date.parse("2026-11-29T10:00:00.000Z");
@@ -152,6 +154,64 @@ Deno.test("projection batch: outbox entries that exist already are left as they 
     assertEquals(delivered.sort(), existing.map((r) => `crm:${messageIdOf(r)}`).sort());
     const due = await Array.fromAsync(h.kv.list({ prefix: ["outbox_due"] }));
     assertEquals(due.length, 9, "the new entries only");
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: with leaseMs its outbox entries are made leased, and handed over with their version", async () => {
+  const h = await harness();
+  try {
+    await records(h, 3);
+    const handed: Leased[][] = [];
+    const opts = { destinations: ["crm", "lake"], now: T0, leaseMs: 60_000 };
+    assertEquals(await projectBatch(h.kv, { ...opts, onLeased: (l) => handed.push(l) }), {
+      projected: 3,
+      more: false,
+    });
+    assertEquals(handed.length, 1, "one hand-over per committed batch");
+    const [leased] = handed;
+    assertEquals(leased.length, 6, "an entry per record and destination");
+    for (const l of leased) {
+      const stored = await h.kv.get<OutboxEntry>(l.key);
+      assertEquals(stored.versionstamp, l.versionstamp, `${l.value.id}: the version stored`);
+      assertEquals(stored.value, l.value);
+      assertEquals([l.value.status, l.value.attempts, l.value.dueAt], ["pending", 0, T0 + 60_000]);
+      assertEquals(l.value.createdAt, T0);
+      assertEquals(l.key, outboxKey(l.value.id));
+    }
+    const due = await Array.fromAsync(h.kv.list<string>({ prefix: OUTBOX_DUE_PREFIX }));
+    assertEquals(
+      due.map((d) => d.key[1]),
+      leased.map(() => T0 + 60_000),
+      "due when the lease ends",
+    );
+    assertEquals(due.map((d) => d.value).sort(), leased.map((l) => l.value.id).sort());
+    // Nothing is due before then: no other process leases them meanwhile.
+    assertEquals((await leaseDue(h.kv, T0 + 59_999, { limit: 10, take: () => true })).leased, []);
+    // The hand-over is what settles them: each check holds.
+    const settlements = leased.map((l) => ({ leased: l, outcome: "delivered" as const }));
+    assertEquals(await settle(h.kv, settlements, T0 + 1, HOUR), 6);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: without leaseMs, nothing is handed over and the entries are due at once", async () => {
+  const h = await harness();
+  try {
+    await records(h, 2);
+    let calls = 0;
+    const opts = { destinations: ["crm"], now: T0, onLeased: () => void calls++ };
+    assertEquals(await projectBatch(h.kv, opts), { projected: 2, more: false });
+    assertEquals(calls, 0);
+    const { leased } = await leaseDue(h.kv, T0, { limit: 10, take: () => true });
+    assertEquals(leased.length, 2, "both due at the projection's time");
+    // With leaseMs but no destination, there is nothing to hand over.
+    await records(h, 1);
+    const none = { destinations: [], now: T0, leaseMs: 60_000, onLeased: () => void calls++ };
+    assertEquals(await projectBatch(h.kv, none), { projected: 1, more: false });
+    assertEquals(calls, 0);
   } finally {
     h.close();
   }

@@ -329,30 +329,53 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   let wakeUp = () => {};
   const hasFreeSlot = () => [...byName.keys()].some((name) => (busy.get(name) ?? 0) < maxInFlight);
 
+  /**
+   * Entries this process's sweep made already leased, by projecting new records: they start as
+   * soon as their destination has a free slot, without a lease commit.
+   */
+  let ready: Leased[] = [];
+  const onLeased = (leased: Leased[]) => void ready.push(...leased);
+
+  /** Starts the ready entries that have a free slot, and time left in their lease. */
+  function startReady(start: (l: Leased) => void) {
+    const waiting: Leased[] = [];
+    for (const l of ready) {
+      // One that could outlive its lease is left to the sweep that finds it due then.
+      if (l.value.dueAt - now() <= attemptTimeoutMs) continue;
+      if ((busy.get(l.value.destination) ?? 0) < maxInFlight) start(l);
+      else waiting.push(l);
+    }
+    ready = waiting;
+  }
+
   async function run(): Promise<number> {
     let attempts = 0;
     let ended = 0;
     const inFlight = new Set<Promise<void>>();
     const enough = Math.min(LEASE_AGAIN_AFTER, maxInFlight);
+    const start = (l: Leased) => {
+      const p: Promise<void> = deliverOne(l).finally(() => {
+        inFlight.delete(p);
+        ended++;
+        wakeUp();
+      });
+      inFlight.add(p);
+      attempts++;
+    };
     try {
       while (!closed) {
         again = false;
         ended = 0;
-        // The outbox entries of records made meanwhile are written by their projection.
-        await retryWhenBusy(() => projectPending(kv, { destinations: names, now }));
+        // The outbox entries of records made meanwhile are written by their projection, leased.
+        await retryWhenBusy(() =>
+          projectPending(kv, { destinations: names, now, leaseMs: LEASE_MS, onLeased })
+        );
+        startReady(start);
         const { leased, contended } = await leaseDue(kv, now(), {
           limit: LEASE_BATCH,
           take: taker(),
         });
-        for (const l of leased) {
-          const p: Promise<void> = deliverOne(l).finally(() => {
-            inFlight.delete(p);
-            ended++;
-            wakeUp();
-          });
-          inFlight.add(p);
-        }
-        attempts += leased.length;
+        for (const l of leased) start(l);
         if (leased.length === LEASE_BATCH || contended) continue;
         // An attempt that ended during this pass freed its slot after `take` counted the free
         // ones: its destination's next entry may be due, so pass again.
@@ -364,6 +387,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       }
     } finally {
       await Promise.all(inFlight);
+      // Entries still waiting for a slot (every slot held by attempts past their deadline) stay
+      // leased: due again when their lease ends.
+      ready = [];
     }
     await schedule();
     return attempts;

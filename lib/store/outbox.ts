@@ -50,14 +50,20 @@ export function messageIdOf(record: Pick<LessonProgressRecord, "tenant_id" | "pr
 /** What {@linkcode messageIdOf} makes of one part of up to 64 characters. */
 export const MESSAGE_ID_PART = /(?:[A-Za-z0-9-]|\.[.u]){1,64}/;
 
-/** Adds one pending entry per destination to the record's commit. */
+/**
+ * Adds one pending entry per destination to the record's commit, due at `now`; or, with
+ * `leaseUntil`, already leased until then by the process making them (it delivers them at once,
+ * without a lease commit of its own). `made` receives the entries.
+ */
 export function addOutboxEntries(
   op: Mutations,
   record: LessonProgressRecord,
   destinations: readonly string[],
   now: number,
+  opts: { leaseUntil?: number; made?: OutboxEntry[] } = {},
 ) {
   const messageId = messageIdOf(record);
+  const dueAt = opts.leaseUntil ?? now;
   for (const destination of destinations) {
     const id = `${destination}:${messageId}`;
     const entry: OutboxEntry = {
@@ -67,7 +73,7 @@ export function addOutboxEntries(
       record,
       status: "pending",
       attempts: 0,
-      dueAt: now,
+      dueAt,
       lastError: null,
       createdAt: now,
       deliveredAt: null,
@@ -75,7 +81,8 @@ export function addOutboxEntries(
     };
     op.check({ key: outboxKey(id), versionstamp: null })
       .set(outboxKey(id), entry)
-      .set(outboxDueKey(now, id), id);
+      .set(outboxDueKey(dueAt, id), id);
+    opts.made?.push(entry);
   }
   return op;
 }

@@ -23,6 +23,7 @@
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
   type EventCoordinates,
+  type OutboxEntry,
   outboxKey,
   type Projection,
   PROJECTION_PREFIX,
@@ -32,7 +33,7 @@ import {
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
 import { readAll } from "./_read.ts";
-import { addOutboxEntries, messageIdOf } from "./outbox.ts";
+import { addOutboxEntries, type Leased, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { getRecords, indexRecord } from "./records.ts";
 import { addCompletion, addLearner } from "./stats.ts";
@@ -57,6 +58,7 @@ export function project(
   projection: Projection,
   destinations: readonly string[],
   now: number,
+  outbox: { leaseUntil?: number; made?: OutboxEntry[] } = {},
 ) {
   indexRecord(op, record);
   addCompletion(op, record, projection.firstLesson);
@@ -68,7 +70,20 @@ export function project(
       course_name: record.course_name,
     });
   }
-  return addOutboxEntries(op, record, destinations, now);
+  return addOutboxEntries(op, record, destinations, now, outbox);
+}
+
+/** Options of {@linkcode projectBatch} and {@linkcode projectPending}. */
+export interface ProjectOptions {
+  /** Each projected record gets a pending outbox entry for each. */
+  destinations: readonly string[];
+  now: number;
+  /**
+   * Makes the outbox entries already leased for this long (the forwarder of the process that
+   * projects delivers them at once): `onLeased` receives them after each batch's commit.
+   */
+  leaseMs?: number;
+  onLeased?: (leased: Leased[]) => void;
 }
 
 /** What {@linkcode projectBatch} did. */
@@ -85,10 +100,7 @@ export interface BatchResult {
  * process's projects nothing and says `more`. An outbox entry that exists already (made by hand,
  * or by a copy of the database) is left as it is.
  */
-export async function projectBatch(
-  kv: Deno.Kv,
-  options: { destinations: readonly string[]; now: number },
-): Promise<BatchResult> {
+export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promise<BatchResult> {
   const [lease, entries] = await Promise.all([
     kv.get<ProjectorLease>(PROJECTOR_LEASE_KEY),
     Array.fromAsync(kv.list<Projection>({ prefix: PROJECTION_PREFIX }, {
@@ -107,27 +119,43 @@ export async function projectBatch(
     return records.get(`${tenant}\u0000${id}`);
   };
   let destinationsOf = (_: LessonProgressRecord) => options.destinations;
+  const leaseUntil = options.leaseMs === undefined ? undefined : options.now + options.leaseMs;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
     const total = op.profile().size;
     total.mutations += 1; // the lease's rewrite
     let taken = 0;
+    const made: OutboxEntry[] = [];
     for (const entry of entries) {
       const record = recordOf(entry);
       const writes = new CommitPlan().delete(entry.key);
+      const mine: OutboxEntry[] = [];
       // A record that is gone (its learner erased meanwhile) leaves nothing to derive.
-      if (record) project(writes, record, entry.value, destinationsOf(record), options.now);
+      if (record) {
+        project(writes, record, entry.value, destinationsOf(record), options.now, {
+          leaseUntil,
+          made: mine,
+        });
+      }
       const size = writes.profile().size;
       // The first entry always goes in: a batch that could take none would never end.
       if (taken > 0 && !fitsWithin(total, size)) break;
       grow(total, size);
       op.checks.push(...writes.checks);
       op.mutations.push(...writes.mutations);
+      made.push(...mine);
       taken++;
     }
     const next: ProjectorLease = { at: options.now, projected: taken };
     op.set(PROJECTOR_LEASE_KEY, next);
-    if ((await op.applyTo(kv.atomic()).commit()).ok) {
+    const res = await op.applyTo(kv.atomic()).commit();
+    if (res.ok) {
+      if (leaseUntil !== undefined && made.length > 0) {
+        const { versionstamp } = res;
+        options.onLeased?.(
+          made.map((value) => ({ key: outboxKey(value.id), value, versionstamp })),
+        );
+      }
       return {
         projected: taken,
         more: taken < entries.length || entries.length === PROJECTION_BATCH,
@@ -162,12 +190,12 @@ async function existingOutbox(
  */
 export async function projectPending(
   kv: Deno.Kv,
-  options: { destinations: readonly string[]; now: number | (() => number) },
+  options: Omit<ProjectOptions, "now"> & { now: number | (() => number) },
 ): Promise<number> {
   const now = typeof options.now === "function" ? options.now : () => options.now as number;
   let projected = 0;
   for (;;) {
-    const batch = await projectBatch(kv, { destinations: options.destinations, now: now() });
+    const batch = await projectBatch(kv, { ...options, now: now() });
     projected += batch.projected;
     if (!batch.more) return projected;
   }
