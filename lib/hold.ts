@@ -34,6 +34,12 @@ export interface Woken {
   note?: unknown;
 }
 
+/**
+ * The reason a wait's watchers are stopped with: one value for all, since `abort()` without a
+ * reason builds a `DOMException`, stack trace included, for each wait.
+ */
+const WAIT_ENDED = "wait ended";
+
 /** The held deliveries of one process. */
 export interface Holds {
   /**
@@ -112,7 +118,7 @@ export function createHolds(kv: Deno.Kv, options: HoldsOptions): Holds {
         const stop = new AbortController();
         const finish = (end: WaitEnd, note?: unknown) => {
           if (stop.signal.aborted) return;
-          stop.abort();
+          stop.abort(WAIT_ENDED);
           clearTimeout(timer);
           all.delete(finish);
           const set = waiters.get(tag);

@@ -46,6 +46,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/pages.tsx": [T("dashboard_view"), T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_view"), T("dashboard_pages"), T("dashboard")],
   "lib/forward/forwarder.ts": [
+    T("forwarder_preleased"),
     T("redteam_forward"),
     T("forwarder_schedule_exact"),
     T("outbox_store"),
@@ -188,9 +189,16 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("storage_faults"),
     T("collator"),
   ],
-  "lib/store/outbox.ts": [T("outbox_store"), T("forwarder"), T("forward_schedule"), T("forward")],
+  "lib/store/outbox.ts": [
+    T("outbox_store"),
+    T("projection_batch"),
+    T("forwarder"),
+    T("forward_schedule"),
+    T("forward"),
+  ],
   "lib/store/projections.ts": [
     T("projection_batch"),
+    T("forwarder_preleased"),
     T("projections"),
     T("erasure_keys"),
     T("erasure"),
