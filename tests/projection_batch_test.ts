@@ -216,3 +216,19 @@ Deno.test("projection batch: without leaseMs, nothing is handed over and the ent
     h.close();
   }
 });
+
+Deno.test("projection batch: a list that fails at once leaves no read running behind it", async () => {
+  const real = await Deno.openKv(":memory:");
+  const calls: string[] = [];
+  const kv = instrumentKv(real, {
+    before(call) {
+      calls.push(call);
+      if (call === "list") throw new Error("injected list failure");
+    },
+  });
+  const failed = await projectBatch(kv, { destinations: [], now: T0 }).then(() => null, String);
+  // A read of the lease started before the list would still run when the database closes.
+  real.close();
+  assertEquals(failed, "Error: injected list failure");
+  assertEquals(calls, ["list"]);
+});

@@ -101,11 +101,13 @@ export interface BatchResult {
  * or by a copy of the database) is left as it is.
  */
 export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promise<BatchResult> {
+  // The list first: should it throw at once, no read is left running with nobody awaiting it.
+  const listed = Array.fromAsync(kv.list<Projection>({ prefix: PROJECTION_PREFIX }, {
+    limit: PROJECTION_BATCH,
+  }));
   const [lease, entries] = await Promise.all([
     kv.get<ProjectorLease>(PROJECTOR_LEASE_KEY),
-    Array.fromAsync(kv.list<Projection>({ prefix: PROJECTION_PREFIX }, {
-      limit: PROJECTION_BATCH,
-    })),
+    listed,
   ]);
   if (entries.length === 0) return { projected: 0, more: false };
   const records = new Map(
