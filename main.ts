@@ -18,7 +18,7 @@ import {
   sweepEveryMinute,
   webhookDestination,
 } from "./lib/forward/forwarder.ts";
-import { importStandardKey } from "./lib/forward/standard_webhooks.ts";
+import { createSigner } from "./lib/forward/standard_webhooks.ts";
 import { createHolds } from "./lib/hold.ts";
 import { createApp } from "./lib/http/app.ts";
 import { describeKv, openKv, wakeModeOf } from "./lib/kv.ts";
@@ -79,7 +79,7 @@ const destinations: Destination[] = Object.entries(handlers).map(([name, handler
 );
 if (config.forwardUrl && config.forwardSecret) {
   destinations.push(
-    webhookDestination(config.forwardUrl, await importStandardKey(config.forwardSecret)),
+    webhookDestination(config.forwardUrl, createSigner(config.forwardSecret)),
   );
 }
 if (destinations.length > 0) {

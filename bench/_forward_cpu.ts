@@ -20,7 +20,7 @@ import {
   handlerDestination,
   webhookDestination,
 } from "../lib/forward/forwarder.ts";
-import { importStandardKey } from "../lib/forward/standard_webhooks.ts";
+import { createSigner } from "../lib/forward/standard_webhooks.ts";
 import { FORWARD_SECRET } from "./_forward.ts";
 import { median } from "./_stats.ts";
 
@@ -91,7 +91,7 @@ if (import.meta.main) {
   const pairs = arg("pairs", 2_000);
   const rounds = arg("rounds", 3);
   const rx = await childReceiver();
-  const webhook = webhookDestination(rx.url, await importStandardKey(FORWARD_SECRET));
+  const webhook = webhookDestination(rx.url, createSigner(FORWARD_SECRET));
   const noop = handlerDestination("noop", () => Promise.resolve());
   const got: Record<string, number[]> = { "handler (does nothing)": [], "webhook": [] };
   try {

@@ -17,7 +17,11 @@ import {
   webhookDestination,
 } from "../lib/forward/forwarder.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
-import { importStandardKey, signMessage, verifyMessage } from "../lib/forward/standard_webhooks.ts";
+import {
+  createSigner,
+  importStandardKey,
+  verifyMessage,
+} from "../lib/forward/standard_webhooks.ts";
 import { Webhook } from "standardwebhooks";
 import { projectPending } from "../lib/store/projections.ts";
 import { createApp } from "../lib/http/app.ts";
@@ -29,8 +33,7 @@ const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 Deno.test("forward: Standard Webhooks signature matches the specification's test vector", async () => {
   const key = await importStandardKey(WHSEC);
-  const headers = await signMessage(
-    key,
+  const headers = createSigner(WHSEC)(
     "msg_p5jXN8AQM9LWM0D4loKWxJek",
     1614265330,
     '{"test": 2432232314}',
@@ -126,9 +129,9 @@ async function forwardingApp(destinations: Destination[], retryDelaysMs = [50, 1
 }
 
 Deno.test("forward: every record delivered once per message id, first try of every fifth message failing", async () => {
-  const key = await importStandardKey(WHSEC);
+  const sign = createSigner(WHSEC);
   const rx = receiver(WHSEC, (nth) => nth % 5 === 0);
-  const { kv, forwarder, post } = await forwardingApp([webhookDestination(rx.url, key)]);
+  const { kv, forwarder, post } = await forwardingApp([webhookDestination(rx.url, sign)]);
   try {
     const pairs = 30;
     for (let i = 0; i < pairs; i++) {
@@ -164,14 +167,14 @@ Deno.test("forward: every record delivered once per message id, first try of eve
 });
 
 Deno.test("forward: after the last attempt the entry is dead, listed, and retried on request", async () => {
-  const key = await importStandardKey(WHSEC);
+  const sign = createSigner(WHSEC);
   let up = false;
   const rx = receiver(WHSEC, () => !up);
   const failing: Destination = {
     name: "webhook",
     async deliver(entry, signal) {
       if (!up) throw new Error("receiver down");
-      await webhookDestination(rx.url, key).deliver(entry, signal);
+      await webhookDestination(rx.url, sign).deliver(entry, signal);
     },
   };
   const { kv, forwarder, app, post } = await forwardingApp([failing], [20, 20]);

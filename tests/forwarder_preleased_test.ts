@@ -70,7 +70,7 @@ Deno.test("forwarder pre-leased: a sweep delivers what it projects without a lea
     // lease would read the entries back and commit them again.
     const trips = calls.join(" ");
     assertEquals(calls.filter((c) => c === "getMany").length, 1, `round trips: ${trips}`);
-    assertEquals(trips.slice(0, trips.indexOf("commit")), "get list getMany ", "the projection");
+    assertEquals(trips.slice(0, trips.indexOf("commit")), "list get getMany ", "the projection");
     for (const e of await entries(real)) {
       assertEquals([e.status, e.attempts], ["delivered", 1], e.id);
     }

@@ -22,7 +22,7 @@ import {
   handlerDestination,
   webhookDestination,
 } from "../lib/forward/forwarder.ts";
-import { importStandardKey } from "../lib/forward/standard_webhooks.ts";
+import { createSigner } from "../lib/forward/standard_webhooks.ts";
 import type { OutboxEntry } from "../lib/store/keys.ts";
 
 /**
@@ -191,16 +191,16 @@ Deno.test("forwarder schedule exact: an attempt's deadline is 30 s by default; a
   await using f = await failingForwarder(0);
   await f.writeRecord();
   const [{ value: entry }] = await Array.fromAsync(f.kv.list<OutboxEntry>({ prefix: ["outbox"] }));
-  const key = await importStandardKey(`whsec_${btoa("k".repeat(32))}`);
+  const sign = createSigner(`whsec_${btoa("k".repeat(32))}`);
   const ok = () => Promise.resolve(new Response(null, { status: 204 }));
   const timeouts: number[] = [];
   const realTimeout = AbortSignal.timeout;
   AbortSignal.timeout = (ms) => (timeouts.push(ms), realTimeout.call(AbortSignal, ms));
   try {
     const never = new AbortController().signal;
-    await webhookDestination("https://crm.example/hook", key, { fetch: ok }).deliver(entry, never);
+    await webhookDestination("https://crm.example/hook", sign, { fetch: ok }).deliver(entry, never);
     const opts = { fetch: ok, timeoutMs: 2_500 };
-    await webhookDestination("https://crm.example/hook", key, opts).deliver(entry, never);
+    await webhookDestination("https://crm.example/hook", sign, opts).deliver(entry, never);
   } finally {
     AbortSignal.timeout = realTimeout;
   }

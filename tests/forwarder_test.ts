@@ -19,7 +19,11 @@ import {
   sweepEveryMinute,
   webhookDestination,
 } from "../lib/forward/forwarder.ts";
-import { importStandardKey, verifyMessage } from "../lib/forward/standard_webhooks.ts";
+import {
+  createSigner,
+  importStandardKey,
+  verifyMessage,
+} from "../lib/forward/standard_webhooks.ts";
 import type { OutboxEntry } from "../lib/store/keys.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import type { LogLine } from "./_helpers.ts";
@@ -275,14 +279,15 @@ Deno.test("forwarder: work that arrives while a destination hangs is started wit
 });
 
 Deno.test("forwarder: the webhook destination POSTs the signed JSON message, and a non-2xx fails it", async () => {
-  const key = await importStandardKey(`whsec_${btoa("k".repeat(32))}`);
+  const secret = `whsec_${btoa("k".repeat(32))}`;
+  const key = await importStandardKey(secret);
   const sent: { url: string; init: RequestInit }[] = [];
   let status = 200;
   const fetchStub = (url: string | URL | Request, init?: RequestInit) => {
     sent.push({ url: String(url), init: init! });
     return Promise.resolve(new Response("ok", { status }));
   };
-  const destination = webhookDestination("https://crm.example/hook", key, {
+  const destination = webhookDestination("https://crm.example/hook", createSigner(secret), {
     fetch: fetchStub as typeof fetch,
     now: () => 1_700_000_000_000,
   });

@@ -1,12 +1,13 @@
 /**
  * Standard Webhooks signing (lib/forward/standard_webhooks.ts): which `whsec_` secrets are keys,
- * the error for one that is not, a key that cannot be exported, and which signature headers verify.
+ * the error for one that is not, a key that cannot be exported, the signer's headers, and which
+ * signature headers verify.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import {
+  createSigner,
   decodeStandardSecret,
   importStandardKey,
-  signMessage,
   verifyMessage,
 } from "../lib/forward/standard_webhooks.ts";
 
@@ -39,13 +40,22 @@ Deno.test("standard webhooks: a bad secret is refused with what it must be; a ke
     message = (e as Error).message;
   }
   assertEquals(message, "not a Standard Webhooks secret (whsec_ + base64)");
+  let signerMessage = "";
+  try {
+    createSigner("whsec_short");
+  } catch (e) {
+    signerMessage = (e as Error).message;
+  }
+  assertEquals(signerMessage, message, "the signer refuses it alike");
   const key = await importStandardKey(`whsec_${b64(32)}`);
   assertEquals(key.extractable, false);
 });
 
 Deno.test("standard webhooks: any v1 signature of the header verifies; other versions and junk do not", async () => {
-  const key = await importStandardKey(`whsec_${b64(32)}`);
-  const headers = await signMessage(key, "msg_1", 1_700_000_000, "{}");
+  const secret = `whsec_${b64(32)}`;
+  const key = await importStandardKey(secret);
+  const headers = createSigner(secret)("msg_1", 1_700_000_000, "{}");
+  assertEquals([headers["webhook-id"], headers["webhook-timestamp"]], ["msg_1", "1700000000"]);
   const good = headers["webhook-signature"];
   assert(good.startsWith("v1,"));
   const mac = good.slice(3);

@@ -32,7 +32,7 @@ import {
 } from "../store/outbox.ts";
 import { projectPending } from "../store/projections.ts";
 import { retryWhenBusy } from "../store/retry.ts";
-import { signMessage } from "./standard_webhooks.ts";
+import type { MessageSigner } from "./standard_webhooks.ts";
 
 /**
  * Your own logic for each record; throw to have it retried. `signal` aborts when the attempt's
@@ -87,7 +87,7 @@ export function messageBody(record: LessonProgressRecord): string {
  */
 export function webhookDestination(
   url: string,
-  key: CryptoKey,
+  sign: MessageSigner,
   opts: { fetch?: typeof fetch; timeoutMs?: number; now?: () => number } = {},
 ): Destination {
   const send = opts.fetch ?? fetch;
@@ -96,7 +96,7 @@ export function webhookDestination(
     name: "webhook",
     async deliver(entry, signal) {
       const body = messageBody(entry.record);
-      const headers = await signMessage(key, entry.messageId, Math.floor(now() / 1000), body);
+      const headers = sign(entry.messageId, Math.floor(now() / 1000), body);
       const res = await send(url, {
         method: "POST",
         body,
