@@ -1,7 +1,9 @@
 /**
  * Forwarding's own cost, in-process: `--pairs` records (2,000) are made with their projections
  * left pending, then one forwarder sweep projects and forwards them all. Prints the sweep's CPU
- * per record (the process's user + system time, from `/proc/self/stat`), for
+ * per record (the process's user + system time, from `/proc/self/stat`) and the Deno Deploy write
+ * units of its successful commits per record (projection, leases and settlements; counted as
+ * section 3 counts them), for
  *
  * - a handler destination that does nothing (the outbox's machinery: projection, leases, settles);
  * - the webhook destination (signed POSTs to a receiver in a child process, so its CPU is not
@@ -22,6 +24,7 @@ import {
 } from "../lib/forward/forwarder.ts";
 import { createSigner } from "../lib/forward/standard_webhooks.ts";
 import { FORWARD_SECRET } from "./_forward.ts";
+import { noneTracked, trackWaits } from "./_roundtrips.ts";
 import { median } from "./_stats.ts";
 
 const HOUR = 3_600_000;
@@ -58,8 +61,11 @@ async function childReceiver() {
   };
 }
 
-/** One sweep over `pairs` fresh records; CPU ms per record. */
-async function sweepOnce(pairs: number, destination: Destination): Promise<number> {
+/** One sweep over `pairs` fresh records: CPU ms and Deno Deploy write units per record. */
+async function sweepOnce(
+  pairs: number,
+  destination: Destination,
+): Promise<{ cpuMs: number; writeUnits: number }> {
   const dir = await Deno.makeTempDir({ prefix: "bench-forward-cpu-" });
   const kv = await Deno.openKv(`${dir}/kv.sqlite3`);
   try {
@@ -70,13 +76,18 @@ async function sweepOnce(pairs: number, destination: Destination): Promise<numbe
       lesson: i + 1,
       at: Date.parse("2026-11-01T00:00:00Z") + i * HOUR,
     }));
-    const forwarder = createForwarder({ kv, destinations: [destination], log: () => {} });
+    const counted = noneTracked();
+    const forwarder = createForwarder({
+      kv: trackWaits(kv, counted),
+      destinations: [destination],
+      log: () => {},
+    });
     const before = cpuMs();
     const attempts = await forwarder.sweep();
     const used = cpuMs() - before;
     await forwarder.close();
     if (attempts !== pairs) throw new Error(`${attempts} attempts for ${pairs} records`);
-    return used / pairs;
+    return { cpuMs: used / pairs, writeUnits: counted.writeUnits / pairs };
   } finally {
     kv.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -93,7 +104,10 @@ if (import.meta.main) {
   const rx = await childReceiver();
   const webhook = webhookDestination(rx.url, createSigner(FORWARD_SECRET));
   const noop = handlerDestination("noop", () => Promise.resolve());
-  const got: Record<string, number[]> = { "handler (does nothing)": [], "webhook": [] };
+  const got: Record<string, { cpuMs: number; writeUnits: number }[]> = {
+    "handler (does nothing)": [],
+    "webhook": [],
+  };
   try {
     for (let r = 0; r < rounds; r++) {
       got["handler (does nothing)"].push(await sweepOnce(pairs, noop));
@@ -102,10 +116,13 @@ if (import.meta.main) {
   } finally {
     await rx.stop();
   }
-  console.log(`forwarding CPU per record, ${pairs} records per sweep, median of ${rounds} rounds`);
-  for (const [name, ms] of Object.entries(got)) {
+  console.log(`forwarding per record, ${pairs} records per sweep, median of ${rounds} rounds`);
+  for (const [name, runs] of Object.entries(got)) {
+    const cpu = runs.map((x) => x.cpuMs);
     console.log(
-      `${name.padEnd(24)} ${median(ms).toFixed(3)} ms  (${ms.map((x) => x.toFixed(3)).join(", ")})`,
+      `${name.padEnd(24)} CPU ${median(cpu).toFixed(3)} ms (${
+        cpu.map((x) => x.toFixed(3)).join(", ")
+      }), write units ${median(runs.map((x) => x.writeUnits)).toFixed(2)}`,
     );
   }
 }
