@@ -1,6 +1,6 @@
 /**
  * A sweep forwards the records it projects itself without leasing them: their outbox entries are
- * made already leased in the projection's commit (lib/store/projections.ts, `leaseMs`) and start
+ * made already leased in the projection's commit (lib/store/projections.ts, `lease`) and start
  * at once (lib/forward/forwarder.ts). They still wait for a free slot, and one that waited until
  * its attempt could outlive its lease is left to the sweep that finds it due.
  */

@@ -159,13 +159,13 @@ Deno.test("projection batch: outbox entries that exist already are left as they 
   }
 });
 
-Deno.test("projection batch: with leaseMs its outbox entries are made leased, and handed over with their version", async () => {
+Deno.test("projection batch: with a lease its outbox entries are made leased, and handed over with their version", async () => {
   const h = await harness();
   try {
     await records(h, 3);
     const handed: Leased[][] = [];
-    const opts = { destinations: ["crm", "lake"], now: T0, leaseMs: 60_000 };
-    assertEquals(await projectBatch(h.kv, { ...opts, onLeased: (l) => handed.push(l) }), {
+    const lease = { ms: 60_000, to: (l: Leased[]) => void handed.push(l) };
+    assertEquals(await projectBatch(h.kv, { destinations: ["crm", "lake"], now: T0, lease }), {
       projected: 3,
       more: false,
     });
@@ -197,19 +197,18 @@ Deno.test("projection batch: with leaseMs its outbox entries are made leased, an
   }
 });
 
-Deno.test("projection batch: without leaseMs, nothing is handed over and the entries are due at once", async () => {
+Deno.test("projection batch: without a lease the entries are due at once; with one but no destination nothing is handed over", async () => {
   const h = await harness();
   try {
     await records(h, 2);
-    let calls = 0;
-    const opts = { destinations: ["crm"], now: T0, onLeased: () => void calls++ };
+    const opts = { destinations: ["crm"], now: T0 };
     assertEquals(await projectBatch(h.kv, opts), { projected: 2, more: false });
-    assertEquals(calls, 0);
     const { leased } = await leaseDue(h.kv, T0, { limit: 10, take: () => true });
     assertEquals(leased.length, 2, "both due at the projection's time");
-    // With leaseMs but no destination, there is nothing to hand over.
+    // With a lease but no destination, there is nothing to hand over.
     await records(h, 1);
-    const none = { destinations: [], now: T0, leaseMs: 60_000, onLeased: () => void calls++ };
+    let calls = 0;
+    const none = { destinations: [], now: T0, lease: { ms: 60_000, to: () => void calls++ } };
     assertEquals(await projectBatch(h.kv, none), { projected: 1, more: false });
     assertEquals(calls, 0);
   } finally {

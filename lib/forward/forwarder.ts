@@ -368,7 +368,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         ended = 0;
         // The outbox entries of records made meanwhile are written by their projection, leased.
         await retryWhenBusy(() =>
-          projectPending(kv, { destinations: names, now, leaseMs: LEASE_MS, onLeased })
+          projectPending(kv, { destinations: names, now, lease: { ms: LEASE_MS, to: onLeased } })
         );
         startReady(start);
         const { leased, contended } = await leaseDue(kv, now(), {

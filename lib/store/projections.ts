@@ -79,11 +79,10 @@ export interface ProjectOptions {
   destinations: readonly string[];
   now: number;
   /**
-   * Makes the outbox entries already leased for this long (the forwarder of the process that
-   * projects delivers them at once): `onLeased` receives them after each batch's commit.
+   * Makes the outbox entries already leased for `ms` by the process that projects (its forwarder
+   * delivers them at once): `to` receives them after each batch's commit.
    */
-  leaseMs?: number;
-  onLeased?: (leased: Leased[]) => void;
+  lease?: { ms: number; to: (leased: Leased[]) => void };
 }
 
 /** What {@linkcode projectBatch} did. */
@@ -121,7 +120,8 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     return records.get(`${tenant}\u0000${id}`);
   };
   let destinationsOf = (_: LessonProgressRecord) => options.destinations;
-  const leaseUntil = options.leaseMs === undefined ? undefined : options.now + options.leaseMs;
+  const { lease: handOver } = options;
+  const leaseUntil = handOver ? options.now + handOver.ms : undefined;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
     const total = op.profile().size;
@@ -152,11 +152,9 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     op.set(PROJECTOR_LEASE_KEY, next);
     const res = await op.applyTo(kv.atomic()).commit();
     if (res.ok) {
-      if (leaseUntil !== undefined && made.length > 0) {
+      if (handOver && made.length > 0) {
         const { versionstamp } = res;
-        options.onLeased?.(
-          made.map((value) => ({ key: outboxKey(value.id), value, versionstamp })),
-        );
+        handOver.to(made.map((value) => ({ key: outboxKey(value.id), value, versionstamp })));
       }
       return {
         projected: taken,
