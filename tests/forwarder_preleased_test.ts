@@ -112,7 +112,11 @@ Deno.test("forwarder pre-leased: the entries it projects wait for a free slot", 
   }
 });
 
-Deno.test("forwarder pre-leased: one that waited until its attempt could outlive its lease is left to the sweep that finds it due", async () => {
+/**
+ * Two new records and one slot: a sweep starts the first record's attempt, which holds the slot
+ * until the clock reads `then`; `swept` is that sweep, `started` the lessons attempted.
+ */
+async function secondWaits(then: number) {
   const kv = await Deno.openKv(":memory:");
   const gate = Promise.withResolvers<void>();
   const clock = { now: BASE_TIME };
@@ -127,54 +131,39 @@ Deno.test("forwarder pre-leased: one that waited until its attempt could outlive
     now: () => clock.now,
     log: () => {},
   });
-  try {
-    await newRecords(kv, ["crm"], 2);
-    const swept = forwarder.sweep();
-    await until("the first attempt runs", () => started.length === 1);
-    // The second entry's lease ends in exactly the attempt's deadline: it could outlive it.
-    clock.now = BASE_TIME + LEASE_MS - ATTEMPT_TIMEOUT_MS;
-    gate.resolve();
-    assertEquals(await swept, 1, "only the first was attempted");
-    const waiting = (await entries(kv)).find((e) => e.status === "pending")!;
-    assertEquals([waiting.attempts, waiting.dueAt], [0, BASE_TIME + LEASE_MS]);
-    // When its lease ends, a sweep finds it due and delivers it.
-    clock.now = BASE_TIME + LEASE_MS;
-    assertEquals(await forwarder.sweep(), 1);
-    assertEquals(started.length, 2);
-    assertEquals((await entries(kv)).map((e) => e.status), ["delivered", "delivered"]);
-  } finally {
-    gate.resolve();
-    await forwarder.close();
-    kv.close();
-  }
+  await newRecords(kv, ["crm"], 2);
+  const swept = forwarder.sweep();
+  await until("the first attempt runs", () => started.length === 1);
+  clock.now = then;
+  gate.resolve();
+  return {
+    kv,
+    clock,
+    forwarder,
+    started,
+    swept,
+    async [Symbol.asyncDispose]() {
+      await forwarder.close();
+      kv.close();
+    },
+  };
+}
+
+Deno.test("forwarder pre-leased: one that waited until its attempt could outlive its lease is left to the sweep that finds it due", async () => {
+  // The second entry's lease ends in exactly the attempt's deadline: it could outlive it.
+  await using w = await secondWaits(BASE_TIME + LEASE_MS - ATTEMPT_TIMEOUT_MS);
+  assertEquals(await w.swept, 1, "only the first was attempted");
+  const waiting = (await entries(w.kv)).find((e) => e.status === "pending")!;
+  assertEquals([waiting.attempts, waiting.dueAt], [0, BASE_TIME + LEASE_MS]);
+  // When its lease ends, a sweep finds it due and delivers it.
+  w.clock.now = BASE_TIME + LEASE_MS;
+  assertEquals(await w.forwarder.sweep(), 1);
+  assertEquals(w.started.length, 2);
+  assertEquals((await entries(w.kv)).map((e) => e.status), ["delivered", "delivered"]);
 });
 
 Deno.test("forwarder pre-leased: with a millisecond more of lease left, the waiting entry is started", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const gate = Promise.withResolvers<void>();
-  const clock = { now: BASE_TIME };
-  const started: number[] = [];
-  const forwarder = createForwarder({
-    kv,
-    destinations: [handlerDestination("crm", async (r) => {
-      started.push(r.lesson_id);
-      if (started.length === 1) await gate.promise;
-    })],
-    maxInFlight: 1,
-    now: () => clock.now,
-    log: () => {},
-  });
-  try {
-    await newRecords(kv, ["crm"], 2);
-    const swept = forwarder.sweep();
-    await until("the first attempt runs", () => started.length === 1);
-    clock.now = BASE_TIME + LEASE_MS - ATTEMPT_TIMEOUT_MS - 1;
-    gate.resolve();
-    assertEquals(await swept, 2);
-    assertEquals((await entries(kv)).map((e) => e.status), ["delivered", "delivered"]);
-  } finally {
-    gate.resolve();
-    await forwarder.close();
-    kv.close();
-  }
+  await using w = await secondWaits(BASE_TIME + LEASE_MS - ATTEMPT_TIMEOUT_MS - 1);
+  assertEquals(await w.swept, 2);
+  assertEquals((await entries(w.kv)).map((e) => e.status), ["delivered", "delivered"]);
 });
