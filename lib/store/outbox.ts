@@ -1,7 +1,9 @@
 /**
- * The transactional outbox: an entry per record and destination, written in the record's own
- * commit, then leased, delivered and retried. Every state change is an atomic commit checked
- * against the version read, so two processes never deliver the same attempt.
+ * The transactional outbox: an entry per record and destination, written exactly once by the
+ * record's projection (`projections.ts`), then leased, delivered and retried. The entries a
+ * forwarder's sweep projects itself are written already leased by that process, so they need no
+ * lease commit. Every state change is an atomic commit checked against the version read, so two
+ * processes never deliver the same attempt.
  *
  * @example
  * ```ts
