@@ -295,7 +295,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   /** Whether a lease pass may take the entry `id`; counts what it takes per destination. */
   function taker(): (id: string) => boolean {
     const free = new Map(
-      [...byName.keys()].map((name) => [name, maxInFlight - (busy.get(name) ?? 0)]),
+      names.map((name) => [name, maxInFlight - (busy.get(name) ?? 0)]),
     );
     return (id) => {
       if (attempting.has(id)) return false;
@@ -327,7 +327,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   /** Wakes a sweep waiting for attempts to end (an attempt ended, or new work was kicked). */
   let wakeUp = () => {};
-  const hasFreeSlot = () => [...byName.keys()].some((name) => (busy.get(name) ?? 0) < maxInFlight);
+  const hasFreeSlot = () => names.some((name) => (busy.get(name) ?? 0) < maxInFlight);
 
   /**
    * Entries this process's sweep made already leased, by projecting new records: they start as

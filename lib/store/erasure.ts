@@ -41,6 +41,7 @@ import {
   outboxDeadKey,
   outboxDueKey,
   type OutboxEntry,
+  outboxIdOf,
   outboxKey,
   recordKey,
   recordKeys,
@@ -162,7 +163,7 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
         positions.map((p, i) => recordKeys(p, who.userId, page[i].value)[0]),
       );
       const outboxIds = read.flatMap((r) =>
-        r.value ? destinations.map((d) => `${d}:${messageIdOf(r.value!)}`) : []
+        r.value ? destinations.map((d) => outboxIdOf(d, messageIdOf(r.value!))) : []
       );
       const outbox = await readAll<OutboxEntry>(kv, outboxIds.map(outboxKey));
       for (const [i, r] of read.entries()) {

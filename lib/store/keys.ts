@@ -348,6 +348,8 @@ export interface OutboxEntry {
   deadAt: number | null;
 }
 
+/** The id of the outbox entry of message `messageId` for `destination`. */
+export const outboxIdOf = (destination: string, messageId: string) => `${destination}:${messageId}`;
 export const outboxKey = (id: string): Deno.KvKey => ["outbox", id];
 export const OUTBOX_DUE_PREFIX: Deno.KvKey = ["outbox_due"];
 export const outboxDueKey = (at: number, id: string): Deno.KvKey => [...OUTBOX_DUE_PREFIX, at, id];

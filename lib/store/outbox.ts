@@ -21,6 +21,7 @@ import {
   outboxDeadKey,
   outboxDueKey,
   type OutboxEntry,
+  outboxIdOf,
   outboxKey,
 } from "./keys.ts";
 import { KV_MAX_CHECKS, KV_MAX_COMMIT_BYTES, KV_MAX_GET_MANY, KV_MAX_MUTATIONS } from "./limits.ts";
@@ -67,7 +68,7 @@ export function addOutboxEntries(
   const messageId = messageIdOf(record);
   const dueAt = opts.leaseUntil ?? now;
   for (const destination of destinations) {
-    const id = `${destination}:${messageId}`;
+    const id = outboxIdOf(destination, messageId);
     const entry: OutboxEntry = {
       id,
       destination,

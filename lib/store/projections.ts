@@ -24,6 +24,7 @@ import type { LessonProgressRecord } from "../matching/record.ts";
 import {
   type EventCoordinates,
   type OutboxEntry,
+  outboxIdOf,
   outboxKey,
   type Projection,
   PROJECTION_PREFIX,
@@ -165,12 +166,10 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     if (attempt > 0 || now.versionstamp !== lease.versionstamp) return { projected: 0, more: true };
     // The lease held: an outbox entry of the batch exists already. Leave those as they are.
     const existing = await existingOutbox(kv, [...records.values()], options.destinations);
-    destinationsOf = (r) => options.destinations.filter((d) => !existing.has(outboxIdOf(d, r)));
+    destinationsOf = (r) =>
+      options.destinations.filter((d) => !existing.has(outboxIdOf(d, messageIdOf(r))));
   }
 }
-
-const outboxIdOf = (destination: string, r: LessonProgressRecord) =>
-  `${destination}:${messageIdOf(r)}`;
 
 /** The ids of the outbox entries of `records` that exist. */
 async function existingOutbox(
@@ -178,7 +177,7 @@ async function existingOutbox(
   records: LessonProgressRecord[],
   destinations: readonly string[],
 ): Promise<Set<string>> {
-  const ids = records.flatMap((r) => destinations.map((d) => outboxIdOf(d, r)));
+  const ids = records.flatMap((r) => destinations.map((d) => outboxIdOf(d, messageIdOf(r))));
   const read = await readAll(kv, ids.map(outboxKey));
   return new Set(ids.filter((_, i) => read[i].versionstamp !== null));
 }
