@@ -13,7 +13,8 @@
  *
  * Every delivery costs three KV calls on the common path: one `getMany` (the event's state, its id
  * and its enrollment) beside one range list of the counterparts, then one commit (shared with
- * other requests). A redelivery of a paired event reads its record instead of committing.
+ * other requests). A redelivery of a paired event reads its record (stored, or still waiting for
+ * the projector) instead of committing.
  *
  * @example
  * ```ts
@@ -30,7 +31,7 @@ import { type EventIdentity, readCluster, readView } from "./store/events.ts";
 import { isErased } from "./store/erasure.ts";
 import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
 import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
-import { getRecords } from "./store/records.ts";
+import { readRecord } from "./store/projections.ts";
 import type { ThinkificEvent } from "./thinkific/schemas.ts";
 import { LESSON_TOPIC } from "./config.ts";
 import type { LessonProgressRecord } from "./matching/record.ts";
@@ -119,9 +120,7 @@ async function pass(
       return done(isLogic ? { status: "unmatched", attempts: 0 } : { status: "stored" });
     }
     if (view.self?.value.pairedWith) {
-      const at = view.self.value.recordAt;
-      // Stryker disable next-line ArrayDeclaration: a paired event always has its recordAt
-      const [record] = at ? await getRecords(kv, [at]) : [];
+      const record = await readRecord(kv, view.self.value);
       if (!record) {
         // Its learner is being erased (records go first): answered as any of their deliveries.
         // Stryker disable next-line ConditionalExpression: unreachable unless the database is corrupt

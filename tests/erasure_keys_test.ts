@@ -23,7 +23,7 @@ import {
 import { addLearnerProgress, learnerProgress, listLearners } from "../lib/store/learners.ts";
 import { projectPending } from "../lib/store/projections.ts";
 import { addOutboxEntries, leaseDue, settle } from "../lib/store/outbox.ts";
-import { indexRecord, recentRecords, writeRecord } from "../lib/store/records.ts";
+import { placeRecord, recentRecords, storeRecord } from "../lib/store/records.ts";
 import { addCompletion, addLearner, courseDetail, courseLessons } from "../lib/store/stats.ts";
 
 const T = BASE_TIME;
@@ -203,8 +203,8 @@ async function storeHistory(
   const fence = { key: FEED_FENCE_KEY, value: null, versionstamp: null };
   for (const [i, r] of records.entries()) {
     const op = kv.atomic();
-    writeRecord(op, r, [], fence);
-    indexRecord(op, r);
+    placeRecord(op, r, fence);
+    storeRecord(op, r);
     addCompletion(op, r, counted(r, i) ? factsOf(r) : null);
     assert((await op.commit()).ok);
   }

@@ -384,7 +384,8 @@ Deno.test("erasure: nothing names the learner afterwards, whatever the history's
 Deno.test("erasure: a redelivery racing the erasure is answered erased, never 5xx", async () => {
   const real = await Deno.openKv(":memory:");
   let erasing: Promise<unknown> | null = null;
-  // The erasure runs to its end between the redelivery's read of its event and of its record.
+  // The erasure runs to its end between the redelivery's read of its event and of its record
+  // (stored, or still pending in its projection entry).
   const kv = new Proxy(real, {
     get(target, prop) {
       if (prop === "getMany") {

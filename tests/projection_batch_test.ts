@@ -1,25 +1,28 @@
 /**
  * One projection batch (`projectBatch`): how many entries it reads and commits, what it says is
- * left, a lost race, a record gone meanwhile, outbox entries that exist already, and outbox entries
+ * left, a lost race, what it stores of a record, outbox entries that exist already, and outbox entries
  * made leased for the forwarder of the process that projects.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { harness } from "./_helpers.ts";
 import { recordCommits } from "./_committer.ts";
 import { pairsLeftPending } from "./_projection.ts";
-import { projectBatch, projectPending } from "../lib/store/projections.ts";
+import { projectBatch, PROJECTION_BATCH, projectPending } from "../lib/store/projections.ts";
+import { feedPositionOf, getRecords, recordPositionOf } from "../lib/store/records.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import {
+  feedKey,
   OUTBOX_DUE_PREFIX,
   type OutboxEntry,
   outboxKey,
+  type Projection,
   PROJECTION_PREFIX,
   PROJECTOR_LEASE_KEY,
   recordKey,
-  type RecordPosition,
+  recordKeys,
+  unmatchedKey,
 } from "../lib/store/keys.ts";
 import { type Leased, leaseDue, messageIdOf, settle } from "../lib/store/outbox.ts";
-import type { LessonProgressRecord } from "../lib/matching/record.ts";
 
 const T0 = Date.parse("2026-11-29T10:00:00.000Z");
 const HOUR = 3_600_000;
@@ -41,23 +44,24 @@ const records = (h: H, n: number, users = 1, sameLesson = false) =>
 
 const pending = async (
   kv: Deno.Kv,
-) => (await Array.fromAsync(kv.list<{ position: RecordPosition }>({ prefix: PROJECTION_PREFIX })));
+) => (await Array.fromAsync(kv.list<Projection>({ prefix: PROJECTION_PREFIX })));
 
-Deno.test("projection batch: at most 100 entries, and it says when more may wait", async () => {
+Deno.test("projection batch: at most 64 entries, and it says when more may wait", async () => {
   const h = await harness();
   try {
-    await records(h, 150, 3, true);
+    assertEquals(PROJECTION_BATCH, 64);
+    await records(h, 96, 3, true);
     const opts = { destinations: [], now: T0 };
-    assertEquals(await projectBatch(h.kv, opts), { projected: 100, more: true });
-    assertEquals((await pending(h.kv)).length, 50);
-    assertEquals(await projectBatch(h.kv, opts), { projected: 50, more: false });
+    assertEquals(await projectBatch(h.kv, opts), { projected: 64, more: true });
+    assertEquals((await pending(h.kv)).length, 32);
+    assertEquals(await projectBatch(h.kv, opts), { projected: 32, more: false });
     assertEquals(await projectBatch(h.kv, opts), { projected: 0, more: false });
     // Exactly a batch: more may wait, and the next batch finds none.
-    await records(h, 100, 2, true);
-    assertEquals(await projectBatch(h.kv, opts), { projected: 100, more: true });
+    await records(h, 64, 2, true);
+    assertEquals(await projectBatch(h.kv, opts), { projected: 64, more: true });
     assertEquals(await projectBatch(h.kv, opts), { projected: 0, more: false });
     const lease = await h.kv.get<{ at: number; projected: number }>(PROJECTOR_LEASE_KEY);
-    assertEquals(lease.value, { at: T0, projected: 100 });
+    assertEquals(lease.value, { at: T0, projected: 64 });
   } finally {
     h.close();
   }
@@ -110,20 +114,69 @@ Deno.test("projection batch: one that loses to another process projects nothing 
   }
 });
 
-Deno.test("projection batch: a record gone meanwhile leaves nothing derived, its entry goes", async () => {
+Deno.test("projection batch: a record is stored by its batch, with its feed entry, its indexes and the end of its unmatched entries", async () => {
   const h = await harness();
   try {
     await records(h, 2);
-    const [first] = await pending(h.kv);
-    await h.kv.delete(recordKey(first.value.position));
+    const [first, second] = await pending(h.kv);
+    const { record, unlisted } = first.value;
+    const at = recordPositionOf(record);
+    const keys = [
+      ...recordKeys(at, record.user_id, record.course_id),
+      feedKey(feedPositionOf(record)),
+    ];
+    // The lesson came first, alone: its unmatched entry waits for the record's batch.
+    assertEquals(unlisted.length, 1);
+    const listed = unmatchedKey(unlisted[0][0], record.tenant_id, unlisted[0][1]);
+    assertEquals(unlisted[0][1], record.lesson_event_id);
+    const before = await h.kv.getMany([...keys, listed]);
+    assertEquals(before.map((e) => e.versionstamp !== null), [...keys.map(() => false), true]);
+    assertEquals(await projectBatch(h.kv, { destinations: [], now: T0 }), {
+      projected: 2,
+      more: false,
+    });
+    const after = await h.kv.getMany([...keys, listed]);
+    assertEquals(after.map((e) => e.versionstamp !== null), [...keys.map(() => true), false]);
+    assertEquals(after.map((e) => e.value).slice(0, 4), [
+      record,
+      null,
+      record.course_id,
+      record.user_id,
+    ]);
+    assertEquals(after[4].value, at, "the feed entry says where the record is");
+    const [stored] = await getRecords(h.kv, [recordPositionOf(second.value.record)]);
+    assertEquals(stored, second.value.record);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: entries left by the previous version (the record stored already) are projected from their record, or dropped when it is gone", async () => {
+  const h = await harness();
+  try {
+    await records(h, 2);
+    // As the previous version left them: each record stored in its own commit, and an entry that
+    // says where it is.
+    const [kept, gone] = await pending(h.kv);
+    for (const e of [kept, gone]) {
+      const { record, unlisted: _, ...rest } = e.value;
+      const at = recordPositionOf(record);
+      const op = h.kv.atomic().set(e.key, { ...rest, position: at })
+        .set(recordKey(at), record).set(feedKey(feedPositionOf(record)), at);
+      assert((await op.commit()).ok);
+    }
+    await h.kv.delete(recordKey(recordPositionOf(gone.value.record)));
     assertEquals(await projectBatch(h.kv, { destinations: ["crm"], now: T0 }), {
       projected: 2,
       more: false,
     });
     assertEquals((await pending(h.kv)).length, 0);
     const outbox = await Array.fromAsync(h.kv.list<OutboxEntry>({ prefix: ["outbox"] }));
-    assertEquals(outbox.length, 1);
-    assert(outbox[0].value.record.progress_event_id !== first.value.position[2]);
+    assertEquals(outbox.map((e) => e.value.record), [kept.value.record], "the gone one: nothing");
+    const [stored] = await getRecords(h.kv, [recordPositionOf(kept.value.record)]);
+    assertEquals(stored, kept.value.record);
+    const courseIndex = await Array.fromAsync(h.kv.list({ prefix: ["records", "c"] }));
+    assertEquals(courseIndex.length, 1, "the kept record's index only");
   } finally {
     h.close();
   }
@@ -133,11 +186,7 @@ Deno.test("projection batch: outbox entries that exist already are left as they 
   const h = await harness();
   try {
     await records(h, 6, 2);
-    const all = await pending(h.kv);
-    const read = await h.kv.getMany<LessonProgressRecord[]>(
-      all.map((e) => recordKey(e.value.position)),
-    );
-    const recs = read.map((r) => r.value!);
+    const recs = (await pending(h.kv)).map((e) => e.value.record);
     // Entries of "crm" exist for records 0, 2 and 5 (delivered); "lake" has none.
     const existing = [0, 2, 5].map((i) => recs[i]);
     for (const r of existing) {

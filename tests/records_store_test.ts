@@ -18,13 +18,13 @@ import { CommitPlan } from "../lib/store/plan.ts";
 import { parseWebhook } from "../lib/thinkific/schemas.ts";
 import {
   getRecords,
-  indexRecord,
   listRecords,
   listUnmatched,
+  placeRecord,
   recentRecords,
   recordPages,
   recordPositionOf,
-  writeRecord,
+  storeRecord,
   writeUnmatched,
 } from "../lib/store/records.ts";
 
@@ -58,11 +58,11 @@ function record(id: string, at: number, over: Partial<LessonProgressRecord> = {}
   return r;
 }
 
-/** Writes each record in its own commit, as the collator does, with its indexes, as projected. */
+/** Writes each record in its own commit, placed as the collator does, stored as projected. */
 async function store(kv: Deno.Kv, ...records: LessonProgressRecord[]) {
   for (const r of records) {
     const fence = await kv.get<number>(FEED_FENCE_KEY);
-    const plan = indexRecord(writeRecord(new CommitPlan(), r, [], fence), r) as CommitPlan;
+    const plan = storeRecord(placeRecord(new CommitPlan(), r, fence), r) as CommitPlan;
     assertEquals(
       (await plan.applyTo(kv.atomic()).commit()).ok,
       true,

@@ -83,6 +83,7 @@ Deno.test("retention: events, bodies and id pointers expire after RETENTION_DAYS
     for (const e of unmatched) {
       assert(e !== undefined && e <= retention && e > retention - DAY, `unmatched expireIn ${e}`);
     }
+    await h.project(); // records are stored by the projector
     assert(expiries("records").length > 0, "records written");
     assertEquals(expiries("records").every((e) => e === undefined), true);
   } finally {

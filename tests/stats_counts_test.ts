@@ -6,8 +6,7 @@
 import { z } from "zod";
 import { assert, assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness, lessonWebhook, progressWebhook, withKv } from "./_helpers.ts";
-import type { LessonFacts } from "../lib/thinkific/schemas.ts";
-import { factsOf, handRecord, lessonInfo, type RecordSpec } from "./_records.ts";
+import { handRecord, lessonInfo, type RecordSpec } from "./_records.ts";
 import { cursorSchema } from "../lib/store/_page.ts";
 import {
   type CourseInfo,
@@ -47,15 +46,20 @@ function apply(kv: Deno.Kv, build: (op: Deno.AtomicOperation) => unknown) {
   return op.commit();
 }
 
-/** Commits the counters of a record (`firstTime`: its lesson was new to the learner). */
+/**
+ * Commits the counters of a record (`firstTime`: its lesson was new to the learner, at
+ * `lesson.lessonPosition` in its course), its chapter `lesson.chapterId` if given.
+ */
 function complete(
   kv: Deno.Kv,
   spec: RecordSpec,
   firstTime: boolean,
-  facts: Partial<LessonFacts> = {},
+  lesson: { lessonPosition?: number; chapterId?: number } = {},
 ) {
   const r = handRecord(spec);
-  return apply(kv, (op) => addCompletion(op, r, firstTime ? factsOf(r, facts) : null));
+  if (lesson.chapterId !== undefined) r.chapter_id = lesson.chapterId;
+  const first = { lessonPosition: lesson.lessonPosition ?? null };
+  return apply(kv, (op) => addCompletion(op, r, firstTime ? first : null));
 }
 
 Deno.test("stats: completions count per UTC day; the 7 and 30 days end today, edges included", async () => {

@@ -128,7 +128,7 @@ export function apiRoutes(
   app.use(bearerAuth(deps.config.apiToken));
   // Views derived from records are projected before a read (Hono's `/x/*` also matches `/x`).
   const projected = projectedFirst(deps.projector);
-  for (const path of ["/records", "/records.csv", "/courses/*", "/outbox/*"]) {
+  for (const path of ["/records", "/records.csv", "/unmatched", "/courses/*", "/outbox/*"]) {
     app.use(path, projected);
   }
 
@@ -163,7 +163,8 @@ export function apiRoutes(
     const q = parseQuery(c.req.url, feedQuery);
     const delay = deps.config.feedDelayMs;
     const query = { ...q, until: now() - delay, step: Math.min(FEED_FENCE_STEP_MS, delay) };
-    return c.json(await retryWhenBusy(() => listFeed(kv, query)));
+    const project = () => deps.projector.drain();
+    return c.json(await retryWhenBusy(() => listFeed(kv, query, project)));
   });
 
   app.get("/unmatched", async (c) => {

@@ -75,10 +75,12 @@ export function dashboardRoutes(
   app.use("/", auth);
   app.use("/courses/*", auth);
   app.use("/unmatched", auth);
-  // The overview and the course pages read views derived from records: projected first.
+  // The overview, the course pages and the unmatched list read views the projector writes:
+  // projected first.
   const projected = projectedFirst(deps.projector);
   app.use("/", projected);
   app.use("/courses/*", projected);
+  app.use("/unmatched", projected);
 
   app.get("/", async (c) => {
     const courses = await retryWhenBusy(() => courseOverview(kv, now()));

@@ -27,7 +27,7 @@ import {
 } from "../store/enrollments.ts";
 import type { CourseInfo, EnrollmentSummary, StoredEvent } from "../store/keys.ts";
 import { CommitPlan } from "../store/plan.ts";
-import { recordPositionOf, writeRecord, writeUnmatched } from "../store/records.ts";
+import { placeRecord, recordPositionOf, unlistedOf, writeUnmatched } from "../store/records.ts";
 import { checkNotErased } from "../store/erasure.ts";
 import { learnerProgress } from "../store/learners.ts";
 import { addProjection } from "../store/projections.ts";
@@ -198,15 +198,17 @@ export function decide(input: DecideInput): Decided {
       // Never before the feed's fence: a clock behind it cannot place a record behind a cursor.
       collatedAt: Math.max(now, view.fence.value ?? 0),
     });
-    next.recordAt = partner.recordAt = recordPositionOf(record);
-    updateEvent(plan, partnerEntry, partner, retentionMs, now);
-    writeRecord(plan, record, [next, partner], view.fence);
-    // The views derived from the record are the projector's: what it needs is decided here.
+    // The record and the views derived from it are the projector's: what it needs is decided here.
     const n = (before?.records ?? 0) + 1;
+    next.recordAt = partner.recordAt = recordPositionOf(record);
+    next.recordNumber = partner.recordNumber = n;
+    updateEvent(plan, partnerEntry, partner, retentionMs, now);
+    placeRecord(plan, record, view.fence);
     summary = { ...summary, records: n };
     addProjection(plan, next, n, {
-      position: next.recordAt,
-      firstLesson: added.firstTime ? lesson.facts : null,
+      record,
+      unlisted: unlistedOf([next, partner]),
+      firstLesson: added.firstTime ? { lessonPosition: lesson.facts.lessonPosition } : null,
       newLearner: !countsAsLearner(before),
       learner: learnerProgress(record, before, summary),
     });

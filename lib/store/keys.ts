@@ -8,12 +8,12 @@
  * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | `RETENTION_DAYS` + {@linkcode EVENT_ID_GRACE_MS} |
  * | `["learner_event_ids", tenant, user, event_id]` | `null`: the learner's events stored without a pair (to erase their pointers) | as its pointer |
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}; written by every commit that changes the enrollment's events (its serial order) | kept |
- * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until paired, or the event expires |
- * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record | kept |
+ * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until its record is projected, or the event expires |
+ * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record, written by the projector | kept |
  * | `["records", "t" \| "u" \| "c", id, completed_ms, tenant, progress_event_id]` | index (see {@linkcode recordEntries}), written by the projector | kept |
- * | `["feed", collated_ms, tenant, progress_event_id]` | the record's {@linkcode RecordPosition} (see {@linkcode feedKey}) | kept |
+ * | `["feed", collated_ms, tenant, progress_event_id]` | the record's {@linkcode RecordPosition} (see {@linkcode feedKey}), written by the projector | kept |
  * | `["feed_fence"]` | epoch ms: the feed may serve every entry before it, and no record commits before it (see {@linkcode FEED_FENCE_KEY}) | kept |
- * | `["projection", tenant, user, course, n]` | {@linkcode Projection}: the `n`-th record of the enrollment, waiting for the projector (see `lib/store/projections.ts`) | until projected |
+ * | `["projection", tenant, user, course, n]` | {@linkcode Projection}: the `n`-th record of the enrollment, made and waiting for the projector (see `lib/store/projections.ts`) | until projected |
  * | `["projector"]` | {@linkcode ProjectorLease}: rewritten by every projection batch, so two batches never both commit | kept |
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
@@ -36,11 +36,13 @@
  * `/api/records` query is one ordered range plus reads of the records it finds.
  * An event's own value says whether it is paired and where its record is.
  *
- * A record's commit writes only what deciding needs (its events, their ids, the enrollment, the
- * record and its feed entry) and a {@linkcode Projection} entry. The views derived from records
- * (the record indexes, learner entries, dashboard counters and outbox entries) are written from
- * those entries by the projector, in batches (`lib/store/projections.ts`); every reader of a
- * derived view projects what is pending first, so it reads what it read before the projector.
+ * A record's commit writes only what deciding needs (its events, their ids, the enrollment) and a
+ * {@linkcode Projection} entry with the record inside; it checks the feed's fence. The record and
+ * what derives from it (the record itself and its indexes, its feed entry, the end of its events'
+ * unmatched entries, learner entries, dashboard counters and outbox entries) are written from those
+ * entries by the projector, in batches (`lib/store/projections.ts`); every reader of these projects
+ * what is pending first (the feed: after moving its fence), so it reads what it read before the
+ * projector.
  *
  * @module
  */
@@ -57,6 +59,12 @@ export interface StoredEvent extends ThinkificEvent {
   pairedWith: string | null;
   /** Where the record of its pair is (see {@linkcode recordKey}). */
   recordAt: RecordPosition | null;
+  /**
+   * Its record's number among its enrollment's records: while the record waits for the projector,
+   * it is in the {@linkcode projectionKey} of that number (absent on events paired before records
+   * were stored by the projector).
+   */
+  recordNumber?: number;
   /**
    * When it shows in the unmatched list (the time in its {@linkcode unmatchedKey}): when a logic
    * event gave up, or when a lone companion event passes the unmatched horizon. `null`: never listed.
@@ -190,14 +198,20 @@ export const unmatchedKey = (listedAt: number, tenantId: string, id: string): De
 ];
 
 /**
- * What the projector needs of a record beyond the record itself, decided in the record's commit
- * from the enrollment summary it read (the summary has moved on by the time the projector runs).
+ * A record made by a commit, waiting for the projector: the record itself, and what the projector
+ * needs beyond it, decided in the record's commit from the enrollment summary it read (the summary
+ * has moved on by the time the projector runs).
  */
 export interface Projection {
-  /** Where the record is. */
-  position: RecordPosition;
-  /** The lesson, when the learner had not completed it before (its learners counter goes up). */
-  firstLesson: LessonFacts | null;
+  /** The record: the projector stores it (see `storeRecord`), with its feed entry and indexes. */
+  record: LessonProgressRecord;
+  /** The unmatched entries of its two events, removed with it: `[listed_ms, event_id]`. */
+  unlisted: [number, string][];
+  /**
+   * The lesson's place in its course, when the learner had not completed it before (its learners
+   * counter goes up; the rest of the lesson is in the record).
+   */
+  firstLesson: Pick<LessonFacts, "lessonPosition"> | null;
   /** The enrollment starts to count as a learner of its course with this record. */
   newLearner: boolean;
   /** Where the learner stands after this record (see `learnerProgress`). */
@@ -262,14 +276,15 @@ export type FeedPosition = [collatedMs: number, tenantId: string, progressEventI
 export const FEED_PREFIX: Deno.KvKey = ["feed"];
 
 /**
- * The change feed's entry of a record, written in the record's own commit: `/api/feed` lists
- * these in order of collation time, which is (within the feed's visibility delay) commit order.
+ * The change feed's entry of a record, written by the projector at the place the record's commit
+ * chose: `/api/feed` lists these in order of collation time, which is (within the feed's visibility
+ * delay) commit order.
  */
 export const feedKey = (position: FeedPosition): Deno.KvKey => [...FEED_PREFIX, ...position];
 
 /**
  * The change feed's fence: a time (epoch ms) before which `/api/feed` may serve entries. Every
- * commit that writes a record reads it (in the delivery's one `getMany`), places the record at or
+ * commit that makes a record reads it (in the delivery's one `getMany`), places the record at or
  * after it, and checks its versionstamp; the feed advances it before serving up to a new time. A
  * record commit overtaken by an advance fails its check and is decided again at a later place, so
  * no entry can land behind a cursor already served, whatever the pause or the clocks.

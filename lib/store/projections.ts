@@ -1,18 +1,20 @@
 /**
- * Projections: the views derived from records (record indexes by school, user and course, learner
- * entries, dashboard counters, outbox entries), written off the request path.
+ * Projections: records and the views derived from them (the record itself and its indexes by
+ * school, user and course, its change-feed entry, the end of its events' unmatched entries,
+ * learner entries, dashboard counters, outbox entries), written off the request path.
  *
- * A record's commit adds one {@linkcode Projection} entry under
+ * A record's commit adds one {@linkcode Projection} entry, the record inside, under
  * `["projection", tenant, user, course, n]` ({@linkcode addProjection}), `n` counting the
  * enrollment's records, so an enrollment's records are projected in the order they were made. A
- * projection batch ({@linkcode projectBatch}) reads the first entries and their records, and
- * commits in one atomic: every derived write of those records, the deletion of their entries, and
- * a rewrite of the lease key `["projector"]`, checked as read. Two processes projecting at once
+ * projection batch ({@linkcode projectBatch}) reads the first entries and commits in one atomic:
+ * every write of those records, the deletion of their entries, and a rewrite of the lease key
+ * `["projector"]`, checked as read. Two processes projecting at once
  * therefore never both commit a batch, and each record is projected exactly once, whatever the
  * crashes or restarts: an entry left by a process that stopped is projected by the next batch of
- * any process. {@linkcode projectPending} runs batches until none is left; readers of a derived
- * view call it first (through the process's projector, `lib/projector.ts`), so they read what they
- * read when these views were written in the record's own commit.
+ * any process. {@linkcode projectPending} runs batches until none is left; readers of records and
+ * derived views call it first (through the process's projector, `lib/projector.ts`), so they read
+ * what they read when these were written in the record's own commit. A redelivery of a paired
+ * event reads its record where it is, stored or pending ({@linkcode readRecord}).
  *
  * @example
  * ```ts
@@ -31,16 +33,22 @@ import {
   projectionKey,
   PROJECTOR_LEASE_KEY,
   type ProjectorLease,
+  recordKey,
+  type RecordPosition,
+  type StoredEvent,
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
 import { readAll } from "./_read.ts";
 import { addOutboxEntries, type Leased, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
-import { getRecords, indexRecord } from "./records.ts";
+import { getRecords, storeRecord } from "./records.ts";
 import { addCompletion, addLearner } from "./stats.ts";
 
-/** Entries one batch reads at most (a batch commits those that fit in one atomic). */
-export const PROJECTION_BATCH = 100;
+/**
+ * Entries one batch reads at most (a batch commits those that fit in one atomic): a record takes
+ * about 11 mutations, and 2 more per destination, so this many fit within Deno KV's 1,000.
+ */
+export const PROJECTION_BATCH = 64;
 
 /** Adds the projection entry of an enrollment's `n`-th record to `op` (the record's commit). */
 export function addProjection(
@@ -52,16 +60,16 @@ export function addProjection(
   return op.set(projectionKey(enrollment, n), projection);
 }
 
-/** Adds the derived writes of one record to `op`. */
+/** Adds the writes of one pending record to `op`: the record, then what derives from it. */
 export function project(
   op: Mutations,
-  record: LessonProgressRecord,
   projection: Projection,
   destinations: readonly string[],
   now: number,
   outbox: { leaseUntil?: number; made?: OutboxEntry[] } = {},
 ) {
-  indexRecord(op, record);
+  const { record } = projection;
+  storeRecord(op, record, projection.unlisted);
   addCompletion(op, record, projection.firstLesson);
   addLearnerProgress(op, record, projection.learner);
   if (projection.newLearner) {
@@ -102,24 +110,17 @@ export interface BatchResult {
  */
 export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promise<BatchResult> {
   // The list first: should it throw at once, no read is left running with nobody awaiting it.
-  const listed = Array.fromAsync(kv.list<Projection>({ prefix: PROJECTION_PREFIX }, {
-    limit: PROJECTION_BATCH,
-  }));
+  const listed = Array.fromAsync(
+    kv.list<Projection | LegacyProjection>({ prefix: PROJECTION_PREFIX }, {
+      limit: PROJECTION_BATCH,
+    }),
+  );
   const [lease, entries] = await Promise.all([
     kv.get<ProjectorLease>(PROJECTOR_LEASE_KEY),
     listed,
   ]);
   if (entries.length === 0) return { projected: 0, more: false };
-  const records = new Map(
-    (await getRecords(kv, entries.map((e) => e.value.position))).map((r) => [
-      `${r.tenant_id}\u0000${r.progress_event_id}`,
-      r,
-    ]),
-  );
-  const recordOf = (entry: Deno.KvEntry<Projection>) => {
-    const [, tenant, id] = entry.value.position;
-    return records.get(`${tenant}\u0000${id}`);
-  };
+  const projections = await upgraded(kv, entries);
   let destinationsOf = (_: LessonProgressRecord) => options.destinations;
   const { lease: handOver } = options;
   const leaseUntil = handOver ? options.now + handOver.ms : undefined;
@@ -129,16 +130,14 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     total.mutations += 1; // the lease's rewrite
     let taken = 0;
     const made: OutboxEntry[] = [];
-    for (const entry of entries) {
-      const record = recordOf(entry);
+    for (const [i, entry] of entries.entries()) {
       const writes = new CommitPlan().delete(entry.key);
       const mine: OutboxEntry[] = [];
-      // A record that is gone (its learner erased meanwhile) leaves nothing to derive.
-      if (record) {
-        project(writes, record, entry.value, destinationsOf(record), options.now, {
-          leaseUntil,
-          made: mine,
-        });
+      const projection = projections[i];
+      // A legacy entry whose record is gone (its learner erased meanwhile) leaves nothing.
+      if (projection) {
+        const destinations = destinationsOf(projection.record);
+        project(writes, projection, destinations, options.now, { leaseUntil, made: mine });
       }
       const size = writes.profile().size;
       // The first entry always goes in: a batch that could take none would never end.
@@ -165,11 +164,42 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     const now = await kv.get(PROJECTOR_LEASE_KEY);
     if (attempt > 0 || now.versionstamp !== lease.versionstamp) return { projected: 0, more: true };
     // The lease held: an outbox entry of the batch exists already. Leave those as they are.
-    const existing = await existingOutbox(kv, [...records.values()], options.destinations);
+    const records = projections.flatMap((p) => p ? [p.record] : []);
+    const existing = await existingOutbox(kv, records, options.destinations);
     destinationsOf = (r) =>
       options.destinations.filter((d) => !existing.has(outboxIdOf(d, messageIdOf(r))));
   }
 }
+
+/**
+ * A projection entry left by a version that stored the record in the record's own commit (with its
+ * feed entry, and the end of its events' unmatched entries): where the record is.
+ */
+interface LegacyProjection extends Omit<Projection, "record" | "unlisted"> {
+  position: RecordPosition;
+}
+
+/**
+ * The projections of `entries`, legacy ones with their records read (`null`: the record is gone).
+ * Projecting a legacy entry stores its record again as it is.
+ */
+async function upgraded(
+  kv: Deno.Kv,
+  entries: Deno.KvEntry<Projection | LegacyProjection>[],
+): Promise<(Projection | null)[]> {
+  const legacy = entries.flatMap((e) => "position" in e.value ? [e.value.position] : []);
+  if (legacy.length === 0) return entries.map((e) => e.value as Projection);
+  const read = new Map((await getRecords(kv, legacy)).map((r) => [recordIdOf(r), r]));
+  return entries.map(({ value }) => {
+    if (!("position" in value)) return value;
+    const { position, ...rest } = value;
+    const record = read.get(recordIdOf({ tenant_id: position[1], progress_event_id: position[2] }));
+    return record ? { ...rest, record, unlisted: [] } : null;
+  });
+}
+
+const recordIdOf = (r: Pick<LessonProgressRecord, "tenant_id" | "progress_event_id">) =>
+  `${r.tenant_id}\u0000${r.progress_event_id}`;
 
 /** The ids of the outbox entries of `records` that exist. */
 async function existingOutbox(
@@ -198,4 +228,22 @@ export async function projectPending(
     projected += batch.projected;
     if (!batch.more) return projected;
   }
+}
+
+/**
+ * The record of a paired event, in one read: stored at its `recordAt`, or still waiting for the
+ * projector in its enrollment's projection entry `recordNumber`. `null`: neither, so its learner is
+ * being erased.
+ */
+export async function readRecord(
+  kv: Deno.Kv,
+  event: Pick<StoredEvent, "tenantId" | "userId" | "courseId" | "recordAt" | "recordNumber">,
+): Promise<LessonProgressRecord | null> {
+  if (!event.recordAt) return null;
+  const keys: Deno.KvKey[] = [recordKey(event.recordAt)];
+  if (event.recordNumber !== undefined) keys.push(projectionKey(event, event.recordNumber));
+  const [stored, pending] = await kv.getMany<[LessonProgressRecord, Projection]>(
+    keys as [Deno.KvKey, Deno.KvKey],
+  );
+  return stored.value ?? pending?.value?.record ?? null;
 }

@@ -40,41 +40,48 @@ export function feedPositionOf(record: LessonProgressRecord): FeedPosition {
 }
 
 /**
- * Adds a record to `op`: stored once and in the change feed, and the end of its events' unmatched
- * entries (its indexes are the projector's, see {@linkcode indexRecord}). The events themselves (updated
- * in the same commit, checked against what was read) say they are paired, so neither can be in two
- * records. The commit checks the feed's `fence` as read: the record's feed place (its
- * `collated_at`) must not be before the fence's time, and an advance of the fence since the read
- * fails the commit (see {@linkcode FEED_FENCE_KEY}).
+ * Adds a record's place in the change feed to `op` (the commit that makes the record, by pairing
+ * its events): the commit checks the feed's `fence` as read, and the record's feed place (its
+ * `collated_at`) must not be before the fence's time, so an advance of the fence since the read
+ * fails the commit (see {@linkcode FEED_FENCE_KEY}). The events themselves (updated in the same
+ * commit, checked against what was read) say they are paired, so neither can be in two records;
+ * the record waits in a projection entry (see `addProjection`) until {@linkcode storeRecord}.
  */
-export function writeRecord(
+export function placeRecord(
   op: Mutations,
   record: LessonProgressRecord,
-  events: readonly StoredEvent[],
   fence: Deno.KvEntryMaybe<number>,
 ) {
   if (Date.parse(record.collated_at) < (fence.value ?? 0)) {
     throw new RangeError("a record cannot be placed before the feed's fence");
   }
-  op.check({ key: fence.key, versionstamp: fence.versionstamp });
+  return op.check({ key: fence.key, versionstamp: fence.versionstamp });
+}
+
+/** The unmatched entries of a pair's events (`[listed_ms, event_id]`), ended by its record. */
+export function unlistedOf(events: readonly StoredEvent[]): [number, string][] {
+  const out: [number, string][] = [];
   for (const event of events) {
     const listedAt = event.listedAt ?? event.gaveUpAt;
-    if (listedAt != null) op.delete(unmatchedKey(listedAt, event.tenantId, event.id));
+    if (listedAt != null) out.push([listedAt, event.id]);
   }
-  const position = recordPositionOf(record);
-  const primary = recordKey(position);
-  op.check({ key: primary, versionstamp: null }).set(primary, record);
-  op.set(feedKey(feedPositionOf(record)), position);
-  return op;
+  return out;
 }
 
 /**
- * Adds a record's index entries to `op` (by school, user and course: key-only entries, see
- * `recordEntries`), written by the projector.
+ * Adds a record to `op`, written by the projector: stored once (`"all"`) and indexed by school,
+ * user and course (key-only entries, see `recordEntries`), in the change feed, and the end of its
+ * events' unmatched entries (`unlisted`, see {@linkcode unlistedOf}).
  */
-export function indexRecord(op: Mutations, record: LessonProgressRecord) {
-  const [, ...indexes] = recordEntries(record, recordPositionOf(record));
-  for (const [key, value] of indexes) op.set(key, value);
+export function storeRecord(
+  op: Mutations,
+  record: LessonProgressRecord,
+  unlisted: readonly [number, string][] = [],
+) {
+  for (const [listedAt, id] of unlisted) op.delete(unmatchedKey(listedAt, record.tenant_id, id));
+  const position = recordPositionOf(record);
+  for (const [key, value] of recordEntries(record, position)) op.set(key, value);
+  op.set(feedKey(feedPositionOf(record)), position);
   return op;
 }
 
@@ -246,14 +253,20 @@ export async function advanceFence(kv: Deno.Kv, until: number, step: number): Pr
  * at least `step` ms). The cursor is always set: after the last record of a full page, else the
  * fence itself (everything before it has been read). A record commits only at or after the fence
  * it read, and only if the fence has not moved since, so nothing lands behind a served cursor.
+ *
+ * Feed entries are written by the projector: `project` (the process's projector's drain) runs
+ * after the fence has moved and before the list, so every record committed before the fence is in
+ * the feed when it is read.
  */
 export async function listFeed(
   kv: Deno.Kv,
   query: { cursor?: FeedCursor; limit: number; until: number; step: number },
+  project: () => Promise<void>,
 ): Promise<{ records: LessonProgressRecord[]; cursor: string }> {
   const { cursor, limit } = query;
   const fence = await advanceFence(kv, query.until, query.step);
   if (cursor && cursor[0] >= fence) return { records: [], cursor: encodeCursor("feed", cursor) };
+  await project();
   const start = !cursor
     ? [...FEED_PREFIX]
     : cursor.length === 1

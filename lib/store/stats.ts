@@ -45,28 +45,27 @@ export function addLearner(op: Mutations, course: CourseInfo) {
 
 /**
  * Adds a record's counters to `op`: its day's completions, and when the learner had not completed
- * the lesson before (`firstLesson`, else `null`), the lesson's learners (and its name and place,
- * for the chart).
+ * the lesson before (`firstLesson`, with the lesson's place in its course, else `null`), the
+ * lesson's learners (and its name and place, for the chart).
  */
 export function addCompletion(
   op: Mutations,
   record: LessonProgressRecord,
-  firstLesson: LessonFacts | null,
+  firstLesson: Pick<LessonFacts, "lessonPosition"> | null,
 ) {
   const course = record.course_id;
   op.sum(courseDayKey(course, Math.floor(Date.parse(record.completed_at) / DAY_MS)), ONE.value);
   if (firstLesson) {
-    const lesson = firstLesson;
     const info: LessonInfo = {
-      lesson_id: lesson.lessonId,
-      lesson_name: lesson.lessonName,
-      lesson_type: lesson.lessonType,
-      position: lesson.lessonPosition,
-      chapter_id: lesson.chapterId,
-      chapter_name: lesson.chapterName,
+      lesson_id: record.lesson_id,
+      lesson_name: record.lesson_name,
+      lesson_type: record.lesson_type,
+      position: firstLesson.lessonPosition,
+      chapter_id: record.chapter_id,
+      chapter_name: record.chapter_name,
     };
-    op.set(lessonInfoKey(course, lesson.lessonId), info)
-      .sum(lessonCounterKey(course, lesson.lessonId), ONE.value);
+    op.set(lessonInfoKey(course, record.lesson_id), info)
+      .sum(lessonCounterKey(course, record.lesson_id), ONE.value);
   }
   return op;
 }
