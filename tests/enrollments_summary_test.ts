@@ -1,6 +1,7 @@
 /**
  * Enrollment summaries: who counts as a course's learner, the previous percentage a record reports,
- * the bounded lists of progress and lessons, and how often a lesson's learner counter was raised.
+ * the bounded lists of progress, lessons and events stored without a pair, and how often a lesson's
+ * learner counter was raised.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import {
@@ -10,10 +11,15 @@ import {
   readEnrollment,
   saveEnrollment,
   withLesson,
+  withLone,
   withProgress,
 } from "../lib/store/enrollments.ts";
 import { enrollmentKey, type EnrollmentSummary } from "../lib/store/keys.ts";
-import { MAX_ENROLLMENT_LESSONS, MAX_ENROLLMENT_PROGRESS } from "../lib/store/limits.ts";
+import {
+  MAX_ENROLLMENT_LESSONS,
+  MAX_ENROLLMENT_LONE,
+  MAX_ENROLLMENT_PROGRESS,
+} from "../lib/store/limits.ts";
 
 const summary = (
   progress: [number, number][],
@@ -116,4 +122,40 @@ Deno.test("enrollments: a summary is saved under its enrollment, checked against
   } finally {
     kv.close();
   }
+});
+
+Deno.test("enrollments: the events stored without a pair are listed until paired or their pointers expire, 8 at most", () => {
+  assertEquals(MAX_ENROLLMENT_LONE, 8);
+  const base = summary([[1, 10]], [3]);
+  const now = 1_000;
+  // No list and nothing to add: the summary is left as it is, with no list.
+  const same = withLone(base, now, ["x"]);
+  assertEquals([same.summary, same.kept], [base, false]);
+  assert(!("lone" in same.summary));
+  // Added while there is room; the rest of the summary untouched.
+  const one = withLone(base, now, [], ["a", 5_000]);
+  assertEquals([one.summary, one.kept], [{ ...base, lone: [["a", 5_000]] }, true]);
+  // Expired (until <= now) and paired ids go; the others stay in order.
+  const listed: EnrollmentSummary = {
+    ...base,
+    lone: [["old", 1_000], ["a", 5_000], ["b", 1_001], ["c", 9_000]],
+  };
+  const table: [string[], [string, number] | undefined, [string, number][], boolean][] = [
+    [[], undefined, [["a", 5_000], ["b", 1_001], ["c", 9_000]], false],
+    [["a", "zz"], undefined, [["b", 1_001], ["c", 9_000]], false],
+    [["c"], ["d", 7_000], [["a", 5_000], ["b", 1_001], ["d", 7_000]], true],
+  ];
+  for (const [paired, add, lone, kept] of table) {
+    const got = withLone(listed, now, paired, add);
+    assertEquals([got.summary.lone, got.kept], [lone, kept], JSON.stringify([paired, add]));
+    assertEquals(listed.lone?.length, 4, "the summary read is not changed");
+  }
+  // Full: an id more is not listed (the learner's index takes it), until one leaves the list.
+  const ids = Array.from({ length: 8 }, (_, i) => [`e${i}`, 9_000] as [string, number]);
+  const full: EnrollmentSummary = { ...base, lone: ids };
+  const over = withLone(full, now, [], ["e8", 9_000]);
+  assertEquals([over.summary.lone, over.kept], [ids, false]);
+  const room = withLone(full, now, ["e0"], ["e8", 9_000]);
+  assertEquals([room.summary.lone?.length, room.kept], [8, true]);
+  assertEquals(room.summary.lone?.at(-1), ["e8", 9_000]);
 });

@@ -4,7 +4,7 @@
  * redelivery by its id and the learner's index of such ids 30 days longer (60). The numbers are
  * written out here, not imported.
  */
-import { assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "./_assert.ts";
 import { lessonWebhook, SECRET, signedInit } from "./_helpers.ts";
 import { createApp } from "../lib/http/app.ts";
 import { parseConfig } from "../lib/config.ts";
@@ -21,16 +21,25 @@ Deno.test("limits: by default a lone event and its body are kept 30 days, its id
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
   const app = createApp({ kv, config, committer, log: () => {} });
   try {
-    const res = await app.request("/webhooks/thinkific", await signedInit(lessonWebhook()));
+    const lesson = lessonWebhook();
+    const from = Date.now();
+    const res = await app.request("/webhooks/thinkific", await signedInit(lesson));
+    const to = Date.now();
     assertEquals(res.status, 200);
     const kept = new Map<string, number | undefined>();
+    const values = new Map<string, unknown>();
     for (const m of plans.flatMap((p) => p.mutations)) {
       if (m.type === "set") kept.set(String(m.key[0]), m.expireIn);
+      if (m.type === "set") values.set(String(m.key[0]), m.value);
     }
     assertEquals(kept.get("events"), 30 * DAY);
     assertEquals(kept.get("event_bodies"), 30 * DAY);
     assertEquals(kept.get("event_ids"), 60 * DAY);
-    assertEquals(kept.get("learner_event_ids"), 60 * DAY);
+    // Its enrollment lists it until its id pointer expires (no key in the learner's index).
+    assertEquals(kept.has("learner_event_ids"), false);
+    const { lone } = values.get("enrollments") as { lone: [string, number][] };
+    assertEquals(lone.map(([id]) => id), [lesson.id]);
+    assert(lone[0][1] >= from + 60 * DAY && lone[0][1] <= to + 60 * DAY, `until ${lone[0][1]}`);
   } finally {
     kv.close();
   }

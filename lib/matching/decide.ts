@@ -23,9 +23,15 @@ import {
   previousPercentage,
   saveEnrollment,
   withLesson,
+  withLone,
   withProgress,
 } from "../store/enrollments.ts";
-import type { CourseInfo, EnrollmentSummary, StoredEvent } from "../store/keys.ts";
+import {
+  type CourseInfo,
+  type EnrollmentSummary,
+  EVENT_ID_GRACE_MS,
+  type StoredEvent,
+} from "../store/keys.ts";
 import { CommitPlan } from "../store/plan.ts";
 import { placeRecord, recordPositionOf, unlistedOf, writeUnmatched } from "../store/records.ts";
 import { checkNotErased } from "../store/erasure.ts";
@@ -177,6 +183,8 @@ export function decide(input: DecideInput): Decided {
 
   const plan = new CommitPlan();
   const next: StoredEvent = { ...stored, deliveries };
+  /** Events this plan pairs: off the enrollment's list of events stored without a pair. */
+  const paired: string[] = [];
   const before = view.enrollment.value;
   let summary: EnrollmentSummary | null = before;
   if (!read && stored.facts.kind === "progress") {
@@ -188,6 +196,7 @@ export function decide(input: DecideInput): Decided {
     const partnerEntry = others.find((e) => e.value.id === decision.partner.id)!;
     const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
     next.pairedWith = partner.id;
+    paired.push(next.id, partner.id);
     const { lesson, progress } = sides(next, partner);
     const added = withLesson(summary, lesson.facts.lessonId);
     summary = added.summary;
@@ -235,11 +244,15 @@ export function decide(input: DecideInput): Decided {
     if (read && deliveries === stored.deliveries) return { outcome, plan: null }; // nothing new
   }
 
-  if (read) updateEvent(plan, read, next, retentionMs, now);
-  else insertEvent(plan, next, input.body, retentionMs);
   // The enrollment's serial order: checked and rewritten by every plan that changes its events.
-  const after = summary ?? { progress: [], lessons: [] };
-  saveEnrollment(plan, view.enrollment, after);
+  // It lists the events stored without a pair (for an erasure), those it has room for.
+  const lone = !read && next.pairedWith === null
+    ? [next.id, now + retentionMs + EVENT_ID_GRACE_MS] as [string, number]
+    : undefined;
+  const after = withLone(summary ?? { progress: [], lessons: [] }, now, paired, lone);
+  if (read) updateEvent(plan, read, next, retentionMs, now);
+  else insertEvent(plan, next, input.body, retentionMs, lone !== undefined && !after.kept);
+  saveEnrollment(plan, view.enrollment, after.summary);
   checkNotErased(plan, next); // an erased learner's deliveries write nothing
   return { outcome, plan };
 }

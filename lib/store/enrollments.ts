@@ -13,7 +13,7 @@
  */
 import type { Mutations } from "./plan.ts";
 import { enrollmentKey, type EnrollmentSummary, type EventCoordinates } from "./keys.ts";
-import { MAX_ENROLLMENT_LESSONS, MAX_ENROLLMENT_PROGRESS } from "./limits.ts";
+import { MAX_ENROLLMENT_LESSONS, MAX_ENROLLMENT_LONE, MAX_ENROLLMENT_PROGRESS } from "./limits.ts";
 
 type Enrollment = Omit<EventCoordinates, "at">;
 
@@ -92,6 +92,26 @@ export function countedLessons(lessonsInOrder: Iterable<number>): Map<number, nu
     summary = added.summary;
   }
   return counted;
+}
+
+/**
+ * The summary with its list of events stored without a pair brought up to date (see
+ * `EnrollmentSummary.lone`): ids whose pointers have expired by `now` and the `paired` ones
+ * dropped, then `add` (`[event_id, until_ms]`) appended if fewer than
+ * {@linkcode MAX_ENROLLMENT_LONE} remain. `kept`: `add` is listed (else the learner's index of ids
+ * must take it). A summary without the list gets one only to add to it.
+ */
+export function withLone(
+  summary: EnrollmentSummary,
+  now: number,
+  paired: readonly string[],
+  add?: [string, number],
+): { summary: EnrollmentSummary; kept: boolean } {
+  if (!summary.lone && !add) return { summary, kept: false };
+  const lone = (summary.lone ?? []).filter(([id, until]) => until > now && !paired.includes(id));
+  const kept = add !== undefined && lone.length < MAX_ENROLLMENT_LONE;
+  if (kept) lone.push(add);
+  return { summary: { ...summary, lone }, kept };
 }
 
 /** Adds the checked write of a summary to `op`. */

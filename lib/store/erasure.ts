@@ -9,7 +9,8 @@
  * removed, so a repeated or interrupted erasure finishes the job without counting anything twice.
  * Records committed before the tombstone are projected first (see `projections.ts`), so their
  * derived views are there to be erased. Nothing but the tombstone names the learner afterwards: expired events' pointers are found through
- * the learner's own index of ids ({@linkcode eventIdsOfLearnerPrefix}), old activity keys by a scan
+ * their enrollment summaries' lists and the learner's own index of ids
+ * ({@linkcode eventIdsOfLearnerPrefix}), old activity keys by a scan
  * of the course's index, and the lessons they were counted in from their records (so the
  * enrollment summaries are erased before the records).
  *
@@ -279,10 +280,19 @@ const enrollments: Deleter = async ({ kv, who, removed }) => {
 };
 
 /**
- * Event-id pointers of the learner's events stored without a pair, from the learner's index of
- * them: those of expired events are found nowhere else.
+ * Event-id pointers of the learner's events stored without a pair, from their enrollment summaries'
+ * lists and the learner's index of them: those of expired events are found nowhere else.
  */
 const eventIds: Deleter = async ({ kv, who }) => {
+  const summaries = kv.list<EnrollmentSummary>({
+    prefix: enrollmentsOfLearnerPrefix(who.tenantId, who.userId),
+  });
+  for await (const { value } of summaries) {
+    if (!value.lone?.length) continue;
+    const op = kv.atomic();
+    for (const [id] of value.lone) op.delete(eventIdKey(who.tenantId, id));
+    await op.commit();
+  }
   await inBatches<null>(kv, eventIdsOfLearnerPrefix(who.tenantId, who.userId), async (page) => {
     const op = kv.atomic();
     for (const e of page) op.delete(e.key).delete(eventIdKey(who.tenantId, e.key[3] as string));

@@ -166,15 +166,18 @@ export function remaining(event: StoredEvent, retentionMs: number, now: number):
 /**
  * Adds the insertion of a new event to `op`: fails the commit if its id was stored before, so a
  * redelivery or a concurrent duplicate is never stored twice. The raw body goes under its own key,
- * written once, so the event's own value stays small when it is updated. An event stored without a
- * pair also gets a key in its learner's index of ids, which lives as long as its pointer: an
- * erasure finds the pointer there after the event has expired (a paired event's record names it).
+ * written once, so the event's own value stays small when it is updated. With `indexId` (by
+ * default: an event stored without a pair), the event also gets a key in its learner's index of
+ * ids, which lives as long as its pointer: an erasure finds the pointer there after the event has
+ * expired. (A paired event's record names it; the collator lists most unpaired ones in their
+ * enrollment summary instead, see `withLone`.)
  */
 export function insertEvent(
   op: Mutations,
   event: StoredEvent,
   body: Uint8Array,
   retentionMs: number,
+  indexId = event.pairedWith === null,
 ) {
   const idKey = eventIdKey(event.tenantId, event.id);
   const pointer: EventPointer = {
@@ -187,7 +190,7 @@ export function insertEvent(
     .set(idKey, pointer, { expireIn: retentionMs + EVENT_ID_GRACE_MS })
     .set(eventKey(event), event, { expireIn: retentionMs })
     .set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
-  if (event.pairedWith === null) {
+  if (indexId) {
     op.set(learnerEventIdKey(event.tenantId, event.userId, event.id), null, {
       expireIn: retentionMs + EVENT_ID_GRACE_MS,
     });

@@ -6,7 +6,7 @@
  * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
  * | `["event_bodies", tenant, event_id]` | the raw webhook body (bytes) | `RETENTION_DAYS` |
  * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | `RETENTION_DAYS` + {@linkcode EVENT_ID_GRACE_MS} |
- * | `["learner_event_ids", tenant, user, event_id]` | `null`: the learner's events stored without a pair (to erase their pointers) | as its pointer |
+ * | `["learner_event_ids", tenant, user, event_id]` | `null`: the learner's events stored without a pair, beyond those its enrollment summary lists (to erase their pointers) | as its pointer |
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}; written by every commit that changes the enrollment's events (its serial order) | kept |
  * | `["unmatched", listed_ms, tenant, event_id]` | {@linkcode UnmatchedEntry}, listed from `listed_ms` on | until its record is projected, or the event expires |
  * | `["records", "all", completed_ms, tenant, progress_event_id]` | the record, written by the projector | kept |
@@ -140,7 +140,8 @@ export const eventIdKey = (tenantId: string, id: string): Deno.KvKey => [
 
 /**
  * The learner's own index of the ids of their events stored without a pair, written with the
- * event: an erasure finds their `event_ids` pointers here once the events have expired. (A paired
+ * event when its enrollment summary has no room for it (see {@linkcode EnrollmentSummary.lone}):
+ * an erasure finds their `event_ids` pointers here once the events have expired. (A paired
  * event's id is in its record, which is kept.)
  */
 export const eventIdsOfLearnerPrefix = (tenantId: string, userId: number): Deno.KvKey => [
@@ -174,6 +175,13 @@ export interface EnrollmentSummary {
    * number, so the projector applies an enrollment's records in the order they were made.
    */
   records?: number;
+  /**
+   * The enrollment's events stored without a pair, as `[event_id, until_ms]` (when its
+   * `event_ids` pointer expires): an erasure finds their pointers here once the events have
+   * expired. Bounded (see `withLone`): beyond it, an id goes to {@linkcode learnerEventIdKey}.
+   * Absent: none.
+   */
+  lone?: [string, number][];
 }
 
 /** Every enrollment summary of one learner of one school. */

@@ -63,6 +63,12 @@ export const MAX_COMMIT_ATTEMPTS = 25;
 export const MAX_ENROLLMENT_PROGRESS = 24;
 
 /**
+ * Events stored without a pair listed in their enrollment summary (see `EnrollmentSummary.lone`):
+ * beyond these, an event's id goes to its learner's own index key instead (one more write).
+ */
+export const MAX_ENROLLMENT_LONE = 8;
+
+/**
  * Lessons kept in an enrollment summary, latest first seen: every commit of the enrollment
  * rewrites the summary, so it stays under about 2 KB. A learner completing a lesson again after
  * more than this many other lessons is counted again in that lesson's learners on the dashboard.
