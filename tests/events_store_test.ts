@@ -7,11 +7,14 @@ import { assertEquals } from "./_assert.ts";
 import { BASE_TIME, lessonWebhook, progressWebhook, withKv } from "./_helpers.ts";
 import { type HandledTopic, LESSON_TOPIC, PROGRESS_TOPIC } from "../lib/config.ts";
 import {
+  decodeEvent,
   type EventIdentity,
+  type EventValue,
   insertEvent,
   listUnclaimed,
   readCluster,
   readView,
+  updateEvent,
 } from "../lib/store/events.ts";
 import {
   enrollmentKey,
@@ -23,7 +26,7 @@ import {
   learnerEventIdKey,
   type StoredEvent,
 } from "../lib/store/keys.ts";
-import { MAX_CLUSTER_SPAN_MS } from "../lib/store/limits.ts";
+import { MAX_CLUSTER_SPAN_MS, MAX_INLINE_BODY_BYTES } from "../lib/store/limits.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
 import { parseWebhook } from "../lib/thinkific/schemas.ts";
 
@@ -34,10 +37,22 @@ const DAY = 86_400_000;
 const RETENTION = 7 * DAY;
 const ENROLLMENT = { tenantId: "48213", userId: 7, courseId: 10 };
 
+/** What an event's key holds besides its body: its delivery state (the rest is in the body). */
+function stateOf(e: StoredEvent) {
+  const { id: _i, topic: _t, tenantId: _n, userId: _u, courseId: _c, at: _a, facts: _f, ...state } =
+    e;
+  return state;
+}
+
+/** The raw body of each event made by `event`, by id. */
+const bodies = new Map<string, Uint8Array>();
+
 /** An unclaimed stored event of the enrollment above (`over` changes any field). */
 function event(id: string, topic: HandledTopic, at: number, over: Partial<StoredEvent> = {}) {
   const who = { id, at, tenant: ENROLLMENT.tenantId, user: 7, course: 10 };
-  const parsed = parseWebhook(topic === L ? lessonWebhook(who) : progressWebhook(who), null);
+  const webhook = topic === L ? lessonWebhook(who) : progressWebhook(who);
+  bodies.set(id, new TextEncoder().encode(JSON.stringify(webhook)));
+  const parsed = parseWebhook(webhook, null);
   if (parsed.kind !== "event") throw new Error(`not an event: ${parsed.kind}`);
   const stored: StoredEvent = {
     ...parsed.event,
@@ -63,7 +78,7 @@ const identity = (e: StoredEvent): EventIdentity => ({
 /** Stores each event as a delivery would (one commit each); fails if one is refused. */
 async function store(kv: Deno.Kv, ...events: StoredEvent[]) {
   for (const e of events) {
-    const plan = insertEvent(new CommitPlan(), e, new Uint8Array([1, 2, 3]), RETENTION);
+    const plan = insertEvent(new CommitPlan(), e, bodies.get(e.id)!, RETENTION);
     const { ok } = await (plan as CommitPlan).applyTo(kv.atomic()).commit();
     assertEquals(ok, true, `stored ${e.id}`);
   }
@@ -72,41 +87,83 @@ async function store(kv: Deno.Kv, ...events: StoredEvent[]) {
 /** The ids of stored events, sorted (a duplicate shows twice). */
 const ids = (entries: { value: { id: string } }[]) => entries.map((x) => x.value.id).sort();
 
-Deno.test("insertEvent: the event and its raw body live RETENTION_DAYS, its id pointer and an unpaired event's learner index 30 days more", () => {
+Deno.test("insertEvent: the event, its raw body inside, lives RETENTION_DAYS, its id pointer and an unpaired event's learner index 30 days more", () => {
   const lone = event("e1", P, T);
-  const plan = insertEvent(new CommitPlan(), lone, new Uint8Array([7]), RETENTION) as CommitPlan;
+  const body = bodies.get("e1")!;
+  const plan = insertEvent(new CommitPlan(), lone, body, RETENTION) as CommitPlan;
   const written = plan.mutations.map((m) => [m.key, m.type === "set" ? m.expireIn : "?"]);
   assertEquals(written, [
     [eventIdKey("48213", "e1"), RETENTION + EVENT_ID_GRACE_MS],
     [eventKey(lone), RETENTION],
-    [eventBodyKey("48213", "e1"), RETENTION],
     [learnerEventIdKey("48213", 7, "e1"), RETENTION + EVENT_ID_GRACE_MS],
   ]);
   assertEquals(EVENT_ID_GRACE_MS, 30 * DAY);
+  const value = (i: number) => plan.mutations[i].type === "set" ? plan.mutations[i].value : "?";
   // The pointer says where the event is; the learner's index holds only the id.
-  const pointer = plan.mutations[0].type === "set" ? plan.mutations[0].value : undefined;
-  assertEquals(pointer, { userId: 7, courseId: 10, topic: P, at: T });
-  assertEquals(plan.mutations[3].type === "set" ? plan.mutations[3].value : undefined, null);
+  assertEquals(value(0), { userId: 7, courseId: 10, topic: P, at: T });
+  assertEquals(value(2), null);
+  // The event's value holds the body as received, not what is read from it.
+  assertEquals(value(1), { ...stateOf(lone), body });
+  assertEquals(decodeEvent(value(1) as EventValue), { ...lone, body });
+});
+
+Deno.test("insertEvent: a body over 2 KiB goes under its own key, and the event keeps its facts", () => {
+  assertEquals(MAX_INLINE_BODY_BYTES, 2_048);
+  const e = event("e4", L, T, { pairedWith: "p4" });
+  for (const size of [MAX_INLINE_BODY_BYTES, MAX_INLINE_BODY_BYTES + 1]) {
+    const body = new Uint8Array(size).fill(32);
+    const plan = insertEvent(new CommitPlan(), e, body, RETENTION) as CommitPlan;
+    const own = size > MAX_INLINE_BODY_BYTES;
+    assertEquals(
+      plan.mutations.map((m) => [m.key, m.type === "set" ? m.expireIn : "?"]),
+      [
+        [eventIdKey("48213", "e4"), RETENTION + EVENT_ID_GRACE_MS],
+        [eventKey(e), RETENTION],
+        ...(own ? [[eventBodyKey("48213", "e4"), RETENTION]] : []),
+      ],
+      `${size} bytes`,
+    );
+    const value = plan.mutations[1].type === "set" ? plan.mutations[1].value : "?";
+    assertEquals(value, own ? e : { ...stateOf(e), body }, `${size} bytes`);
+    if (own) assertEquals(plan.mutations[2].type === "set" && plan.mutations[2].value, body);
+  }
 });
 
 Deno.test("insertEvent: an event stored already paired gets no entry in its learner's index of ids", () => {
   const paired = event("e2", L, T, { pairedWith: "p2" });
-  const plan = insertEvent(new CommitPlan(), paired, new Uint8Array(), RETENTION) as CommitPlan;
-  assertEquals(plan.mutations.map((m) => m.key), [
-    eventIdKey("48213", "e2"),
-    eventKey(paired),
-    eventBodyKey("48213", "e2"),
-  ]);
+  const plan = insertEvent(new CommitPlan(), paired, bodies.get("e2")!, RETENTION) as CommitPlan;
+  assertEquals(plan.mutations.map((m) => m.key), [eventIdKey("48213", "e2"), eventKey(paired)]);
+});
+
+Deno.test("updateEvent: an event is rewritten with its body inside, or with its facts when its body has its own key", () => {
+  const read = (value: EventValue): Deno.KvEntry<StoredEvent> => ({
+    key: eventKey(e),
+    value: decodeEvent(value),
+    versionstamp: "00000000000000010000",
+  });
+  const e = event("e5", L, T);
+  const body = bodies.get("e5")!;
+  for (const stored of [{ ...stateOf(e), body }, e] as EventValue[]) {
+    const entry = read(stored);
+    assertEquals(entry.value, "body" in stored ? { ...e, body } : e, "read back whole");
+    const next = { ...entry.value, deliveries: 2 };
+    const plan = updateEvent(new CommitPlan(), entry, next, RETENTION, T) as CommitPlan;
+    const value = plan.mutations[0].type === "set" ? plan.mutations[0].value : "?";
+    assertEquals(value, { ...stored, deliveries: 2 });
+    assertEquals(plan.checks, [{ key: entry.key, versionstamp: entry.versionstamp }]);
+  }
 });
 
 Deno.test("insertEvent: a second insertion of an id already stored fails its commit and changes nothing", async () => {
   await withKv(async (kv) => {
     await store(kv, event("e3", L, T));
+    const first = bodies.get("e3")!;
     const again = event("e3", L, T + 1_000);
     const plan = insertEvent(new CommitPlan(), again, new Uint8Array([9]), RETENTION);
     assertEquals((await (plan as CommitPlan).applyTo(kv.atomic()).commit()).ok, false);
     assertEquals((await kv.get(eventKey(again))).value, null);
-    assertEquals((await kv.get(eventBodyKey("48213", "e3"))).value, new Uint8Array([1, 2, 3]));
+    const stored = await kv.get<{ body: Uint8Array }>(eventKey({ ...again, at: T }));
+    assertEquals(stored.value?.body, first);
   });
 });
 
@@ -173,7 +230,11 @@ Deno.test("readView: a redelivery whose body places the event elsewhere is read 
     assertEquals(view.place, identity(first));
     assertEquals(view.pointer.value, { userId: 7, courseId: 10, topic: L, at: T });
     assertEquals(view.self?.key, eventKey(first));
-    assertEquals(view.self?.value, first);
+    assertEquals(
+      view.self?.value,
+      { ...first, body: bodies.get("l1") },
+      "its facts read from its body",
+    );
     assertEquals(view.enrollment.key, enrollmentKey(ENROLLMENT));
     assertEquals(view.enrollment.value, { progress: [[T - 1, 10]], lessons: [2] });
     assertEquals(view.counterparts.map((x) => x.value.id), ["p-near-first"]);
@@ -187,7 +248,11 @@ Deno.test("readView: a redelivery read at its own place finds itself there", asy
     await store(kv, first, event("p1", P, T - 300));
     const view = await readView(kv, identity(first), 500);
     assertEquals(view.place, identity(first));
-    assertEquals(view.self?.value, first);
+    assertEquals(
+      view.self?.value,
+      { ...first, body: bodies.get("l1") },
+      "its facts read from its body",
+    );
     assertEquals(view.counterparts.map((x) => x.value.id), ["p1"]);
   });
 });

@@ -381,8 +381,8 @@ Deno.test("intake: unknown fields are accepted and the raw body is kept byte for
     const init = await signedInit(body);
     const r = await h.app.request("/webhooks/thinkific", init);
     assertEquals(r.status, 409);
-    const stored = (await dump(h.kv)).find((e) => e.key[0] === "event_bodies")!;
-    const raw = new TextDecoder().decode(stored.value as Uint8Array);
+    const stored = (await dump(h.kv)).find((e) => e.key[0] === "events")!;
+    const raw = new TextDecoder().decode((stored.value as { body: Uint8Array }).body);
     assertEquals(raw, init.body);
   } finally {
     h.close();

@@ -48,7 +48,6 @@ import {
   recordKeys,
   type RecordPosition,
   recordsOfUserPrefix,
-  type StoredEvent,
   UNMATCHED_PREFIX,
   type UnmatchedEntry,
 } from "./keys.ts";
@@ -302,14 +301,15 @@ const eventIds: Deleter = async ({ kv, who }) => {
 
 /** Stored events, their raw bodies and their event-id pointers. */
 const events: Deleter = async ({ kv, who, removed }) => {
-  await inBatches<StoredEvent>(
+  await inBatches<unknown>(
     kv,
     eventsOfLearnerPrefix(who.tenantId, who.userId),
     async (page) => {
       const op = kv.atomic();
       for (const e of page) {
-        op.check(e).delete(e.key).delete(eventBodyKey(who.tenantId, e.value.id))
-          .delete(eventIdKey(who.tenantId, e.value.id));
+        const id = e.key.at(-1) as string; // an event's key ends with its id
+        op.check(e).delete(e.key).delete(eventBodyKey(who.tenantId, id))
+          .delete(eventIdKey(who.tenantId, id));
       }
       if ((await op.commit()).ok) removed.events += page.length;
     },

@@ -28,8 +28,46 @@ import {
   learnerEventIdKey,
   type StoredEvent,
 } from "./keys.ts";
-import { MAX_CLUSTER_SPAN_MS } from "./limits.ts";
+import { MAX_CLUSTER_SPAN_MS, MAX_INLINE_BODY_BYTES } from "./limits.ts";
 import type { Mutations } from "./plan.ts";
+import { parseWebhook, type ThinkificEvent } from "../thinkific/schemas.ts";
+
+/**
+ * What an event's key holds: its delivery state and its raw body, what the body says (the event's
+ * identity and facts) left out, since it is read from the body; or, for a body stored under its own
+ * key (and for events stored by earlier versions), the whole event without its body.
+ */
+export type EventValue =
+  | Omit<StoredEvent, keyof ThinkificEvent>
+  | Omit<StoredEvent, "body">;
+
+/** What an event's key holds for `event` (see {@linkcode EventValue}). */
+export function encodeEvent(event: StoredEvent): EventValue {
+  const { id, topic, tenantId, userId, courseId, at, facts, body, ...state } = event;
+  if (body !== undefined) return { ...state, body };
+  return { ...state, id, topic, tenantId, userId, courseId, at, facts };
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The event an event's key holds, its identity and facts read from its body when they are not
+ * stored. The body was validated when it was received; the schemas must keep accepting what they
+ * once accepted for as long as events are kept (`RETENTION_DAYS`).
+ */
+export function decodeEvent(value: EventValue): StoredEvent {
+  if ("facts" in value) return value;
+  const parsed = parseWebhook(JSON.parse(decoder.decode(value.body)), null);
+  // Stryker disable next-line all: unreachable unless the schemas stop accepting a stored body
+  if (parsed.kind !== "event") throw new Error(`a stored event's body no longer parses`);
+  return { ...parsed.event, ...value };
+}
+
+/** An entry of an event's key, decoded (see {@linkcode decodeEvent}). */
+const decoded = (e: Deno.KvEntry<EventValue>): Deno.KvEntry<StoredEvent> => ({
+  ...e,
+  value: decodeEvent(e.value),
+});
 
 /** An event's identity and place. */
 export type EventIdentity = EventCoordinates & { id: string; topic: HandledTopic };
@@ -65,8 +103,8 @@ export async function listUnclaimed(
 ): Promise<Deno.KvEntry<StoredEvent>[]> {
   const out: Deno.KvEntry<StoredEvent>[] = [];
   if (to < from) return out;
-  for await (const entry of kv.list<StoredEvent>(eventRange(e, topic, from, to))) {
-    if (entry.value.pairedWith === null) out.push(entry);
+  for await (const entry of kv.list<EventValue>(eventRange(e, topic, from, to))) {
+    if (entry.value.pairedWith === null) out.push(decoded(entry));
   }
   return out;
 }
@@ -85,7 +123,7 @@ export async function readView(
   const other = counterpartOf(e.topic);
   const near = (x: EventIdentity) => listUnclaimed(kv, x, other, x.at - windowMs, x.at + windowMs);
   const [[self, pointer, enrollment, fence, course], counterparts] = await Promise.all([
-    kv.getMany<[StoredEvent, EventPointer, EnrollmentSummary, number, CourseInfo]>([
+    kv.getMany<[EventValue, EventPointer, EnrollmentSummary, number, CourseInfo]>([
       eventKey(e),
       eventIdKey(e.tenantId, e.id),
       enrollmentKey(e),
@@ -99,7 +137,7 @@ export async function readView(
     return {
       place: e,
       pointer,
-      self: self.value ? self as Deno.KvEntry<StoredEvent> : null,
+      self: self.value ? decoded(self as Deno.KvEntry<EventValue>) : null,
       enrollment,
       counterparts,
       fence,
@@ -109,13 +147,13 @@ export async function readView(
   // Seen before, elsewhere (or expired): read it where its first delivery put it.
   const place: EventIdentity = { ...e, userId: p.userId, courseId: p.courseId, at: p.at };
   const [[moved, placeEnrollment], placeCounterparts] = await Promise.all([
-    kv.getMany<[StoredEvent, EnrollmentSummary]>([eventKey(place), enrollmentKey(place)]),
+    kv.getMany<[EventValue, EnrollmentSummary]>([eventKey(place), enrollmentKey(place)]),
     near(place),
   ]);
   return {
     place,
     pointer,
-    self: moved.value ? moved as Deno.KvEntry<StoredEvent> : null,
+    self: moved.value ? decoded(moved as Deno.KvEntry<EventValue>) : null,
     enrollment: placeEnrollment,
     counterparts: placeCounterparts,
     fence,
@@ -165,8 +203,9 @@ export function remaining(event: StoredEvent, retentionMs: number, now: number):
 
 /**
  * Adds the insertion of a new event to `op`: fails the commit if its id was stored before, so a
- * redelivery or a concurrent duplicate is never stored twice. The raw body goes under its own key,
- * written once, so the event's own value stays small when it is updated. With `indexId` (by
+ * redelivery or a concurrent duplicate is never stored twice. The raw body goes inside the event's
+ * value, in place of its facts (one key); a body over {@linkcode MAX_INLINE_BODY_BYTES} goes under
+ * its own key, written once, so the event's value stays small when it is updated. With `indexId` (by
  * default: an event stored without a pair), the event also gets a key in its learner's index of
  * ids, which lives as long as its pointer: an erasure finds the pointer there after the event has
  * expired. (A paired event's record names it; the collator lists most unpaired ones in their
@@ -186,10 +225,13 @@ export function insertEvent(
     topic: event.topic,
     at: event.at,
   };
+  const inline = body.byteLength <= MAX_INLINE_BODY_BYTES;
   op.check({ key: idKey, versionstamp: null })
     .set(idKey, pointer, { expireIn: retentionMs + EVENT_ID_GRACE_MS })
-    .set(eventKey(event), event, { expireIn: retentionMs })
-    .set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
+    .set(eventKey(event), encodeEvent({ ...event, body: inline ? body : undefined }), {
+      expireIn: retentionMs,
+    });
+  if (!inline) op.set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
   if (indexId) {
     op.set(learnerEventIdKey(event.tenantId, event.userId, event.id), null, {
       expireIn: retentionMs + EVENT_ID_GRACE_MS,
@@ -209,5 +251,7 @@ export function updateEvent(
   retentionMs: number,
   now: number,
 ) {
-  return op.check(read).set(read.key, next, { expireIn: remaining(next, retentionMs, now) });
+  return op.check(read).set(read.key, encodeEvent(next), {
+    expireIn: remaining(next, retentionMs, now),
+  });
 }

@@ -3,8 +3,8 @@
  *
  * | key | value | lifetime |
  * | --- | --- | --- |
- * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent} | `RETENTION_DAYS` |
- * | `["event_bodies", tenant, event_id]` | the raw webhook body (bytes) | `RETENTION_DAYS` |
+ * | `["events", tenant, user, course, topic, at_ms, event_id]` | {@linkcode StoredEvent}, with its raw body inside (its facts are read from it) | `RETENTION_DAYS` |
+ * | `["event_bodies", tenant, event_id]` | the raw webhook body (bytes), when larger than `MAX_INLINE_BODY_BYTES` (the event then keeps its facts) | `RETENTION_DAYS` |
  * | `["event_ids", tenant, event_id]` | {@linkcode EventPointer}: where the event lives | `RETENTION_DAYS` + {@linkcode EVENT_ID_GRACE_MS} |
  * | `["learner_event_ids", tenant, user, event_id]` | `null`: the learner's events stored without a pair, beyond those its enrollment summary lists (to erase their pointers) | as its pointer |
  * | `["enrollments", tenant, user, course]` | {@linkcode EnrollmentSummary}; written by every commit that changes the enrollment's events (its serial order) | kept |
@@ -50,8 +50,14 @@ import type { HandledTopic } from "../config.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
 import type { LessonFacts, ThinkificEvent } from "../thinkific/schemas.ts";
 
-/** A validated event as stored, with its delivery state (the raw body is under {@linkcode eventBodyKey}). */
+/**
+ * A validated event as stored, with its delivery state. Its raw body is in its own value (`body`),
+ * or, when larger than `MAX_INLINE_BODY_BYTES`, under {@linkcode eventBodyKey}; see `encodeEvent`
+ * for what the key holds.
+ */
 export interface StoredEvent extends ThinkificEvent {
+  /** The raw body, when it is stored inside the event's value (read back with it). */
+  body?: Uint8Array;
   receivedAt: number;
   deliveries: number;
   gaveUpAt: number | null;

@@ -26,14 +26,22 @@ export const ATOMIC_LIMITS = {
 export const MAX_PLANS_PER_COMMIT = 64;
 
 /**
- * Largest raw webhook body stored: it is a KV value of its own (see `eventBodyKey`), so it must fit
- * in {@linkcode KV_MAX_VALUE_BYTES} with room for the value's own encoding.
+ * Largest raw webhook body stored: a body over {@linkcode MAX_INLINE_BODY_BYTES} is a KV value of
+ * its own (see `eventBodyKey`), so it must fit in {@linkcode KV_MAX_VALUE_BYTES} with room for the
+ * value's own encoding.
  */
 export const MAX_STORED_BODY_BYTES = 65_000;
 
 /**
- * Longest name (course, lesson, chapter) accepted from a webhook: keeps a stored event's parsed
- * facts, which are rewritten on every update, small.
+ * Largest raw body stored inside its event's value (one key, its facts read from it): Thinkific's
+ * are about 0.6 KiB, so an event is one write unit. A larger body goes under its own key, written
+ * once, so the updates of its event stay small.
+ */
+export const MAX_INLINE_BODY_BYTES = 2_048;
+
+/**
+ * Longest name (course, lesson, chapter) accepted from a webhook: keeps a record, and a stored
+ * event's parsed facts (kept with a body stored under its own key), small.
  */
 export const MAX_NAME_CHARS = 1000;
 
