@@ -7,9 +7,20 @@ import { assert, assertEquals } from "./_assert.ts";
 import { harness } from "./_helpers.ts";
 import { recordCommits } from "./_committer.ts";
 import { pairsLeftPending } from "./_projection.ts";
-import { projectBatch, PROJECTION_BATCH, projectPending } from "../lib/store/projections.ts";
+import {
+  projectBatch,
+  PROJECTION_BATCH,
+  projectPending,
+  readRecord,
+} from "../lib/store/projections.ts";
 import { feedPositionOf, getRecords, recordPositionOf } from "../lib/store/records.ts";
-import { instrumentKv } from "../lib/store/instrument.ts";
+import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
+
+/** `kv`, noting the kind of each call. */
+function counted(real: Deno.Kv) {
+  const calls: KvCall[] = [];
+  return { kv: instrumentKv(real, { before: (c) => void calls.push(c) }), calls };
+}
 import {
   feedKey,
   OUTBOX_DUE_PREFIX,
@@ -155,9 +166,10 @@ Deno.test("projection batch: entries left by the previous version (the record st
   const h = await harness();
   try {
     await records(h, 2);
+    await records(h, 1, 2); // and a new entry beside them
     // As the previous version left them: each record stored in its own commit, and an entry that
     // says where it is.
-    const [kept, gone] = await pending(h.kv);
+    const [kept, gone, fresh] = await pending(h.kv);
     for (const e of [kept, gone]) {
       const { record, unlisted: _, ...rest } = e.value;
       const at = recordPositionOf(record);
@@ -166,17 +178,26 @@ Deno.test("projection batch: entries left by the previous version (the record st
       assert((await op.commit()).ok);
     }
     await h.kv.delete(recordKey(recordPositionOf(gone.value.record)));
-    assertEquals(await projectBatch(h.kv, { destinations: ["crm"], now: T0 }), {
-      projected: 2,
+    const { kv, commits } = recordCommits(h.kv);
+    assertEquals(await projectBatch(kv, { destinations: ["crm"], now: T0 }), {
+      projected: 3,
       more: false,
     });
     assertEquals((await pending(h.kv)).length, 0);
     const outbox = await Array.fromAsync(h.kv.list<OutboxEntry>({ prefix: ["outbox"] }));
-    assertEquals(outbox.map((e) => e.value.record), [kept.value.record], "the gone one: nothing");
+    const forwarded = outbox.map((e) => e.value.record.progress_event_id).sort();
+    const expected = [kept, fresh].map((e) => e.value.record.progress_event_id).sort();
+    assertEquals(forwarded, expected, "the gone one: nothing");
     const [stored] = await getRecords(h.kv, [recordPositionOf(kept.value.record)]);
     assertEquals(stored, kept.value.record);
     const courseIndex = await Array.fromAsync(h.kv.list({ prefix: ["records", "c"] }));
-    assertEquals(courseIndex.length, 1, "the kept record's index only");
+    assertEquals(courseIndex.length, 2, "the kept and the new record's index only");
+    const days = await Array.fromAsync(h.kv.list<Deno.KvU64>({ prefix: ["dash_course_day"] }));
+    assertEquals(days.reduce((n, e) => n + e.value.value, 0n), 2n, "two completions counted");
+    // A legacy entry's unmatched entries were ended by its own commit: only the new one's go.
+    const unlisted = commits.flatMap((c) => c.mutations)
+      .filter((m) => m.type === "delete" && m.key[0] === "unmatched").map((m) => m.key.at(-1));
+    assertEquals(unlisted, fresh.value.unlisted.map(([, id]) => id));
   } finally {
     h.close();
   }
@@ -279,4 +300,36 @@ Deno.test("projection batch: a list that fails at once leaves no read running be
   real.close();
   assertEquals(failed, "Error: injected list failure");
   assertEquals(calls, ["list"]);
+});
+
+Deno.test("readRecord: a paired event's record, stored or still in its projection entry, in one read", async () => {
+  const h = await harness();
+  const { kv, calls } = counted(h.kv);
+  try {
+    await records(h, 1);
+    const [entry] = await pending(h.kv);
+    const { record } = entry.value;
+    const event = {
+      tenantId: record.tenant_id,
+      userId: record.user_id,
+      courseId: record.course_id,
+      recordAt: recordPositionOf(record),
+      recordNumber: entry.key.at(-1) as number,
+    };
+    assertEquals(await readRecord(kv, event), record, "pending");
+    assertEquals(calls.splice(0), ["getMany"]);
+    // Paired before records were stored by the projector: only the stored record is read.
+    const legacy = { ...event, recordNumber: undefined };
+    assertEquals(await readRecord(kv, legacy), null, "a legacy event reads no projection entry");
+    await projectPending(h.kv, { destinations: [], now: T0 });
+    assertEquals(await readRecord(kv, event), record, "stored");
+    assertEquals(await readRecord(kv, legacy), record, "stored, legacy");
+    assertEquals(calls.splice(0), ["getMany", "getMany", "getMany"]);
+    // Neither (its learner erased), or not paired: none.
+    await h.kv.delete(recordKey(event.recordAt));
+    assertEquals(await readRecord(kv, event), null);
+    assertEquals(await readRecord(kv, { ...event, recordAt: null }), null);
+  } finally {
+    h.close();
+  }
 });

@@ -240,7 +240,7 @@ Deno.test("a record whose projection alone exceeds one commit fails loudly inste
   }
 });
 
-Deno.test("every reader of a derived view projects first: API, CSV, courses, outbox, retry, dashboard", async () => {
+Deno.test("every reader of a derived view projects first: API, CSV, courses, outbox, retry, dashboard, unmatched lists", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
     const h = await harness({}, kv);
@@ -287,6 +287,11 @@ Deno.test("every reader of a derived view projects first: API, CSV, courses, out
     assertEquals(course.text.includes("<b>7</b> learners seen"), true, "every learner counted");
     await fresh();
     assertEquals((await read("/courses/10/learners")).status, 200);
+    // The unmatched lists: a pair's record ends its events' unmatched entries when projected.
+    await fresh();
+    assertEquals((await read("/unmatched")).status, 200);
+    await fresh();
+    assertEquals((await read("/api/unmatched")).status, 200);
   } finally {
     kv.close();
   }

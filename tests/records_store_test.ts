@@ -10,13 +10,16 @@ import type { LessonProgressRecord } from "../lib/matching/record.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
 import {
   FEED_FENCE_KEY,
+  feedKey,
   type RecordFilter,
+  recordKeys,
   type StoredEvent,
   unmatchedKey,
 } from "../lib/store/keys.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
 import { parseWebhook } from "../lib/thinkific/schemas.ts";
 import {
+  feedPositionOf,
   getRecords,
   listRecords,
   listUnmatched,
@@ -25,6 +28,7 @@ import {
   recordPages,
   recordPositionOf,
   storeRecord,
+  unlistedOf,
   writeUnmatched,
 } from "../lib/store/records.ts";
 
@@ -242,4 +246,29 @@ Deno.test("writeUnmatched: the entry is listed from `listedAt`, says the event, 
       entry(PROGRESS_TOPIC, T + 120_000, 40),
     ]);
   });
+});
+
+Deno.test("storeRecord: the record, its three index entries and its feed entry, and the unmatched entries its events' unlistedOf names", () => {
+  const r = record("p1", T);
+  const at = recordPositionOf(r);
+  const keys = (plan: CommitPlan) =>
+    plan.mutations.map((m) => `${m.type} ${JSON.stringify(m.key)}`);
+  const alone = storeRecord(new CommitPlan(), r) as CommitPlan;
+  assertEquals(keys(alone), [
+    ...recordKeys(at, r.user_id, r.course_id).map((k) => `set ${JSON.stringify(k)}`),
+    `set ${JSON.stringify(feedKey(feedPositionOf(r)))}`,
+  ]);
+  // A lesson listed at T + 5 s and a progress that gave up at T + 9 s; a third event never listed.
+  const listed = { ...lone(LESSON_TOPIC), id: "l1", listedAt: T + 5_000, gaveUpAt: null };
+  const gaveUp = { ...lone(PROGRESS_TOPIC), id: "p1", listedAt: undefined, gaveUpAt: T + 9_000 };
+  const never = { ...lone(LESSON_TOPIC), id: "l2", listedAt: null, gaveUpAt: null };
+  const unlisted = unlistedOf([listed, gaveUp, never]);
+  assertEquals(unlisted, [[T + 5_000, "l1"], [T + 9_000, "p1"]]);
+  assertEquals(unlistedOf([]), []);
+  const plan = storeRecord(new CommitPlan(), r, unlisted) as CommitPlan;
+  assertEquals(keys(plan), [
+    `delete ${JSON.stringify(unmatchedKey(T + 5_000, r.tenant_id, "l1"))}`,
+    `delete ${JSON.stringify(unmatchedKey(T + 9_000, r.tenant_id, "p1"))}`,
+    ...keys(alone),
+  ]);
 });

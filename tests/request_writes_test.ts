@@ -6,7 +6,12 @@
 import { assertEquals } from "./_assert.ts";
 import { harness, lessonWebhook, progressWebhook } from "./_helpers.ts";
 import { recordCommits } from "./_committer.ts";
-import { enrollmentKey, type EnrollmentSummary } from "../lib/store/keys.ts";
+import {
+  enrollmentKey,
+  type EnrollmentSummary,
+  type Projection,
+  PROJECTION_PREFIX,
+} from "../lib/store/keys.ts";
 
 /** The first part of each key a successful commit wrote, per delivery. */
 async function writesOf(env: Record<string, string> = {}) {
@@ -46,6 +51,11 @@ Deno.test("request writes: a pair, lesson first, writes 10 keys; progress first,
       "set events",
       "set projection",
     ]);
+    // The projection entry carries what the record lacks: the lesson's place in its course.
+    const [entry] = await Array.fromAsync(w.h.kv.list<Projection>({ prefix: PROJECTION_PREFIX }));
+    const sent = lessonWebhook({ user: 1 }).payload.lesson;
+    assertEquals(entry.value.firstLesson, { lessonPosition: sent.position });
+    assertEquals(entry.value.record.lesson_id, sent.id);
     const first = await w.post(progressWebhook({ user: 2 }));
     assertEquals(first.writes, [
       "set enrollments",
