@@ -5,15 +5,8 @@
  * its attempt could outlive its lease is left to the sweep that finds it due.
  */
 import { assertEquals } from "./_assert.ts";
-import {
-  BASE_TIME,
-  harness,
-  idleForwarder,
-  lessonWebhook,
-  progressWebhook,
-  signedInit,
-} from "./_helpers.ts";
-import { createApp } from "../lib/http/app.ts";
+import { BASE_TIME, harness } from "./_helpers.ts";
+import { pairsLeftPending } from "./_projection.ts";
 import {
   ATTEMPT_TIMEOUT_MS,
   createForwarder,
@@ -23,22 +16,13 @@ import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
 import { LEASE_MS } from "../lib/store/outbox.ts";
 import type { OutboxEntry } from "../lib/store/keys.ts";
 
-/** Posts `n` pairs to an app whose forwarder never runs: their projections are left pending. */
-async function newRecords(kv: Deno.Kv, destinations: string[], n: number) {
-  const h = await harness({}, kv);
-  const app = createApp({
-    kv,
-    config: h.config,
-    forwarder: { ...idleForwarder(), destinations },
-    log: () => {},
-  });
-  for (let i = 0; i < n; i++) {
-    const at = BASE_TIME + i * 60_000;
-    for (const body of [lessonWebhook({ at, lesson: 100 + i }), progressWebhook({ at })]) {
-      const res = await app.request("/webhooks/thinkific", await signedInit(body));
-      await res.body?.cancel();
-    }
-  }
+/** `n` pairs (lessons 100…, a minute apart) whose projections are left pending. */
+async function newRecords(kv: Deno.Kv, n: number) {
+  await pairsLeftPending(await harness({}, kv), n, (i) => ({
+    user: 5000049,
+    lesson: 100 + i,
+    at: BASE_TIME + i * 60_000,
+  }));
 }
 
 async function until(what: string, cond: () => boolean, ms = 3_000) {
@@ -63,7 +47,7 @@ Deno.test("forwarder pre-leased: a sweep delivers what it projects without a lea
     log: () => {},
   });
   try {
-    await newRecords(real, ["crm"], 3);
+    await newRecords(real, 3);
     assertEquals(await forwarder.sweep(), 3);
     assertEquals(got.sort(), [100, 101, 102]);
     // No lease pass found them, and the projection reads no record back (its entries hold
@@ -96,7 +80,7 @@ Deno.test("forwarder pre-leased: the entries it projects wait for a free slot", 
     log: () => {},
   });
   try {
-    await newRecords(kv, ["crm"], 5);
+    await newRecords(kv, 5);
     const swept = forwarder.sweep();
     await until("two attempts run", () => state.running === 2);
     await new Promise((r) => setTimeout(r, 20));
@@ -131,7 +115,7 @@ async function secondWaits(then: number) {
     now: () => clock.now,
     log: () => {},
   });
-  await newRecords(kv, ["crm"], 2);
+  await newRecords(kv, 2);
   const swept = forwarder.sweep();
   await until("the first attempt runs", () => started.length === 1);
   clock.now = then;
