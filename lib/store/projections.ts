@@ -41,7 +41,7 @@ import { addLearnerProgress } from "./learners.ts";
 import { readAll } from "./_read.ts";
 import { addOutboxEntries, type Leased, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
-import { getRecords, storeRecord } from "./records.ts";
+import { storeRecord } from "./records.ts";
 import { addCompletion, addLearner } from "./stats.ts";
 
 /**
@@ -187,19 +187,18 @@ async function upgraded(
   kv: Deno.Kv,
   entries: Deno.KvEntry<Projection | LegacyProjection>[],
 ): Promise<(Projection | null)[]> {
-  const legacy = entries.flatMap((e) => "position" in e.value ? [e.value.position] : []);
+  const legacy = entries.flatMap((e) => "position" in e.value ? [recordKey(e.value.position)] : []);
   if (legacy.length === 0) return entries.map((e) => e.value as Projection);
-  const read = new Map((await getRecords(kv, legacy)).map((r) => [recordIdOf(r), r]));
+  // In the order of the legacy entries.
+  const read = await readAll<LessonProgressRecord>(kv, legacy);
+  let next = 0;
   return entries.map(({ value }) => {
     if (!("position" in value)) return value;
-    const { position, ...rest } = value;
-    const record = read.get(recordIdOf({ tenant_id: position[1], progress_event_id: position[2] }));
+    const { position: _, ...rest } = value;
+    const record = read[next++].value;
     return record ? { ...rest, record, unlisted: [] } : null;
   });
 }
-
-const recordIdOf = (r: Pick<LessonProgressRecord, "tenant_id" | "progress_event_id">) =>
-  `${r.tenant_id}\u0000${r.progress_event_id}`;
 
 /** The ids of the outbox entries of `records` that exist. */
 async function existingOutbox(
