@@ -25,6 +25,7 @@
  */
 import type { Holds } from "./hold.ts";
 import type { Lanes } from "./lanes.ts";
+import type { WarmViews } from "./store/warm.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
 import { type EventIdentity, readCluster, readView } from "./store/events.ts";
@@ -54,6 +55,8 @@ export interface CollatorDeps {
   holds?: Holds;
   /** Deliveries of one enrollment run one at a time in this process (none: all at once). */
   lanes?: Lanes;
+  /** What this process's commits left of enrollments, read instead of KV when it can be. */
+  warm?: WarmViews;
 }
 
 /** Too many concurrent writers: the caller should answer 503 and let the sender retry. */
@@ -102,7 +105,7 @@ async function pass(
   for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
     // Stryker disable next-line all: the jitter only spreads retries in time (no timed tests)
     if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-    const view = await readView(kv, event, windowMs);
+    const view = deps.warm?.view(event, windowMs, now()) ?? await readView(kv, event, windowMs);
     const { place, pointer } = view;
     const alone = view.counterparts.length === 0;
     const done = (outcome: Outcome): Pass => ({
@@ -134,10 +137,11 @@ async function pass(
     const mayGiveUp = !(flags.holding && alone);
     const input = { counted: flags.counted, mayGiveUp, event, body, view, options, now: now() };
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
-    const { outcome, plan } = decide({ ...input, cluster });
+    const { outcome, plan, writes } = decide({ ...input, cluster });
     if (plan === null) return done(outcome);
     const result = await committer.commit(plan);
     if (result.ok) {
+      deps.warm?.remember(view, writes!, result.versionstamp, now());
       // Wakes this enrollment's held deliveries, handing them the record just made (if any).
       deps.holds?.notify(
         enrollmentTag(place),
@@ -145,6 +149,7 @@ async function pass(
       );
       return { outcome, alone, versionstamp: result.versionstamp, place };
     }
+    deps.warm?.forget(place); // read again
     if (await isErased(kv, place)) return done({ status: "erased" });
   }
   throw new ContentionError(`event ${event.id}: too many concurrent writers`);

@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import { decodeStandardSecret } from "./forward/standard_webhooks.ts";
-import { FEED_DELAY_MS, MAX_PLANS_PER_COMMIT } from "./store/limits.ts";
+import { FEED_DELAY_MS, MAX_COMMITS_IN_FLIGHT, MAX_PLANS_PER_COMMIT } from "./store/limits.ts";
 
 /** The two Thinkific topics this service pairs. */
 export const LESSON_TOPIC = "lesson.completed";
@@ -37,6 +37,8 @@ export interface Config {
   unmatchedAfterMs: number;
   /** Commit plans merged into one KV commit at most (1: every request commits alone). */
   commitBatchMax: number;
+  /** Group commits in flight at once (1: each waits for the one before). */
+  commitsInFlight: number;
   maxBodyBytes: number;
   retentionDays: number;
   /** Where every record is POSTed as a Standard Webhooks message (unset: not forwarded). */
@@ -121,6 +123,7 @@ const envSchema = z.object({
   HOLD_MS: int("HOLD_MS", 0, 30_000, 1500),
   UNMATCHED_AFTER_HOURS: int("UNMATCHED_AFTER_HOURS", 0, 87_600, 72),
   COMMIT_BATCH_MAX: int("COMMIT_BATCH_MAX", 1, MAX_PLANS_PER_COMMIT, MAX_PLANS_PER_COMMIT),
+  COMMITS_IN_FLIGHT: int("COMMITS_IN_FLIGHT", 1, 64, MAX_COMMITS_IN_FLIGHT),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 16 * 1024 * 1024, 262_144),
   RETENTION_DAYS: int("RETENTION_DAYS", 1, 3650, 30),
   FEED_DELAY_MS: int("FEED_DELAY_MS", 100, 600_000, FEED_DELAY_MS),
@@ -218,6 +221,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     holdMs: e.HOLD_MS,
     unmatchedAfterMs: e.UNMATCHED_AFTER_HOURS * 3_600_000,
     commitBatchMax: e.COMMIT_BATCH_MAX,
+    commitsInFlight: e.COMMITS_IN_FLIGHT,
     maxBodyBytes: e.MAX_BODY_BYTES,
     retentionDays: e.RETENTION_DAYS,
     forwardUrl: e.FORWARD_URL,

@@ -61,3 +61,46 @@ export function recordCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: SeenCommit[]
   });
   return { kv: handle, commits };
 }
+
+/**
+ * A handle on `kv` whose commits wait until released: `inFlight` lists the commits started and
+ * not yet released (their keys mutated), and `release()` lets the oldest one go to the database.
+ */
+export function gatedKv(kv: Deno.Kv) {
+  const inFlight: { keys: Deno.KvKey[]; go: () => void }[] = [];
+  const handle = new Proxy(kv, {
+    get(target, prop) {
+      if (prop !== "atomic") {
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return () => {
+        const op = target.atomic();
+        const keys: Deno.KvKey[] = [];
+        const mutate = op.mutate.bind(op);
+        const commit = op.commit.bind(op);
+        return Object.assign(op, {
+          mutate(...m: Deno.KvMutation[]) {
+            keys.push(...m.map((x) => x.key));
+            return mutate(...m);
+          },
+          async commit() {
+            await new Promise<void>((go) => inFlight.push({ keys, go }));
+            return await commit();
+          },
+        });
+      };
+    },
+  });
+  return {
+    kv: handle,
+    inFlight,
+    /** Lets the oldest commit in flight go, and waits until it has been answered. */
+    async release() {
+      const next = inFlight.shift();
+      if (!next) throw new Error("no commit in flight");
+      next.go();
+      for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+    },
+  };
+}

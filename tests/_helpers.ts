@@ -3,6 +3,7 @@
  * a delivery loop that retries like Thinkific.
  * @module
  */
+import type { WarmViews } from "../lib/store/warm.ts";
 import type { Hono } from "hono";
 import { type Config, parseConfig } from "../lib/config.ts";
 import type { Forwarder } from "../lib/forward/forwarder.ts";
@@ -154,6 +155,8 @@ export interface Harness {
 export async function harness(
   env: Record<string, string> = {},
   kv?: Deno.Kv,
+  /** `warm`: the app's warm views (`false`: none, every delivery reads). */
+  opts: { warm?: false | WarmViews } = {},
 ): Promise<Harness> {
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0", ...env });
   const db = kv ?? await Deno.openKv(":memory:");
@@ -166,6 +169,7 @@ export async function harness(
     log: (l) => logs.push(l),
     now: () => clock.now,
     projector,
+    warm: opts.warm === false ? null : opts.warm,
   });
   const h: Harness = {
     app,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { assertEquals } from "./_assert.ts";
 import { type Config, ConfigError, parseConfig } from "../lib/config.ts";
-import { FEED_DELAY_MS, MAX_PLANS_PER_COMMIT } from "../lib/store/limits.ts";
+import { FEED_DELAY_MS, MAX_COMMITS_IN_FLIGHT, MAX_PLANS_PER_COMMIT } from "../lib/store/limits.ts";
 
 /** The message of the ConfigError that `env` is refused with. */
 function refusal(env: Record<string, string | undefined>): string {
@@ -64,6 +64,13 @@ const INT_VARS: IntVar[] = [
     max: MAX_PLANS_PER_COMMIT,
     fallback: MAX_PLANS_PER_COMMIT,
     read: (c) => c.commitBatchMax,
+  },
+  {
+    name: "COMMITS_IN_FLIGHT",
+    min: 1,
+    max: 64,
+    fallback: MAX_COMMITS_IN_FLIGHT,
+    read: (c) => c.commitsInFlight,
   },
   {
     name: "MAX_BODY_BYTES",

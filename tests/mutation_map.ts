@@ -28,6 +28,7 @@ const T = (name: string) => `tests/${name}_test.ts`;
 /** Module (path from the repository root) → the test files that run against its mutants. */
 export const MUTATION_MAP: Record<string, string[]> = {
   "lib/collator.ts": [
+    T("warm"),
     T("collator"),
     T("collation_matrix"),
     T("intake"),
@@ -112,6 +113,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/lanes.ts": [T("lanes_log"), T("lanes_memory"), T("committer"), T("collation_matrix")],
   "lib/log.ts": [T("lanes_log"), T("telemetry"), T("intake")],
   "lib/matching/decide.ts": [
+    T("warm"),
     T("request_writes"),
     T("redteam_matching"),
     T("collation_matrix"),
@@ -135,6 +137,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/_read.ts": [T("projection_batch"), T("erasure_keys")],
   "lib/store/committer.ts": [
     T("plan_size"),
+    T("committer_overlap"),
     T("committer"),
     T("plan"),
     T("storage_faults"),
@@ -151,6 +154,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/erasure.ts": [T("redteam_store"), T("erasure_keys"), T("erasure")],
   "lib/store/events.ts": [
+    T("warm"),
     T("request_writes"),
     T("redteam_store"),
     T("events_store"),
@@ -229,6 +233,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
+  "lib/store/warm.ts": [T("warm"), T("hold"), T("storage_faults"), T("collation_matrix")],
   "lib/telemetry.ts": [T("telemetry_api"), T("telemetry")],
   "lib/thinkific/schemas.ts": [
     T("redteam_intake"),

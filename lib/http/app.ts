@@ -15,6 +15,7 @@ import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import { createHolds, type Holds } from "../hold.ts";
 import { createLanes } from "../lanes.ts";
+import { createWarmViews, type WarmViews } from "../store/warm.ts";
 import { wakeModeOf } from "../kv.ts";
 import { type Committer, createCommitter } from "../store/committer.ts";
 import { jsonLogger, type Logger } from "../log.ts";
@@ -42,6 +43,8 @@ export interface AppDeps {
    * forwarder's destinations and kicking it after each run).
    */
   projector?: Projector;
+  /** The process's warm views (default: new ones; `null`: every delivery reads, for tests). */
+  warm?: WarmViews | null;
 }
 
 /** Seconds a sender should wait after a 503. */
@@ -51,9 +54,13 @@ const RETRY_AFTER_SECONDS = "5";
 export function createApp(deps: AppDeps): Hono {
   const log = deps.log ?? jsonLogger;
   const committer = deps.committer ??
-    createCommitter(deps.kv, { maxPlans: deps.config.commitBatchMax });
+    createCommitter(deps.kv, {
+      maxPlans: deps.config.commitBatchMax,
+      maxInFlight: deps.config.commitsInFlight,
+    });
   const holds = deps.holds ?? createHolds(deps.kv, { mode: wakeModeOf(deps.config) });
   const lanes = createLanes();
+  const warm = deps.warm === undefined ? createWarmViews() : deps.warm ?? undefined;
   const projector = deps.projector ?? createProjector({
     kv: deps.kv,
     destinations: deps.forwarder?.destinations,
@@ -64,7 +71,7 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds, lanes, projector }));
+  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds, lanes, warm, projector }));
   app.route("/api", apiRoutes({ ...deps, projector }));
   app.route("/", dashboardRoutes({ ...deps, projector }));
 

@@ -16,6 +16,7 @@ import { type Config, LESSON_TOPIC } from "../config.ts";
 import type { Projector } from "../projector.ts";
 import type { Holds } from "../hold.ts";
 import type { Lanes } from "../lanes.ts";
+import type { WarmViews } from "../store/warm.ts";
 import type { Committer } from "../store/committer.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
@@ -37,6 +38,8 @@ export interface WebhookDeps {
   committer: Committer;
   holds?: Holds;
   lanes?: Lanes;
+  /** The process's warm views (none: every delivery reads). */
+  warm?: WarmViews;
 }
 
 interface LogFields {
@@ -76,7 +79,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log, projector, committer, holds, lanes } = deps;
+  const { kv, config, log, projector, committer, holds, lanes, warm } = deps;
   const verify = config.webhookSecret ? createVerifier(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -146,7 +149,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     const event = parsed.event;
     Object.assign(fields, { topic: event.topic, event_id: event.id });
     const outcome = await retryWhenBusy(() =>
-      collate({ kv, committer, holds, lanes }, event, body, { ...config, now: deps.now })
+      collate({ kv, committer, holds, lanes, warm }, event, body, { ...config, now: deps.now })
     );
     fields.outcome = outcome.status;
     if (outcome.status === "conflict") {

@@ -16,7 +16,7 @@
  * @module
  */
 import type { HandledTopic } from "../config.ts";
-import { insertEvent, remaining, updateEvent } from "../store/events.ts";
+import { insertedForm, insertEvent, remaining, updateEvent } from "../store/events.ts";
 import type { EventView } from "../store/events.ts";
 import {
   countsAsLearner,
@@ -38,6 +38,7 @@ import { checkNotErased } from "../store/erasure.ts";
 import { learnerProgress } from "../store/learners.ts";
 import { addProjection } from "../store/projections.ts";
 import { addCourse } from "../store/stats.ts";
+import type { Writes } from "../store/warm.ts";
 import type { LessonFacts, ProgressFacts, ThinkificEvent } from "../thinkific/schemas.ts";
 import { type Candidate, choosePartner, needsRivals, type Self } from "./policy.ts";
 import { buildRecord, type EventSide, type LessonProgressRecord } from "./record.ts";
@@ -91,6 +92,11 @@ export interface DecideInput {
 export interface Decided {
   outcome: Outcome;
   plan: CommitPlan | null;
+  /**
+   * With a plan: the enrollment's summary, the events it writes and the course's name, as they read
+   * once committed.
+   */
+  writes?: Writes;
 }
 
 const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
@@ -116,11 +122,17 @@ function courseOf(e: Pick<StoredEvent, "tenantId" | "courseId" | "facts">): Cour
   return { tenant_id: e.tenantId, course_id: e.courseId, course_name: e.facts.courseName };
 }
 
-/** Adds the course's name to `plan`, unless it is stored as it is (read with the view). */
-function namesCourse(plan: CommitPlan, view: EventView, course: CourseInfo) {
+/**
+ * Adds the course's name to `plan`, unless it is stored as it is (read with the view). Returns the
+ * course as stored once the plan has committed.
+ */
+function namesCourse(plan: CommitPlan, view: EventView, course: CourseInfo): CourseInfo {
   const known = view.course;
-  if (known?.course_name === course.course_name && known.tenant_id === course.tenant_id) return;
+  if (known?.course_name === course.course_name && known.tenant_id === course.tenant_id) {
+    return known;
+  }
   addCourse(plan, course);
+  return course;
 }
 
 function sides(a: StoredEvent, b: StoredEvent) {
@@ -192,9 +204,11 @@ export function decide(input: DecideInput): Decided {
   }
   let outcome: Outcome;
 
+  let partner: StoredEvent | undefined;
+  let course = view.course;
   if (decision) {
     const partnerEntry = others.find((e) => e.value.id === decision.partner.id)!;
-    const partner: StoredEvent = { ...partnerEntry.value, pairedWith: stored.id };
+    partner = { ...partnerEntry.value, pairedWith: stored.id };
     next.pairedWith = partner.id;
     paired.push(next.id, partner.id);
     const { lesson, progress } = sides(next, partner);
@@ -230,14 +244,14 @@ export function decide(input: DecideInput): Decided {
       next.listedAt = listedAt;
       writeUnmatched(plan, next, listedAt, retentionMs);
     }
-    namesCourse(plan, view, courseOf(next)); // for the unmatched page and the course's page
+    course = namesCourse(plan, view, courseOf(next)); // for the unmatched page and the course's page
     outcome = { status: "stored" };
   } else if (stored.gaveUpAt !== null) {
     return { outcome: { status: "unmatched", attempts: stored.deliveries }, plan: null };
   } else if (self.lastChance && input.mayGiveUp) {
     next.gaveUpAt = next.listedAt = now;
     writeUnmatched(plan, next, now, remaining(next, retentionMs, now));
-    namesCourse(plan, view, courseOf(next));
+    course = namesCourse(plan, view, courseOf(next));
     outcome = { status: "unmatched", attempts: deliveries };
   } else {
     outcome = { status: "pending", attempts: deliveries };
@@ -254,5 +268,7 @@ export function decide(input: DecideInput): Decided {
   else insertEvent(plan, next, input.body, retentionMs, lone !== undefined && !after.kept);
   saveEnrollment(plan, view.enrollment, after.summary);
   checkNotErased(plan, next); // an erased learner's deliveries write nothing
-  return { outcome, plan };
+  const events = [read ? next : insertedForm(next, input.body)];
+  if (partner) events.push(partner);
+  return { outcome, plan, writes: { summary: after.summary, events, course } };
 }

@@ -4,6 +4,14 @@
  * at once, a busy one gathers what arrived meanwhile. Deno KV's local backend runs every commit as
  * one SQLite transaction with an fsync on one thread, so fewer, larger commits carry more events.
  *
+ * On a database far away (Deno Deploy's, or KV Connect), where a commit mostly waits, plans would
+ * wait a whole commit for the one in flight. So once the fastest of the last 32 commits took at
+ * least `overlapAfterMs` (10 ms), up to `maxInFlight` (16) commits are in flight side by side, each
+ * starting at least that fastest time / `maxInFlight` after the one before. A local file never gets there
+ * (its fastest commits take 2 to 4 ms even under load) and keeps one commit in flight, with larger
+ * batches. Plans never go beside a commit in flight whose keys they check or mutate, or that checks
+ * keys they mutate: they wait for it to end, so commits in flight never depend on each other.
+ *
  * Merging keeps each plan's meaning:
  * - Plans of which one checks a key that the other mutates never share a commit (Deno KV
  *   evaluates every check before any mutation, so the check would not see the other's write), nor
@@ -37,7 +45,12 @@
  * ```
  * @module
  */
-import { KV_MAX_GET_MANY, MAX_PLANS_PER_COMMIT } from "./limits.ts";
+import {
+  COMMIT_OVERLAP_AFTER_MS,
+  KV_MAX_GET_MANY,
+  MAX_COMMITS_IN_FLIGHT,
+  MAX_PLANS_PER_COMMIT,
+} from "./limits.ts";
 import {
   type CommitPlan,
   fitsWithin,
@@ -87,6 +100,16 @@ interface Waiting {
 export interface CommitterOptions {
   /** Plans merged into one commit at most (default {@linkcode MAX_PLANS_PER_COMMIT}; 1 turns merging off). */
   maxPlans?: number;
+  /** Commits in flight at once (default {@linkcode MAX_COMMITS_IN_FLIGHT}; 1: one after the other). */
+  maxInFlight?: number;
+  /**
+   * More than one commit is in flight only while the fastest of the last commits took at least this
+   * long (default {@linkcode COMMIT_OVERLAP_AFTER_MS}): a database far away (Deno Deploy's), where a
+   * commit mostly waits. A local one, even a busy one, keeps one commit in flight and larger batches.
+   */
+  overlapAfterMs?: number;
+  /** The clock (ms); tests pass their own. */
+  now?: () => number;
 }
 
 /** Whether two plans cannot share a commit (see the module doc). */
@@ -117,10 +140,27 @@ async function stillHolding(kv: Deno.Kv, live: Waiting[]): Promise<Waiting[]> {
   return live.filter((w) => w.profile.checks.every((c) => now.get(c.id) === c.versionstamp));
 }
 
+/** How many of the last commits' durations decide whether commits overlap. */
+const RECENT_COMMITS = 32;
+
 /** Creates the committer of `kv`. */
 export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Committer {
   const maxPlans = Math.max(1, options.maxPlans ?? MAX_PLANS_PER_COMMIT);
+  const maxInFlight = Math.max(1, options.maxInFlight ?? MAX_COMMITS_IN_FLIGHT);
   const queue: Waiting[] = [];
+  /** The keys the commits in flight check and mutate, with how many of their plans do. */
+  const busyChecked = new Map<string, number>();
+  const busyMutated = new Map<string, number>();
+  let inFlight = 0;
+  const overlapAfterMs = options.overlapAfterMs ?? COMMIT_OVERLAP_AFTER_MS;
+  const now = options.now ?? (() => performance.now());
+  /** When the newest commit in flight started. */
+  let newestStart = 0;
+  /** How long the last commits took, ms (a ring), and the next slot to write. */
+  const took: number[] = [];
+  let tookAt = 0;
+  /** The fastest of the last commits, ms (0 until there are enough of them). */
+  let floor = 0;
   const stats: CommitterStats = {
     commits: 0,
     plans: 0,
@@ -136,7 +176,6 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   const written = new Map<string, { versionstamp: string; exists: boolean; seq: number }>();
   /** Plans handed over so far. */
   let arrivals = 0;
-  let running = false;
 
   /** Takes the next batch from the queue: compatible plans, in queue order, within the limits. */
   function take(): Waiting[] {
@@ -146,7 +185,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       const w = queue[i];
       const { size } = w.profile;
       const alone = w.profile.refused;
-      if (alone && batch.length > 0) {
+      if ((alone && batch.length > 0) || overlapsInFlight(w.profile)) {
         i++;
         continue;
       }
@@ -163,6 +202,31 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       if (alone) break;
     }
     return batch;
+  }
+
+  /**
+   * Whether `p` touches a key a commit in flight mutates, or mutates a key one checks: it waits for
+   * that commit to end (then `isStale` may answer it without a commit), so commits in flight never
+   * depend on each other's order. Checks of one key by both (the feed's fence) do not count.
+   */
+  function overlapsInFlight(p: PlanProfile): boolean {
+    if (inFlight === 0) return false;
+    for (const id of p.checked.keys()) if (busyMutated.has(id)) return true;
+    for (const id of p.mutated) if (busyMutated.has(id) || busyChecked.has(id)) return true;
+    return false;
+  }
+
+  /** Adds (`by` 1) or removes (-1) a batch's keys from those of the commits in flight. */
+  function markBusy(batch: Waiting[], by: 1 | -1) {
+    const add = (map: Map<string, number>, id: string) => {
+      const n = (map.get(id) ?? 0) + by;
+      if (n > 0) map.set(id, n);
+      else map.delete(id);
+    };
+    for (const w of batch) {
+      for (const id of w.profile.checked.keys()) add(busyChecked, id);
+      for (const id of w.profile.mutated) add(busyMutated, id);
+    }
   }
 
   /** Notes the keys a successful commit wrote. */
@@ -247,7 +311,8 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     await commitMerged(live.slice(half));
   }
 
-  async function commitBatch(batch: Waiting[]) {
+  /** Commits what of `batch` is not already known to fail; whether it made a commit. */
+  async function commitBatch(batch: Waiting[]): Promise<boolean> {
     const live: Waiting[] = [];
     for (const w of batch) {
       if (isStale(w)) {
@@ -256,18 +321,38 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
         w.resolve({ ok: false });
       } else live.push(w);
     }
-    if (live.length === 0) return;
+    if (live.length === 0) return false;
     stats.largestBatch = Math.max(stats.largestBatch, live.length);
     await commitMerged(live);
+    return true;
   }
 
-  /** Commits batch after batch while plans wait: one commit in flight at a time. */
-  async function run() {
-    running = true;
-    try {
-      while (queue.length > 0) await commitBatch(take());
-    } finally {
-      running = false;
+  /**
+   * Starts commits while plans wait and fewer than `maxInFlight` are in flight: each takes the
+   * plans that do not overlap those in flight; when one ends, the next starts.
+   */
+  function pump() {
+    while (inFlight < maxInFlight && queue.length > 0) {
+      // Beside others only on a slow database, paced over the time one commit takes.
+      if (
+        inFlight > 0 &&
+        (floor < overlapAfterMs || now() - newestStart < floor / maxInFlight)
+      ) return;
+      const batch = take();
+      if (batch.length === 0) return; // every waiting plan waits for a commit in flight
+      inFlight++;
+      const started = newestStart = now();
+      markBusy(batch, 1);
+      void commitBatch(batch).then((committed) => {
+        if (!committed) return; // its plans were answered without a commit: no time taken
+        took[tookAt] = now() - started;
+        tookAt = (tookAt + 1) % RECENT_COMMITS;
+        floor = took.length === RECENT_COMMITS ? Math.min(...took) : 0;
+      }).finally(() => {
+        inFlight--;
+        markBusy(batch, -1);
+        pump();
+      });
     }
   }
 
@@ -276,7 +361,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     commit(plan) {
       return new Promise<PlanResult>((resolve, reject) => {
         queue.push({ plan, profile: plan.profile(), seq: arrivals++, resolve, reject });
-        if (!running) void run();
+        pump();
       });
     },
   };

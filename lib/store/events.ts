@@ -88,6 +88,19 @@ export interface EventView {
   fence: Deno.KvEntryMaybe<number>;
   /** The course as the dashboard names it (`null` when not read: it is then written again). */
   course: CourseInfo | null;
+  /**
+   * Every unclaimed event of the enrollment, of both topics, with `from <= at <= to`, in key order
+   * (absent: not known). A commit of this process keeps it up to date for its enrollment's next
+   * delivery (see `warm.ts`).
+   */
+  known?: KnownEvents;
+}
+
+/** The unclaimed events of an enrollment over a span of time, of both topics (see `EventView`). */
+export interface KnownEvents {
+  from: number;
+  to: number;
+  events: Deno.KvEntry<StoredEvent>[];
 }
 
 const counterpartOf = (topic: HandledTopic): HandledTopic =>
@@ -122,7 +135,10 @@ export async function readView(
 ): Promise<EventView> {
   const other = counterpartOf(e.topic);
   const near = (x: EventIdentity) => listUnclaimed(kv, x, other, x.at - windowMs, x.at + windowMs);
-  const [[self, pointer, enrollment, fence, course], counterparts] = await Promise.all([
+  // Both topics over twice the window: what the enrollment's next delivery (its counterpart, most
+  // often) needs to decide without a read, once this one has committed.
+  const [from, to] = [e.at - 2 * windowMs, e.at + 2 * windowMs];
+  const [[self, pointer, enrollment, fence, course], mine, theirs] = await Promise.all([
     kv.getMany<[EventValue, EventPointer, EnrollmentSummary, number, CourseInfo]>([
       eventKey(e),
       eventIdKey(e.tenantId, e.id),
@@ -130,7 +146,8 @@ export async function readView(
       FEED_FENCE_KEY,
       courseInfoKey(e.courseId),
     ]),
-    near(e),
+    listUnclaimed(kv, e, e.topic, from, to),
+    listUnclaimed(kv, e, other, from, to),
   ]);
   const p = pointer.value;
   if (self.value !== null || p === null || p.topic !== e.topic) {
@@ -139,9 +156,10 @@ export async function readView(
       pointer,
       self: self.value ? decoded(self as Deno.KvEntry<EventValue>) : null,
       enrollment,
-      counterparts,
+      counterparts: theirs.filter((x) => Math.abs(x.value.at - e.at) <= windowMs),
       fence,
       course: course.value,
+      known: { from, to, events: [...mine, ...theirs] },
     };
   }
   // Seen before, elsewhere (or expired): read it where its first delivery put it.
@@ -225,19 +243,27 @@ export function insertEvent(
     topic: event.topic,
     at: event.at,
   };
-  const inline = body.byteLength <= MAX_INLINE_BODY_BYTES;
+  const stored = insertedForm(event, body);
   op.check({ key: idKey, versionstamp: null })
     .set(idKey, pointer, { expireIn: retentionMs + EVENT_ID_GRACE_MS })
-    .set(eventKey(event), encodeEvent({ ...event, body: inline ? body : undefined }), {
-      expireIn: retentionMs,
-    });
-  if (!inline) op.set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
+    .set(eventKey(event), encodeEvent(stored), { expireIn: retentionMs });
+  if (stored.body === undefined) {
+    op.set(eventBodyKey(event.tenantId, event.id), body, { expireIn: retentionMs });
+  }
   if (indexId) {
     op.set(learnerEventIdKey(event.tenantId, event.userId, event.id), null, {
       expireIn: retentionMs + EVENT_ID_GRACE_MS,
     });
   }
   return op;
+}
+
+/**
+ * The event as its key reads back once {@linkcode insertEvent} has stored it with `body`: the body
+ * inside, unless it is over {@linkcode MAX_INLINE_BODY_BYTES} (then under its own key).
+ */
+export function insertedForm(event: StoredEvent, body: Uint8Array): StoredEvent {
+  return { ...event, body: body.byteLength <= MAX_INLINE_BODY_BYTES ? body : undefined };
 }
 
 /**

@@ -25,6 +25,18 @@ export const ATOMIC_LIMITS = {
 /** Plans merged into one commit at most (a bound on one commit's latency). */
 export const MAX_PLANS_PER_COMMIT = 64;
 
+/** A committer's commits in flight at once (see `committer.ts`). */
+export const MAX_COMMITS_IN_FLIGHT = 16;
+
+/** Enrollments a process keeps warm views of (`warm.ts`), the last ones written. */
+export const WARM_ENROLLMENTS = 256;
+
+/** How long a warm view is kept, ms (`warm.ts`). */
+export const WARM_FOR_MS = 30_000;
+
+/** A commit starts beside others in flight once the newest has run this long, ms (`committer.ts`). */
+export const COMMIT_OVERLAP_AFTER_MS = 10;
+
 /**
  * Largest raw webhook body stored: a body over {@linkcode MAX_INLINE_BODY_BYTES} is a KV value of
  * its own (see `eventBodyKey`), so it must fit in {@linkcode KV_MAX_VALUE_BYTES} with room for the
