@@ -414,6 +414,7 @@ Deno.test("committer: plans filling the key and total byte limits exactly still 
       // One byte more: two commits.
       const c = make(lo + 1);
       assertEquals(sizeOf(a) + sizeOf(c) > limits[field], true);
+      await new Promise((r) => setTimeout(r, 0)); // the committer is idle: the next plan goes alone
       const again = committer.commit(fresh(["y"], 0));
       const more = await Promise.all([committer.commit(a), committer.commit(c)]);
       await again;

@@ -26,3 +26,30 @@ Deno.test("signature: the exact hex signature verifies; with anything around it,
 Deno.test("signature: the signing key cannot be exported", async () => {
   assertEquals((await importSigningKey("secret")).extractable, false);
 });
+
+Deno.test("signature: the check agrees with WebCrypto's HMAC for keys around SHA-256's 64-byte block, any digit flipped fails", async () => {
+  const bodies = ["", "{}", "é".repeat(300), "x".repeat(5_000)].map((s) =>
+    new TextEncoder().encode(s)
+  );
+  for (
+    const secret of [
+      "k",
+      "a".repeat(63),
+      "b".repeat(64),
+      "c".repeat(65),
+      "ü".repeat(40),
+      "d".repeat(200),
+    ]
+  ) {
+    const key = await importSigningKey(secret);
+    const verify = createVerifier(secret);
+    for (const b of bodies) {
+      const good = await signBody(key, b);
+      assertEquals(verify(good, b), true, `secret of ${secret.length} characters`);
+      for (const i of [0, 31, 63]) {
+        const flipped = good.slice(0, i) + (good[i] === "f" ? "e" : "f") + good.slice(i + 1);
+        assertEquals(verify(flipped, b), false, `digit ${i} flipped`);
+      }
+    }
+  }
+});

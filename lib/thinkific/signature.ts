@@ -11,7 +11,7 @@
  * @module
  */
 
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 
 const encoder = new TextEncoder();
 
@@ -33,27 +33,37 @@ export async function signBody(key: CryptoKey, body: Uint8Array | string): Promi
   return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function hexToBytes(hex: string): Uint8Array | null {
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return null;
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
 /** Checks a hex signature header against a raw body. */
 export type Verifier = (header: string | null, body: Uint8Array) => boolean;
 
+/** SHA-256's block size, bytes: the length of HMAC's padded key. */
+const BLOCK = 64;
+const HEX_SHA256 = /^[0-9a-fA-F]{64}$/;
+
 /**
- * A checker of `secret`'s signatures: the HMAC-SHA256 of the raw body, compared with the header's
- * 64 hex digits in constant time (`timingSafeEqual`). A missing or malformed header is simply not
- * valid. It runs synchronously, in about a fifth of the time `crypto.subtle.verify` takes on a
- * webhook body (see `bench/RESULTS.md`); the secret stays in the closure.
+ * A checker of `secret`'s signatures: the HMAC-SHA256 (RFC 2104) of the raw body, compared with
+ * the header's 64 hex digits (either case) in constant time. A missing or malformed header is
+ * simply not valid. The key's two padded blocks are computed once, so a check is two SHA-256
+ * hashes (node:crypto, synchronous): about a third of the time `createHmac` takes, and a tenth of
+ * `crypto.subtle.verify`'s (see `bench/_hmac.ts`). The secret stays in the closure.
  */
 export function createVerifier(secret: string): Verifier {
-  const keyBytes = encoder.encode(secret);
+  let key: Uint8Array = encoder.encode(secret);
+  if (key.byteLength > BLOCK) key = createHash("sha256").update(key).digest();
+  const inner = new Uint8Array(BLOCK);
+  const outer = new Uint8Array(BLOCK);
+  for (let i = 0; i < BLOCK; i++) {
+    inner[i] = (key[i] ?? 0) ^ 0x36;
+    outer[i] = (key[i] ?? 0) ^ 0x5c;
+  }
   return (header, body) => {
-    const mac = header === null ? null : hexToBytes(header.trim());
-    if (mac === null) return false;
-    return timingSafeEqual(createHmac("sha256", keyBytes).update(body).digest(), mac);
+    const given = header?.trim();
+    if (!given || !HEX_SHA256.test(given)) return false;
+    const digest = createHash("sha256").update(inner).update(body).digest();
+    const mac = createHash("sha256").update(outer).update(digest).digest("hex");
+    const lower = given.toLowerCase();
+    let diff = 0;
+    for (let i = 0; i < mac.length; i++) diff |= mac.charCodeAt(i) ^ lower.charCodeAt(i);
+    return diff === 0;
   };
 }
