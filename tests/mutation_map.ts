@@ -27,6 +27,7 @@ const T = (name: string) => `tests/${name}_test.ts`;
 
 /** Module (path from the repository root) → the test files that run against its mutants. */
 export const MUTATION_MAP: Record<string, string[]> = {
+  "lib/_hmac.ts": [T("hmac"), T("signature"), T("standard_webhooks")],
   "lib/collator.ts": [
     T("warm"),
     T("collator"),

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { createHmac } from "node:crypto";
+import { createHmacSha256 } from "../_hmac.ts";
 
 const encoder = new TextEncoder();
 
@@ -60,14 +60,12 @@ export type MessageSigner = (
 export function createSigner(secret: string): MessageSigner {
   const bytes = decodeStandardSecret(secret);
   if (!bytes) throw new Error(NOT_A_SECRET);
-  return (id, timestampSeconds, body) => {
-    const mac = createHmac("sha256", bytes).update(`${id}.${timestampSeconds}.${body}`);
-    return {
-      "webhook-id": id,
-      "webhook-timestamp": String(timestampSeconds),
-      "webhook-signature": `v1,${mac.digest("base64")}`,
-    };
-  };
+  const hmac = createHmacSha256(bytes);
+  return (id, timestampSeconds, body) => ({
+    "webhook-id": id,
+    "webhook-timestamp": String(timestampSeconds),
+    "webhook-signature": `v1,${hmac(`${id}.${timestampSeconds}.${body}`, "base64")}`,
+  });
 }
 
 /** Checks a `webhook-signature` header (any of its space-separated `v1,` signatures). */

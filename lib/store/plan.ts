@@ -122,11 +122,20 @@ function walkBytes(value: unknown): number {
  * bigints and byte strings are tagged.
  */
 export function keyId(key: Deno.KvKey): string {
-  return JSON.stringify(
-    key.map((p) =>
-      typeof p === "bigint" ? { n: String(p) } : p instanceof Uint8Array ? { u: Array.from(p) } : p
-    ),
-  );
+  for (const p of key) {
+    if (typeof p === "bigint" || p instanceof Uint8Array) {
+      return JSON.stringify(
+        key.map((p) =>
+          typeof p === "bigint"
+            ? { n: String(p) }
+            : p instanceof Uint8Array
+            ? { u: Array.from(p) }
+            : p
+        ),
+      );
+    }
+  }
+  return JSON.stringify(key); // strings, numbers and booleans only: as they are
 }
 
 /** One plan of one request, ready to be committed alone or merged with others. */

@@ -45,19 +45,19 @@ const percentage = z.string()
   .transform(Number)
   .refine((n) => n >= 0 && n <= 100, "must be between 0 and 100");
 
-const user = z.looseObject({
+const user = z.object({
   id,
   email: z.string().max(320),
   first_name: optionalName,
   last_name: optionalName,
 });
-const course = z.looseObject({ id, name });
+const course = z.object({ id, name });
 
-const lessonPayload = z.looseObject({
-  chapter: z.looseObject({ id, name }),
+const lessonPayload = z.object({
+  chapter: z.object({ id, name }),
   course,
-  enrollment: z.looseObject({ id }),
-  lesson: z.looseObject({
+  enrollment: z.object({ id }),
+  lesson: z.object({
     id,
     name,
     position: z.number().int().min(0).max(1_000_000).nullish(),
@@ -66,7 +66,7 @@ const lessonPayload = z.looseObject({
   user,
 });
 
-const progressPayload = z.looseObject({
+const progressPayload = z.object({
   id,
   course,
   course_id: id.optional(),
@@ -77,17 +77,17 @@ const progressPayload = z.looseObject({
   path: ["course_id"],
 });
 
-const topicSchema = z.looseObject({
+const topicSchema = z.object({
   resource: z.string().min(1).max(64),
   action: z.string().min(1).max(64),
 });
 
-const envelope = z.looseObject({
+const envelope = z.object({
   id: eventId,
   tenant_id: tenantId,
   created_at: z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))
     .refine(Number.isFinite, "must be a valid time"),
-  payload: z.looseObject({}),
+  payload: z.object({}), // an object: its fields are the topic's payload schema's
 });
 
 /** What a lesson event contributes to a record. */
@@ -164,7 +164,7 @@ export function parseWebhook(body: unknown, headerTopic: string | null): ParsedW
   const base = { id: env.data.id, tenantId: env.data.tenant_id, at: env.data.created_at };
 
   if (topic === LESSON_TOPIC) {
-    const p = lessonPayload.safeParse(env.data.payload);
+    const p = lessonPayload.safeParse((body as Record<string, unknown>).payload);
     if (!p.success) return { kind: "invalid", topic, issues: issuesOf(p.error, ["payload"]) };
     const d = p.data;
     return {
@@ -189,7 +189,7 @@ export function parseWebhook(body: unknown, headerTopic: string | null): ParsedW
       },
     };
   }
-  const p = progressPayload.safeParse(env.data.payload);
+  const p = progressPayload.safeParse((body as Record<string, unknown>).payload);
   if (!p.success) return { kind: "invalid", topic, issues: issuesOf(p.error, ["payload"]) };
   const d = p.data;
   return {
