@@ -11,10 +11,12 @@
  * it decides again unheld and gives up (listed unmatched) before it answers: it never answers the
  * pending status. A delivery with an unclaimed counterpart in its window is never held.
  *
- * Every delivery costs three KV calls on the common path: one `getMany` (the event's state, its id
- * and its enrollment) beside one range list of the counterparts, then one commit (shared with
- * other requests). A redelivery of a paired event reads its record (stored, or still waiting for
- * the projector) instead of committing.
+ * A first delivery costs four KV calls on the common path: one `getMany` (the event's state, its id
+ * and its enrollment) beside two range lists (both topics, over twice the window), then one commit
+ * (shared with other requests). The enrollment's next delivery in this process, most often the
+ * pair's other half, decides from what that commit left (`lib/store/warm.ts`) and costs its commit
+ * alone. A redelivery of a paired event reads its record (stored, or still waiting for the
+ * projector) instead of committing.
  *
  * @example
  * ```ts

@@ -89,9 +89,9 @@ export interface EventView {
   /** The course as the dashboard names it (`null` when not read: it is then written again). */
   course: CourseInfo | null;
   /**
-   * Every unclaimed event of the enrollment, of both topics, with `from <= at <= to`, in key order
-   * (absent: not known). A commit of this process keeps it up to date for its enrollment's next
-   * delivery (see `warm.ts`).
+   * Every unclaimed event of the enrollment, of both topics, with `from <= at <= to`, each topic's
+   * in key order (absent: not known). A commit of this process keeps it up to date for its
+   * enrollment's next delivery (see `warm.ts`).
    */
   known?: KnownEvents;
 }
@@ -124,9 +124,11 @@ export async function listUnclaimed(
 
 /**
  * Reads what a delivery decides from, in one round trip: the stored event, the event-id index, the
- * enrollment, the feed's fence and the course's name (one `getMany`) beside one range list of the counterpart topic over `at ± window`.
- * When a redelivery's body places the event elsewhere than its first delivery did, the first
- * delivery's place wins (one more read).
+ * enrollment, the feed's fence and the course's name (one `getMany`) beside two range lists of the
+ * enrollment's unclaimed events, one per topic, over `at ± 2 windows` (`known`; the counterparts are
+ * those of the other topic within `at ± window`). When a redelivery's body places the event
+ * elsewhere than its first delivery did, the first delivery's place wins (one more read, and no
+ * `known`).
  */
 export async function readView(
   kv: Deno.Kv,
