@@ -7,6 +7,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { createCommitter } from "../lib/store/committer.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
 import { fresh, gatedKv } from "./_committer.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
 import { COMMIT_OVERLAP_AFTER_MS, MAX_COMMITS_IN_FLIGHT } from "../lib/store/limits.ts";
 
 /** A committer on a gated in-memory database, with a clock the test moves. */
@@ -201,4 +202,131 @@ Deno.test("committer: maxInFlight 1 keeps one commit in flight on a slow databas
 
 Deno.test("committer: by default, up to 16 commits in flight once the fastest took 10 ms", () => {
   assertEquals([MAX_COMMITS_IN_FLIGHT, COMMIT_OVERLAP_AFTER_MS], [16, 10]);
+});
+
+Deno.test("committer: overlapAfterMs is the threshold, inclusive", async () => {
+  for (const [ms, threshold, overlaps] of [[21, 30, false], [10, 10, true]] as const) {
+    const { real, gate, clock, committer, settle, history } = await setup({
+      maxInFlight: 4,
+      overlapAfterMs: threshold,
+    });
+    try {
+      await history(32, ms);
+      const a = committer.commit(fresh(["a"], 1));
+      await settle();
+      clock.t += 100;
+      const b = committer.commit(fresh(["b"], 1));
+      await settle();
+      assertEquals(gate.inFlight.length, overlaps ? 2 : 1, `${ms} ms against ${threshold}`);
+      while (gate.inFlight.length > 0) await gate.release();
+      assert((await a).ok && (await b).ok);
+    } finally {
+      real.close();
+    }
+  }
+});
+
+Deno.test("committer: a plan that mutates a key a commit in flight only checks waits for it", async () => {
+  const { real, gate, clock, committer, settle, history } = await setup({
+    maxInFlight: 4,
+    overlapAfterMs: 10,
+  });
+  try {
+    await history(32, 40);
+    const a = committer.commit(
+      new CommitPlan().check({ key: ["k"], versionstamp: null }).set(["own"], 1),
+    );
+    await settle();
+    clock.t += 100;
+    const b = committer.commit(new CommitPlan().set(["k"], "b"));
+    await settle();
+    assertEquals(gate.inFlight.map((x) => x.keys), [[["own"]]]);
+    await gate.release();
+    assertEquals(gate.inFlight.map((x) => x.keys), [[["k"]]]);
+    await gate.release();
+    assert((await a).ok && (await b).ok);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: plans answered without a commit do not count as a fast commit", async () => {
+  const { real, gate, clock, committer, settle, history } = await setup({
+    maxInFlight: 4,
+    overlapAfterMs: 10,
+  });
+  try {
+    await history(32, 40);
+    const a = committer.commit(fresh(["k"], "a"));
+    await settle();
+    clock.t += 100;
+    const late = committer.commit(fresh(["k"], "late")); // waits for a, then fails unsent
+    await settle();
+    await gate.release();
+    assertEquals((await late).ok, false);
+    assert((await a).ok);
+    // Still a slow database: the next two commits go side by side.
+    const c = committer.commit(fresh(["c"], 1));
+    await settle();
+    clock.t += 100;
+    const d = committer.commit(fresh(["d"], 1));
+    await settle();
+    assertEquals(gate.inFlight.length, 2);
+    while (gate.inFlight.length > 0) await gate.release();
+    assert((await c).ok && (await d).ok);
+  } finally {
+    real.close();
+  }
+});
+
+Deno.test("committer: with its own clock, on a database 12 ms away, commits overlap", async () => {
+  const real = await Deno.openKv(":memory:");
+  const seen = { now: 0, max: 0 };
+  const slow = instrumentKv(real, { before() {}, latency: () => 12 });
+  const counting = new Proxy(slow, {
+    get(target, prop) {
+      if (prop !== "atomic") {
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return () => {
+        const op = target.atomic();
+        const wrapped: Deno.AtomicOperation = new Proxy(op, {
+          get(o, p) {
+            if (p === "commit") {
+              return async () => {
+                seen.max = Math.max(seen.max, ++seen.now);
+                try {
+                  return await o.commit();
+                } finally {
+                  seen.now--;
+                }
+              };
+            }
+            const v = Reflect.get(o, p, o);
+            if (typeof v !== "function") return v;
+            return (...args: unknown[]) => {
+              const r = v.apply(o, args);
+              return r === o ? wrapped : r;
+            };
+          },
+        });
+        return wrapped;
+      };
+    },
+  });
+  try {
+    const committer = createCommitter(counting);
+    for (let i = 0; i < 32; i++) assert((await committer.commit(fresh(["w", i], i))).ok);
+    assertEquals(seen.max, 1);
+    const plans = [];
+    for (let i = 0; i < 8; i++) {
+      plans.push(committer.commit(fresh(["p", i], i)));
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    assert((await Promise.all(plans)).every((r) => r.ok));
+    assert(seen.max >= 2, `at most ${seen.max} in flight`);
+  } finally {
+    real.close();
+  }
 });

@@ -30,6 +30,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/_hmac.ts": [T("hmac"), T("signature"), T("standard_webhooks")],
   "lib/collator.ts": [
     T("warm"),
+    T("storage_faults"),
     T("collator"),
     T("collation_matrix"),
     T("intake"),
@@ -84,6 +85,8 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("limits_feed"),
   ],
   "lib/http/app.ts": [
+    T("warm"),
+    T("storage_faults"),
     T("projector"),
     T("app_errors"),
     T("app_config"),
@@ -235,7 +238,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
   "lib/store/warm.ts": [T("warm"), T("hold"), T("storage_faults"), T("collation_matrix")],
-  "lib/telemetry.ts": [T("telemetry_api"), T("telemetry")],
+  "lib/telemetry.ts": [T("telemetry_api"), T("telemetry"), T("intake")],
   "lib/thinkific/schemas.ts": [
     T("redteam_intake"),
     T("intake_fields"),

@@ -141,6 +141,8 @@ function committed(warm: WarmViews, opts: {
   read?: string;
   events?: Deno.KvEntry<StoredEvent>[];
   now?: number;
+  /** The event is written paired (not kept among the unclaimed ones). */
+  paired?: boolean;
 }) {
   const parsed = parseWebhook(lessonWebhook({ at: opts.at ?? BASE_TIME, user: opts.user }), null);
   if (parsed.kind !== "event") throw new Error("not an event");
@@ -150,7 +152,7 @@ function committed(warm: WarmViews, opts: {
     receivedAt: 0,
     deliveries: 1,
     gaveUpAt: null,
-    pairedWith: null,
+    pairedWith: opts.paired ? "x" : null,
     recordAt: null,
     listedAt: null,
   };
@@ -193,7 +195,8 @@ Deno.test("warm views: served only within the span known, for a new id, for WARM
   assert(warm.view(progressAt(BASE_TIME - W), W, 0) !== null);
   assertEquals(warm.view(progressAt(BASE_TIME + W + 1), W, 0), null);
   assertEquals(warm.view(progressAt(BASE_TIME - W - 1), W, 0), null);
-  // A counterpart just out of the window is known but not a counterpart.
+  // Exactly at the window's edge: a counterpart; just out of it: known, not a counterpart.
+  assertEquals(warm.view(progressAt(BASE_TIME + W), W, 0)!.counterparts.length, 1);
   assertEquals(warm.view(progressAt(BASE_TIME + W), W - 1, 0)!.counterparts, []);
   // The lesson itself, delivered again: read.
   assertEquals(warm.view(lesson, W, 0), null);
@@ -237,4 +240,68 @@ Deno.test("warm views: at most WARM_ENROLLMENTS kept, the oldest dropped first",
   assertEquals(warm.size, 3);
   assertEquals(warm.view(progressAt(BASE_TIME, 1), W, 0), null);
   for (const user of [2, 3, 4]) assert(warm.view(progressAt(BASE_TIME, user), W, 0) !== null);
+});
+
+/** A stored, unclaimed event entry of `topic` at `at` with id `id`, at version `v`. */
+function entry(
+  topic: "lesson" | "progress",
+  at: number,
+  id: string,
+  v = "00000000000000010000",
+): Deno.KvEntry<StoredEvent> {
+  const body = topic === "lesson" ? lessonWebhook({ at, id }) : progressWebhook({ at, id });
+  const parsed = parseWebhook(body, null);
+  if (parsed.kind !== "event") throw new Error("not an event");
+  const value: StoredEvent = {
+    ...parsed.event,
+    receivedAt: 0,
+    deliveries: 1,
+    gaveUpAt: null,
+    pairedWith: null,
+    recordAt: null,
+    listedAt: null,
+  };
+  return { key: eventKey(value), value, versionstamp: v };
+}
+
+Deno.test("warm views: counterparts come in key order (time, then id), as a list gives them; exactly at the window's edge included", () => {
+  const warm = createWarmViews();
+  const known = [
+    entry("lesson", BASE_TIME + 5, "b"),
+    entry("lesson", BASE_TIME - 5, "c"),
+    entry("lesson", BASE_TIME + 5, "a"),
+    entry("lesson", BASE_TIME - W, "edge"),
+    entry("lesson", BASE_TIME - W - 1, "out"),
+  ];
+  const lesson = committed(warm, { at: BASE_TIME + 450, events: known });
+  const v = warm.view(progressAt(BASE_TIME), W, 0)!;
+  assertEquals(v.counterparts.map((x) => x.value.id), ["edge", "c", "a", "b", lesson.id]);
+});
+
+Deno.test("warm views: an event read with the view, delivered again, is read; an id beyond the last 16 written is not remembered", () => {
+  const warm = createWarmViews();
+  const other = entry("progress", BASE_TIME + 10, "p-read");
+  committed(warm, { events: [other] });
+  assertEquals(
+    warm.view(identity(progressWebhook({ at: BASE_TIME + 10, id: "p-read" })), W, 0),
+    null,
+  );
+  // 17 more commits in the enrollment, each writing one (paired) event: the first is forgotten.
+  const warm2 = createWarmViews();
+  const first = committed(warm2, {});
+  const again = () => identity(lessonWebhook({ at: first.at, id: first.id }));
+  for (let i = 0; i < 16; i++) {
+    assertEquals(warm2.view(again(), W, 0), null, `after ${i} more`);
+    committed(warm2, { version: "00000000000000010000", paired: true });
+  }
+  assert(warm2.view(again(), W, 0) !== null);
+});
+
+Deno.test("warm views: a read whose events all predate the summary's version is not kept", () => {
+  const warm = createWarmViews();
+  committed(warm, {
+    version: "00000000000000050000",
+    events: [entry("progress", BASE_TIME + 10, "older", "00000000000000040000")],
+  });
+  assertEquals(warm.size, 0);
 });

@@ -82,9 +82,8 @@ const tagOf = (e: Pick<EventIdentity, "tenantId" | "userId" | "courseId">) =>
 
 const counterpartOf = (topic: HandledTopic, e: StoredEvent) => e.topic !== topic;
 
-/** Key order within one topic: by time, then id. */
+/** Key order within one topic (`[…, topic, at, id]`): by time, then id. */
 function byKey(a: Deno.KvEntry<StoredEvent>, b: Deno.KvEntry<StoredEvent>): number {
-  if (a.value.topic !== b.value.topic) return a.value.topic < b.value.topic ? -1 : 1;
   if (a.value.at !== b.value.at) return a.value.at - b.value.at;
   return a.value.id < b.value.id ? -1 : a.value.id > b.value.id ? 1 : 0;
 }
@@ -144,10 +143,10 @@ export function createWarmViews(
       if (!view.known || !consistent(view, before)) return;
       const written = new Map(writes.events.map((x) => [x.id, x]));
       const events = view.known.events.filter((x) => !written.has(x.value.id));
+      // What the plan wrote lies within the span: the event is at its middle, a partner within
+      // the window of it.
       for (const x of writes.events) {
-        if (x.pairedWith === null && x.at >= view.known.from && x.at <= view.known.to) {
-          events.push({ key: eventKey(x), value: x, versionstamp });
-        }
+        if (x.pairedWith === null) events.push({ key: eventKey(x), value: x, versionstamp });
       }
       events.sort(byKey);
       const seen = [...(before?.seen ?? []), ...writes.events.map((x) => x.id)].slice(-MAX_SEEN);
