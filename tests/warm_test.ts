@@ -289,15 +289,27 @@ function entry(
 Deno.test("warm views: counterparts come in key order (time, then id), as a list gives them; exactly at the window's edge included", () => {
   const warm = createWarmViews();
   const known = [
+    entry("lesson", BASE_TIME + 5, "e"),
     entry("lesson", BASE_TIME + 5, "b"),
-    entry("lesson", BASE_TIME - 5, "c"),
+    entry("lesson", BASE_TIME - 5, "x"),
+    entry("lesson", BASE_TIME + 5, "d"),
     entry("lesson", BASE_TIME + 5, "a"),
     entry("lesson", BASE_TIME - W, "edge"),
+    entry("lesson", BASE_TIME + 5, "c"),
     entry("lesson", BASE_TIME - W - 1, "out"),
   ];
   const lesson = committed(warm, { at: BASE_TIME + 450, events: known });
   const v = warm.view(progressAt(BASE_TIME), W, 0)!;
-  assertEquals(v.counterparts.map((x) => x.value.id), ["edge", "c", "a", "b", lesson.id]);
+  assertEquals(v.counterparts.map((x) => x.value.id), [
+    "edge",
+    "x",
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    lesson.id,
+  ]);
 });
 
 Deno.test("warm views: an event read with the view, delivered again, is read; an id beyond the last 16 written is not remembered", () => {

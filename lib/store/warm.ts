@@ -82,10 +82,10 @@ const tagOf = (e: Pick<EventIdentity, "tenantId" | "userId" | "courseId">) =>
 
 const counterpartOf = (topic: HandledTopic, e: StoredEvent) => e.topic !== topic;
 
-/** Key order within one topic (`[…, topic, at, id]`): by time, then id. */
+/** Key order within one topic (`[…, topic, at, id]`): by time, then id (never equal here). */
 function byKey(a: Deno.KvEntry<StoredEvent>, b: Deno.KvEntry<StoredEvent>): number {
   if (a.value.at !== b.value.at) return a.value.at - b.value.at;
-  return a.value.id < b.value.id ? -1 : a.value.id > b.value.id ? 1 : 0;
+  return a.value.id < b.value.id ? -1 : 1;
 }
 
 /**
