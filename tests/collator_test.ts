@@ -20,33 +20,35 @@ import { parseConfig } from "../lib/config.ts";
 import type { Committer } from "../lib/store/committer.ts";
 import { MAX_COMMIT_ATTEMPTS } from "../lib/store/limits.ts";
 
-Deno.test("collator: a delivery that always loses its commit answers 503 after MAX_COMMIT_ATTEMPTS tries", async () => {
-  const kv = await Deno.openKv(":memory:");
-  let commits = 0;
-  const losing = {
-    commit: () => {
-      commits++;
-      return Promise.resolve({ ok: false as const });
-    },
-    stats: { commits: 0, plans: 0, fallbacks: 0, stale: 0, largestBatch: 0 },
-  } as unknown as Committer;
-  const logs: LogLine[] = [];
-  const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
-  const app = createApp({ kv, config, committer: losing, log: (l) => logs.push(l) });
-  try {
-    const lesson = lessonWebhook();
-    const res = await app.request("/webhooks/thinkific", await signedInit(lesson));
-    assertEquals(res.status, 503);
-    assertEquals(res.headers.get("retry-after") !== null, true);
-    assertEquals((await res.json()).error, "temporarily unavailable, retry later");
-    assertEquals(commits, MAX_COMMIT_ATTEMPTS);
-    const failed = logs.find((l) => l.msg === "request failed");
-    assertEquals(failed?.error, `event ${lesson.id}: too many concurrent writers`);
-    assertEquals(await dump(kv), [], "nothing stored");
-  } finally {
-    kv.close();
-  }
-});
+for (const warm of [undefined, null]) {
+  Deno.test(`collator: a delivery that always loses its commit answers 503 after MAX_COMMIT_ATTEMPTS tries${warm === null ? " (no warm views)" : ""}`, async () => {
+    const kv = await Deno.openKv(":memory:");
+    let commits = 0;
+    const losing = {
+      commit: () => {
+        commits++;
+        return Promise.resolve({ ok: false as const });
+      },
+      stats: { commits: 0, plans: 0, fallbacks: 0, stale: 0, largestBatch: 0 },
+    } as unknown as Committer;
+    const logs: LogLine[] = [];
+    const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
+    const app = createApp({ kv, config, committer: losing, log: (l) => logs.push(l), warm });
+    try {
+      const lesson = lessonWebhook();
+      const res = await app.request("/webhooks/thinkific", await signedInit(lesson));
+      assertEquals(res.status, 503);
+      assertEquals(res.headers.get("retry-after") !== null, true);
+      assertEquals((await res.json()).error, "temporarily unavailable, retry later");
+      assertEquals(commits, MAX_COMMIT_ATTEMPTS);
+      const failed = logs.find((l) => l.msg === "request failed");
+      assertEquals(failed?.error, `event ${lesson.id}: too many concurrent writers`);
+      assertEquals(await dump(kv), [], "nothing stored");
+    } finally {
+      kv.close();
+    }
+  });
+}
 
 Deno.test("collator: a redelivery after the event expired is acknowledged, nothing stored again", async () => {
   const h = await harness();
