@@ -23,41 +23,49 @@ export interface SeenCommit {
 }
 
 /**
+ * A handle on `kv` whose `atomic()` hands out `wrap(op)` for each new operation; everything else is
+ * `kv`'s own.
+ */
+export function withAtomic(
+  kv: Deno.Kv,
+  wrap: (op: Deno.AtomicOperation) => Deno.AtomicOperation,
+): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") return () => wrap(target.atomic());
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+/**
  * A handle on `kv` that records every atomic commit made through it, with the checks and mutations
  * given by `.check()` and `.mutate()` (how a `CommitPlan` is applied), in the order of the commits.
  */
 export function recordCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: SeenCommit[] } {
   const commits: SeenCommit[] = [];
-  const handle = new Proxy(kv, {
-    get(target, prop) {
-      if (prop !== "atomic") {
-        const v = Reflect.get(target, prop, target);
-        return typeof v === "function" ? v.bind(target) : v;
-      }
-      return () => {
-        const op = target.atomic();
-        const seen: SeenCommit = { checks: [], mutations: [], ok: null };
-        const check = op.check.bind(op);
-        const mutate = op.mutate.bind(op);
-        const commit = op.commit.bind(op);
-        return Object.assign(op, {
-          check(...c: Deno.AtomicCheck[]) {
-            seen.checks.push(...c);
-            return check(...c);
-          },
-          mutate(...m: Deno.KvMutation[]) {
-            seen.mutations.push(...m);
-            return mutate(...m);
-          },
-          async commit() {
-            commits.push(seen);
-            const result = await commit();
-            seen.ok = result.ok;
-            return result;
-          },
-        });
-      };
-    },
+  const handle = withAtomic(kv, (op) => {
+    const seen: SeenCommit = { checks: [], mutations: [], ok: null };
+    const check = op.check.bind(op);
+    const mutate = op.mutate.bind(op);
+    const commit = op.commit.bind(op);
+    return Object.assign(op, {
+      check(...c: Deno.AtomicCheck[]) {
+        seen.checks.push(...c);
+        return check(...c);
+      },
+      mutate(...m: Deno.KvMutation[]) {
+        seen.mutations.push(...m);
+        return mutate(...m);
+      },
+      async commit() {
+        commits.push(seen);
+        const result = await commit();
+        seen.ok = result.ok;
+        return result;
+      },
+    });
   });
   return { kv: handle, commits };
 }
@@ -68,29 +76,20 @@ export function recordCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: SeenCommit[]
  */
 export function gatedKv(kv: Deno.Kv) {
   const inFlight: { keys: Deno.KvKey[]; go: () => void }[] = [];
-  const handle = new Proxy(kv, {
-    get(target, prop) {
-      if (prop !== "atomic") {
-        const v = Reflect.get(target, prop, target);
-        return typeof v === "function" ? v.bind(target) : v;
-      }
-      return () => {
-        const op = target.atomic();
-        const keys: Deno.KvKey[] = [];
-        const mutate = op.mutate.bind(op);
-        const commit = op.commit.bind(op);
-        return Object.assign(op, {
-          mutate(...m: Deno.KvMutation[]) {
-            keys.push(...m.map((x) => x.key));
-            return mutate(...m);
-          },
-          async commit() {
-            await new Promise<void>((go) => inFlight.push({ keys, go }));
-            return await commit();
-          },
-        });
-      };
-    },
+  const handle = withAtomic(kv, (op) => {
+    const keys: Deno.KvKey[] = [];
+    const mutate = op.mutate.bind(op);
+    const commit = op.commit.bind(op);
+    return Object.assign(op, {
+      mutate(...m: Deno.KvMutation[]) {
+        keys.push(...m.map((x) => x.key));
+        return mutate(...m);
+      },
+      async commit() {
+        await new Promise<void>((go) => inFlight.push({ keys, go }));
+        return await commit();
+      },
+    });
   });
   return {
     kv: handle,

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { createCommitter } from "../lib/store/committer.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
-import { fresh, gatedKv } from "./_committer.ts";
+import { fresh, gatedKv, withAtomic } from "./_committer.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { COMMIT_OVERLAP_AFTER_MS, MAX_COMMITS_IN_FLIGHT } from "../lib/store/limits.ts";
 
@@ -27,177 +27,161 @@ async function setup(options: { maxInFlight?: number; overlapAfterMs?: number } 
       assert((await p).ok);
     }
   };
-  return { real, gate, clock, committer, settle, history };
+  /** Two lone plans setting `x` and `y`, handed over `ms` apart by the clock. */
+  const twoApart = async (ms: number, x: string, y: string) => {
+    const first = committer.commit(fresh([x], 1));
+    await settle();
+    clock.t += ms;
+    const second = committer.commit(fresh([y], 1));
+    await settle();
+    return [first, second];
+  };
+  return {
+    real,
+    gate,
+    clock,
+    committer,
+    settle,
+    history,
+    twoApart,
+    [Symbol.dispose]: () => real.close(),
+  };
 }
 
 Deno.test("committer: on a slow database, commits go side by side, paced, at most maxInFlight", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 3,
     overlapAfterMs: 10,
   });
-  try {
-    await history(32, 21); // the fastest of the last 32 commits took 21 ms
-    const a = committer.commit(fresh(["a"], 1));
-    const b = committer.commit(fresh(["b"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 1); // b waits: the newest commit started 0 ms ago
-    clock.t += 6; // 21 / 3 = 7 ms between starts
-    const c = committer.commit(fresh(["c"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 1);
-    clock.t += 1;
-    const d = committer.commit(fresh(["d"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 2);
-    assertEquals(gate.inFlight[1].keys, [["b"], ["c"], ["d"]]); // what waited, in one commit
-    clock.t += 7;
-    const e = committer.commit(fresh(["e"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 3);
-    clock.t += 7;
-    const f = committer.commit(fresh(["f"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 3); // at most 3
-    while (gate.inFlight.length > 0) await gate.release();
-    for (const p of [a, b, c, d, e, f]) assert((await p).ok);
-    for (const k of ["a", "b", "c", "d", "e", "f"]) assertEquals((await real.get([k])).value, 1);
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 21); // the fastest of the last 32 commits took 21 ms
+  const a = committer.commit(fresh(["a"], 1));
+  const b = committer.commit(fresh(["b"], 1));
+  await settle();
+  assertEquals(gate.inFlight.length, 1); // b waits: the newest commit started 0 ms ago
+  clock.t += 6; // 21 / 3 = 7 ms between starts
+  const c = committer.commit(fresh(["c"], 1));
+  await settle();
+  assertEquals(gate.inFlight.length, 1);
+  clock.t += 1;
+  const d = committer.commit(fresh(["d"], 1));
+  await settle();
+  assertEquals(gate.inFlight.length, 2);
+  assertEquals(gate.inFlight[1].keys, [["b"], ["c"], ["d"]]); // what waited, in one commit
+  clock.t += 7;
+  const e = committer.commit(fresh(["e"], 1));
+  await settle();
+  assertEquals(gate.inFlight.length, 3);
+  clock.t += 7;
+  const f = committer.commit(fresh(["f"], 1));
+  await settle();
+  assertEquals(gate.inFlight.length, 3); // at most 3
+  while (gate.inFlight.length > 0) await gate.release();
+  for (const p of [a, b, c, d, e, f]) assert((await p).ok);
+  for (const k of ["a", "b", "c", "d", "e", "f"]) assertEquals((await s.real.get([k])).value, 1);
 });
 
 Deno.test("committer: on a fast database, one commit at a time", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 3,
     overlapAfterMs: 10,
   });
-  try {
-    // 31 slow commits and one of 9 ms: the fastest of the last 32 is under 10 ms.
-    await history(31, 50);
-    await history(1, 9);
-    const a = committer.commit(fresh(["a"], 1));
-    await settle();
-    clock.t += 1000;
-    const b = committer.commit(fresh(["b"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 1);
-    await gate.release();
-    assertEquals(gate.inFlight.length, 1); // b starts when a has ended
-    await gate.release();
-    assert((await a).ok && (await b).ok);
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  // 31 slow commits and one of 9 ms: the fastest of the last 32 is under 10 ms.
+  await history(31, 50);
+  await history(1, 9);
+  const [a, b] = await s.twoApart(1000, "a", "b");
+  assertEquals(gate.inFlight.length, 1);
+  await gate.release();
+  assertEquals(gate.inFlight.length, 1); // b starts when a has ended
+  await gate.release();
+  assert((await a).ok && (await b).ok);
 });
 
 Deno.test("committer: the first 31 commits, however slow, go one at a time", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 3,
     overlapAfterMs: 10,
   });
-  try {
-    await history(31, 50);
-    const a = committer.commit(fresh(["a"], 1));
-    await settle();
-    clock.t += 1000;
-    const b = committer.commit(fresh(["b"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 1);
-    await gate.release();
-    clock.t += 50;
-    await gate.release();
-    assert((await a).ok && (await b).ok);
-    // The 32nd has ended: the fastest took 50 ms, so the next commits overlap.
-    const c = committer.commit(fresh(["c"], 1));
-    await settle();
-    clock.t += 17;
-    const d = committer.commit(fresh(["d"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 2);
-    await gate.release();
-    await gate.release();
-    assert((await c).ok && (await d).ok);
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  await history(31, 50);
+  const [a, b] = await s.twoApart(1000, "a", "b");
+  assertEquals(gate.inFlight.length, 1);
+  await gate.release();
+  clock.t += 50;
+  await gate.release();
+  assert((await a).ok && (await b).ok);
+  // The 32nd has ended: the fastest took 50 ms, so the next commits overlap.
+  const [c, d] = await s.twoApart(17, "c", "d");
+  assertEquals(gate.inFlight.length, 2);
+  await gate.release();
+  await gate.release();
+  assert((await c).ok && (await d).ok);
 });
 
 Deno.test("committer: a plan touching a key of a commit in flight waits for it; others go by", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 4,
     overlapAfterMs: 10,
   });
-  try {
-    await history(32, 40);
-    const a = committer.commit(new CommitPlan().set(["k"], "a").set(["own", "a"], 1));
-    await settle();
-    clock.t += 100;
-    // b checks ["k"] absent and c sets it: both wait for a; d touches nothing of a's.
-    const b = committer.commit(fresh(["k"], "b"));
-    const c = committer.commit(new CommitPlan().set(["k"], "c"));
-    const d = committer.commit(fresh(["d"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 2);
-    assertEquals(gate.inFlight[1].keys, [["d"]]);
-    await gate.release(); // a lands: b (handed over before) fails unsent; c waits to be paced
-    assertEquals(gate.inFlight.map((x) => x.keys), [[["d"]]]);
-    clock.t += 10; // 40 / 4 ms after d started
-    const e = committer.commit(fresh(["e"], 1)); // any arrival or end starts what waits
-    await settle();
-    assertEquals((await b).ok, false);
-    assertEquals(gate.inFlight.map((x) => x.keys), [[["d"]], [["e"]]]); // c: after b, so after e
-    while (gate.inFlight.length > 0) await gate.release();
-    assert((await e).ok);
-    assert((await a).ok && (await c).ok && (await d).ok);
-    assertEquals((await real.get(["k"])).value, "c");
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 40);
+  const a = committer.commit(new CommitPlan().set(["k"], "a").set(["own", "a"], 1));
+  await settle();
+  clock.t += 100;
+  // b checks ["k"] absent and c sets it: both wait for a; d touches nothing of a's.
+  const b = committer.commit(fresh(["k"], "b"));
+  const c = committer.commit(new CommitPlan().set(["k"], "c"));
+  const d = committer.commit(fresh(["d"], 1));
+  await settle();
+  assertEquals(gate.inFlight.length, 2);
+  assertEquals(gate.inFlight[1].keys, [["d"]]);
+  await gate.release(); // a lands: b (handed over before) fails unsent; c waits to be paced
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["d"]]]);
+  clock.t += 10; // 40 / 4 ms after d started
+  const e = committer.commit(fresh(["e"], 1)); // any arrival or end starts what waits
+  await settle();
+  assertEquals((await b).ok, false);
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["d"]], [["e"]]]); // c: after b, so after e
+  while (gate.inFlight.length > 0) await gate.release();
+  assert((await e).ok);
+  assert((await a).ok && (await c).ok && (await d).ok);
+  assertEquals((await s.real.get(["k"])).value, "c");
 });
 
 Deno.test("committer: a plan that mutates a key a commit in flight checks waits for it", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 4,
     overlapAfterMs: 10,
   });
-  try {
-    await history(32, 40);
-    const a = committer.commit(fresh(["k"], "a"));
-    await settle();
-    clock.t += 100;
-    const b = committer.commit(new CommitPlan().delete(["k"]));
-    // Checks of one key at one version by both do not hold a plan back.
-    const c = committer.commit(new CommitPlan().check({ key: ["k"], versionstamp: null }));
-    await settle();
-    assertEquals(gate.inFlight.length, 1);
-    await gate.release(); // a lands, then b goes alone: c checks the key b deletes
-    assertEquals(gate.inFlight.map((x) => x.keys), [[["k"]]]);
-    await gate.release(); // b lands: c, which found ["k"] absent, finds it so again
-    assertEquals(gate.inFlight.map((x) => x.keys), [[]]);
-    await gate.release();
-    assert((await a).ok && (await b).ok && (await c).ok);
-    assertEquals((await real.get(["k"])).value, null);
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 40);
+  const a = committer.commit(fresh(["k"], "a"));
+  await settle();
+  clock.t += 100;
+  const b = committer.commit(new CommitPlan().delete(["k"]));
+  // Checks of one key at one version by both do not hold a plan back.
+  const c = committer.commit(new CommitPlan().check({ key: ["k"], versionstamp: null }));
+  await settle();
+  assertEquals(gate.inFlight.length, 1);
+  await gate.release(); // a lands, then b goes alone: c checks the key b deletes
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["k"]]]);
+  await gate.release(); // b lands: c, which found ["k"] absent, finds it so again
+  assertEquals(gate.inFlight.map((x) => x.keys), [[]]);
+  await gate.release();
+  assert((await a).ok && (await b).ok && (await c).ok);
+  assertEquals((await s.real.get(["k"])).value, null);
 });
 
 Deno.test("committer: maxInFlight 1 keeps one commit in flight on a slow database", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({ maxInFlight: 1 });
-  try {
-    await history(32, 500);
-    const a = committer.commit(fresh(["a"], 1));
-    await settle();
-    clock.t += 1000;
-    const b = committer.commit(fresh(["b"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 1);
-    await gate.release();
-    await gate.release();
-    assert((await a).ok && (await b).ok);
-  } finally {
-    real.close();
-  }
+  using s = await setup({ maxInFlight: 1 });
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 500);
+  const [a, b] = await s.twoApart(1000, "a", "b");
+  assertEquals(gate.inFlight.length, 1);
+  await gate.release();
+  await gate.release();
+  assert((await a).ok && (await b).ok);
 });
 
 Deno.test("committer: by default, up to 16 commits in flight once the fastest took 10 ms", () => {
@@ -206,114 +190,86 @@ Deno.test("committer: by default, up to 16 commits in flight once the fastest to
 
 Deno.test("committer: overlapAfterMs is the threshold, inclusive", async () => {
   for (const [ms, threshold, overlaps] of [[21, 30, false], [10, 10, true]] as const) {
-    const { real, gate, clock, committer, settle, history } = await setup({
-      maxInFlight: 4,
-      overlapAfterMs: threshold,
-    });
-    try {
-      await history(32, ms);
-      const a = committer.commit(fresh(["a"], 1));
-      await settle();
-      clock.t += 100;
-      const b = committer.commit(fresh(["b"], 1));
-      await settle();
-      assertEquals(gate.inFlight.length, overlaps ? 2 : 1, `${ms} ms against ${threshold}`);
-      while (gate.inFlight.length > 0) await gate.release();
-      assert((await a).ok && (await b).ok);
-    } finally {
-      real.close();
-    }
+    using s = await setup({ maxInFlight: 4, overlapAfterMs: threshold });
+    const { gate, clock, committer, settle, history } = s;
+    await history(32, ms);
+    const [a, b] = await s.twoApart(100, "a", "b");
+    assertEquals(gate.inFlight.length, overlaps ? 2 : 1, `${ms} ms against ${threshold}`);
+    while (gate.inFlight.length > 0) await gate.release();
+    assert((await a).ok && (await b).ok);
   }
 });
 
 Deno.test("committer: a plan that mutates a key a commit in flight only checks waits for it", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 4,
     overlapAfterMs: 10,
   });
-  try {
-    await history(32, 40);
-    const a = committer.commit(
-      new CommitPlan().check({ key: ["k"], versionstamp: null }).set(["own"], 1),
-    );
-    await settle();
-    clock.t += 100;
-    const b = committer.commit(new CommitPlan().set(["k"], "b"));
-    await settle();
-    assertEquals(gate.inFlight.map((x) => x.keys), [[["own"]]]);
-    await gate.release();
-    assertEquals(gate.inFlight.map((x) => x.keys), [[["k"]]]);
-    await gate.release();
-    assert((await a).ok && (await b).ok);
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 40);
+  const a = committer.commit(
+    new CommitPlan().check({ key: ["k"], versionstamp: null }).set(["own"], 1),
+  );
+  await settle();
+  clock.t += 100;
+  const b = committer.commit(new CommitPlan().set(["k"], "b"));
+  await settle();
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["own"]]]);
+  await gate.release();
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["k"]]]);
+  await gate.release();
+  assert((await a).ok && (await b).ok);
 });
 
 Deno.test("committer: plans answered without a commit do not count as a fast commit", async () => {
-  const { real, gate, clock, committer, settle, history } = await setup({
+  using s = await setup({
     maxInFlight: 4,
     overlapAfterMs: 10,
   });
-  try {
-    await history(32, 40);
-    const a = committer.commit(fresh(["k"], "a"));
-    await settle();
-    clock.t += 100;
-    const late = committer.commit(fresh(["k"], "late")); // waits for a, then fails unsent
-    await settle();
-    await gate.release();
-    assertEquals((await late).ok, false);
-    assert((await a).ok);
-    // Still a slow database: the next two commits go side by side.
-    const c = committer.commit(fresh(["c"], 1));
-    await settle();
-    clock.t += 100;
-    const d = committer.commit(fresh(["d"], 1));
-    await settle();
-    assertEquals(gate.inFlight.length, 2);
-    while (gate.inFlight.length > 0) await gate.release();
-    assert((await c).ok && (await d).ok);
-  } finally {
-    real.close();
-  }
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 40);
+  const a = committer.commit(fresh(["k"], "a"));
+  await settle();
+  clock.t += 100;
+  const late = committer.commit(fresh(["k"], "late")); // waits for a, then fails unsent
+  await settle();
+  await gate.release();
+  assertEquals((await late).ok, false);
+  assert((await a).ok);
+  // Still a slow database: the next two commits go side by side.
+  const [c, d] = await s.twoApart(100, "c", "d");
+  assertEquals(gate.inFlight.length, 2);
+  while (gate.inFlight.length > 0) await gate.release();
+  assert((await c).ok && (await d).ok);
 });
 
 Deno.test("committer: with its own clock, on a database 12 ms away, commits overlap", async () => {
   const real = await Deno.openKv(":memory:");
   const seen = { now: 0, max: 0 };
   const slow = instrumentKv(real, { before() {}, latency: () => 12 });
-  const counting = new Proxy(slow, {
-    get(target, prop) {
-      if (prop !== "atomic") {
-        const v = Reflect.get(target, prop, target);
-        return typeof v === "function" ? v.bind(target) : v;
-      }
-      return () => {
-        const op = target.atomic();
-        const wrapped: Deno.AtomicOperation = new Proxy(op, {
-          get(o, p) {
-            if (p === "commit") {
-              return async () => {
-                seen.max = Math.max(seen.max, ++seen.now);
-                try {
-                  return await o.commit();
-                } finally {
-                  seen.now--;
-                }
-              };
+  // instrumentKv's operations are proxies themselves: wrapped by a proxy, not assigned to.
+  const counting = withAtomic(slow, (op) => {
+    const wrapped: Deno.AtomicOperation = new Proxy(op, {
+      get(o, p) {
+        if (p === "commit") {
+          return async () => {
+            seen.max = Math.max(seen.max, ++seen.now);
+            try {
+              return await o.commit();
+            } finally {
+              seen.now--;
             }
-            const v = Reflect.get(o, p, o);
-            if (typeof v !== "function") return v;
-            return (...args: unknown[]) => {
-              const r = v.apply(o, args);
-              return r === o ? wrapped : r;
-            };
-          },
-        });
-        return wrapped;
-      };
-    },
+          };
+        }
+        const v = Reflect.get(o, p, o);
+        if (typeof v !== "function") return v;
+        return (...args: unknown[]) => {
+          const r = v.apply(o, args);
+          return r === o ? wrapped : r;
+        };
+      },
+    });
+    return wrapped;
   });
   try {
     const committer = createCommitter(counting);
