@@ -86,7 +86,7 @@ Deno.test("committer: on a fast database, one commit at a time", async () => {
     maxInFlight: 3,
     overlapAfterMs: 10,
   });
-  const { gate, clock, committer, settle, history } = s;
+  const { gate, history } = s;
   // 31 slow commits and one of 9 ms: the fastest of the last 32 is under 10 ms.
   await history(31, 50);
   await history(1, 9);
@@ -103,7 +103,7 @@ Deno.test("committer: the first 31 commits, however slow, go one at a time", asy
     maxInFlight: 3,
     overlapAfterMs: 10,
   });
-  const { gate, clock, committer, settle, history } = s;
+  const { gate, clock, history } = s;
   await history(31, 50);
   const [a, b] = await s.twoApart(1000, "a", "b");
   assertEquals(gate.inFlight.length, 1);
@@ -175,7 +175,7 @@ Deno.test("committer: a plan that mutates a key a commit in flight checks waits 
 
 Deno.test("committer: maxInFlight 1 keeps one commit in flight on a slow database", async () => {
   using s = await setup({ maxInFlight: 1 });
-  const { gate, clock, committer, settle, history } = s;
+  const { gate, history } = s;
   await history(32, 500);
   const [a, b] = await s.twoApart(1000, "a", "b");
   assertEquals(gate.inFlight.length, 1);
@@ -191,7 +191,7 @@ Deno.test("committer: by default, up to 16 commits in flight once the fastest to
 Deno.test("committer: overlapAfterMs is the threshold, inclusive", async () => {
   for (const [ms, threshold, overlaps] of [[21, 30, false], [10, 10, true]] as const) {
     using s = await setup({ maxInFlight: 4, overlapAfterMs: threshold });
-    const { gate, clock, committer, settle, history } = s;
+    const { gate, history } = s;
     await history(32, ms);
     const [a, b] = await s.twoApart(100, "a", "b");
     assertEquals(gate.inFlight.length, overlaps ? 2 : 1, `${ms} ms against ${threshold}`);
