@@ -139,11 +139,12 @@ async function pass(
     const mayGiveUp = !(flags.holding && alone);
     const input = { counted: flags.counted, mayGiveUp, event, body, view, options, now: now() };
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
-    const { outcome, plan, writes } = decide({ ...input, cluster });
-    if (plan === null) return done(outcome);
-    const result = await committer.commit(plan);
+    const decided = decide({ ...input, cluster });
+    const { outcome } = decided;
+    if (decided.plan === null) return done(outcome);
+    const result = await committer.commit(decided.plan);
     if (result.ok) {
-      deps.warm?.remember(view, writes!, result.versionstamp, now());
+      deps.warm?.remember(view, decided.writes, result.versionstamp, now());
       // Wakes this enrollment's held deliveries, handing them the record just made (if any).
       deps.holds?.notify(
         enrollmentTag(place),

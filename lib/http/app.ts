@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): Hono {
     });
   const holds = deps.holds ?? createHolds(deps.kv, { mode: wakeModeOf(deps.config) });
   const lanes = createLanes();
-  const warm = deps.warm === undefined ? createWarmViews() : deps.warm ?? undefined;
+  const warm = deps.warm === null ? undefined : deps.warm ?? createWarmViews();
   const projector = deps.projector ?? createProjector({
     kv: deps.kv,
     destinations: deps.forwarder?.destinations,

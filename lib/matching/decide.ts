@@ -89,15 +89,14 @@ export interface DecideInput {
 }
 
 /** The outcome, and the plan to commit for it (`null`: nothing to write). */
-export interface Decided {
-  outcome: Outcome;
-  plan: CommitPlan | null;
-  /**
-   * With a plan: the enrollment's summary, the events it writes and the course's name, as they read
-   * once committed.
-   */
-  writes?: Writes;
-}
+export type Decided =
+  | { outcome: Outcome; plan: null }
+  | {
+    outcome: Outcome;
+    plan: CommitPlan;
+    /** The enrollment's summary, the events it writes and the course's name, once committed. */
+    writes: Writes;
+  };
 
 const toCandidate = (e: Deno.KvEntry<StoredEvent>): Candidate => ({
   id: e.value.id,

@@ -152,12 +152,6 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   const busyChecked = new Map<string, number>();
   const busyMutated = new Map<string, number>();
   let inFlight = 0;
-  /**
-   * Commits in flight whose keys are not in `busyChecked`/`busyMutated`: nothing may go beside
-   * them. (One starts only when none is in flight and the database is fast, and the floor changes
-   * only when a commit ends, so it is alone; the check keeps that so whatever changes.)
-   */
-  let unmarked = 0;
   const overlapAfterMs = options.overlapAfterMs ?? COMMIT_OVERLAP_AFTER_MS;
   const now = options.now ?? (() => performance.now());
   /** When the newest commit in flight started. */
@@ -341,18 +335,16 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     while (inFlight < maxInFlight && queue.length > 0) {
       // Beside others only on a slow database, paced over the time one commit takes.
       const slow = floor >= overlapAfterMs;
-      if (
-        inFlight > 0 &&
-        (!slow || unmarked > 0 || now() - newestStart < floor / maxInFlight)
-      ) return;
+      if (inFlight > 0 && (!slow || now() - newestStart < floor / maxInFlight)) return;
       const batch = take();
       if (batch.length === 0) return; // every waiting plan waits for a commit in flight
       inFlight++;
       const started = newestStart = now();
-      // Its keys are noted only when another commit may go beside it (a slow database).
+      // Its keys are noted only when another commit may go beside it (a slow database). A commit
+      // started on a fast database is alone: it starts only when none is in flight, and `floor`
+      // changes only when a commit ends, so nothing goes beside it.
       const marked = slow && maxInFlight > 1;
       if (marked) markBusy(batch, 1);
-      else unmarked++;
       void commitBatch(batch).then((committed) => {
         if (!committed) return; // its plans were answered without a commit: no time taken
         took[tookAt] = now() - started;
@@ -361,7 +353,6 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       }).finally(() => {
         inFlight--;
         if (marked) markBusy(batch, -1);
-        else unmarked--;
         pump();
       });
     }

@@ -122,20 +122,10 @@ function walkBytes(value: unknown): number {
  * bigints and byte strings are tagged.
  */
 export function keyId(key: Deno.KvKey): string {
-  for (const p of key) {
-    if (typeof p === "bigint" || p instanceof Uint8Array) {
-      return JSON.stringify(
-        key.map((p) =>
-          typeof p === "bigint"
-            ? { n: String(p) }
-            : p instanceof Uint8Array
-            ? { u: Array.from(p) }
-            : p
-        ),
-      );
-    }
-  }
-  return JSON.stringify(key); // strings, numbers and booleans only: as they are
+  const tagged = (p: Deno.KvKeyPart) =>
+    typeof p === "bigint" ? { n: String(p) } : p instanceof Uint8Array ? { u: Array.from(p) } : p;
+  // Strings, numbers and booleans only (every key this project writes): as they are, uncopied.
+  return JSON.stringify(key.every((p) => tagged(p) === p) ? key : key.map(tagged));
 }
 
 /** One plan of one request, ready to be committed alone or merged with others. */

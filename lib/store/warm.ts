@@ -24,7 +24,6 @@
  * ```
  * @module
  */
-import type { HandledTopic } from "../config.ts";
 import type { EventIdentity, EventView, KnownEvents } from "./events.ts";
 import {
   type CourseInfo,
@@ -80,8 +79,6 @@ const MAX_SEEN = 16;
 const tagOf = (e: Pick<EventIdentity, "tenantId" | "userId" | "courseId">) =>
   `${e.tenantId}\u0000${e.userId}\u0000${e.courseId}`;
 
-const counterpartOf = (topic: HandledTopic, e: StoredEvent) => e.topic !== topic;
-
 /** Key order within one topic (`[…, topic, at, id]`): by time, then id (never equal here). */
 function byKey(a: Deno.KvEntry<StoredEvent>, b: Deno.KvEntry<StoredEvent>): number {
   if (a.value.at !== b.value.at) return a.value.at - b.value.at;
@@ -129,7 +126,7 @@ export function createWarmViews(
         self: null,
         enrollment: w.enrollment,
         counterparts: known.events.filter((x) =>
-          counterpartOf(e.topic, x.value) && Math.abs(x.value.at - e.at) <= windowMs
+          x.value.topic !== e.topic && Math.abs(x.value.at - e.at) <= windowMs
         ),
         fence: w.fence,
         course: w.course,
@@ -141,7 +138,7 @@ export function createWarmViews(
       const before = kept.get(tag);
       kept.delete(tag);
       if (!view.known || !consistent(view, before)) return;
-      const written = new Map(writes.events.map((x) => [x.id, x]));
+      const written = new Set(writes.events.map((x) => x.id));
       const events = view.known.events.filter((x) => !written.has(x.value.id));
       // What the plan wrote lies within the span: the event is at its middle, a partner within
       // the window of it.
