@@ -192,19 +192,28 @@ Deno.test("forwarder schedule exact: an attempt's deadline is 30 s by default; a
   await f.writeRecord();
   const [{ value: entry }] = await Array.fromAsync(f.kv.list<OutboxEntry>({ prefix: ["outbox"] }));
   const sign = createSigner(`whsec_${btoa("k".repeat(32))}`);
-  const ok = () => Promise.resolve(new Response(null, { status: 204 }));
-  const timeouts: number[] = [];
-  const realTimeout = AbortSignal.timeout;
-  AbortSignal.timeout = (ms) => (timeouts.push(ms), realTimeout.call(AbortSignal, ms));
-  try {
-    const never = new AbortController().signal;
-    await webhookDestination("https://crm.example/hook", sign, { fetch: ok }).deliver(entry, never);
-    const opts = { fetch: ok, timeoutMs: 2_500 };
-    await webhookDestination("https://crm.example/hook", sign, opts).deliver(entry, never);
-  } finally {
-    AbortSignal.timeout = realTimeout;
-  }
-  assertEquals(timeouts, [10_000, 2_500]);
+  const never = new AbortController().signal;
+  using timers = watchTimers();
+  // The deadline is pending while the request runs, and cleared as soon as it answers.
+  const inFlight: number[][] = [];
+  const ok = () => (inFlight.push(timers.pending()), Promise.resolve(new Response(null)));
+  await webhookDestination("https://crm.example/hook", sign, { fetch: ok }).deliver(entry, never);
+  const opts = { fetch: ok, timeoutMs: 2_500 };
+  await webhookDestination("https://crm.example/hook", sign, opts).deliver(entry, never);
+  assertEquals(inFlight, [[10_000], [2_500]]);
+  assertEquals(timers.pending(), [], "no timer left once answered");
+  // When it fires, the request is aborted with a TimeoutError.
+  const hanging = (_url: string | URL | Request, init?: RequestInit) =>
+    new Promise<Response>((_, reject) => {
+      const signal = init!.signal!;
+      signal.addEventListener("abort", () => reject(signal.reason));
+    });
+  const slow = webhookDestination("https://crm.example/hook", sign, { fetch: hanging });
+  const failed = slow.deliver(entry, never).then(() => null, (e: DOMException) => e);
+  await timers.fire();
+  const error = await failed;
+  assertEquals([error?.name, error?.message], ["TimeoutError", "no answer within 10000 ms"]);
+  assertEquals(timers.pending(), []);
 });
 
 Deno.test("forwarder schedule exact: a retry's timer does not keep the process alive", async () => {

@@ -311,9 +311,20 @@ Deno.test("forwarder: the webhook destination POSTs the signed JSON message, and
         signature: headers["webhook-signature"],
       }, String(init.body)),
     );
-    // The attempt's signal reaches the request.
+    assertEquals(init.signal?.aborted, false);
+    // The attempt's signal reaches the request while it runs, with its reason.
+    const hanging = webhookDestination("https://crm.example/hook", createSigner(secret), {
+      fetch: ((_url: string, init: RequestInit) =>
+        new Promise((_, reject) => {
+          init.signal!.addEventListener("abort", () => reject(init.signal!.reason));
+        })) as typeof fetch,
+    });
+    const running = hanging.deliver(entry, attempt.signal).catch((e: Error) => e.message);
     attempt.abort(new Error("deadline"));
-    assertEquals(init.signal?.aborted, true);
+    assertEquals(await running, "deadline");
+    const over = new AbortController();
+    over.abort(new Error("already over"));
+    assertEquals(await hanging.deliver(entry, over.signal).catch((e) => e.message), "already over");
     status = 500;
     let error = "";
     await destination.deliver(entry, new AbortController().signal).catch((e) => error = e.message);

@@ -84,6 +84,10 @@ export function messageBody(record: LessonProgressRecord): string {
 /**
  * POSTs each record as a signed Standard Webhooks message; any non-2xx answer is a failure. A
  * request is abandoned when the attempt's signal aborts or after `timeoutMs` (10 s).
+ *
+ * The deadline is one timer, cleared when the answer is in: `AbortSignal.timeout` would keep its
+ * timer and signal alive for the whole 10 s after every delivery (thousands at a time under load,
+ * each promoted to the old generation before it can be collected).
  */
 export function webhookDestination(
   url: string,
@@ -92,19 +96,33 @@ export function webhookDestination(
 ): Destination {
   const send = opts.fetch ?? fetch;
   const now = opts.now ?? Date.now;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   return {
     name: "webhook",
     async deliver(entry, signal) {
+      signal.throwIfAborted();
       const body = messageBody(entry.record);
       const headers = sign(entry.messageId, Math.floor(now() / 1000), body);
-      const res = await send(url, {
-        method: "POST",
-        body,
-        headers: { ...headers, "content-type": "application/json" },
-        signal: AbortSignal.any([signal, AbortSignal.timeout(opts.timeoutMs ?? 10_000)]),
-      });
-      await res.body?.cancel();
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const request = new AbortController();
+      const stop = () => request.abort(signal.reason);
+      signal.addEventListener("abort", stop, { once: true });
+      const timer = setTimeout(
+        () => request.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")),
+        timeoutMs,
+      );
+      try {
+        const res = await send(url, {
+          method: "POST",
+          body,
+          headers: { ...headers, "content-type": "application/json" },
+          signal: request.signal,
+        });
+        await res.body?.cancel();
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", stop);
+      }
     },
   };
 }
