@@ -23,7 +23,12 @@ import {
   settle,
   type Settlement,
 } from "../lib/store/outbox.ts";
-import { outboxDueKey, type OutboxEntry, outboxKey } from "../lib/store/keys.ts";
+import {
+  outboxDueKey,
+  type OutboxEntry,
+  outboxKey,
+  type StoredOutboxEntry,
+} from "../lib/store/keys.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { createForwarder, handlerDestination } from "../lib/forward/forwarder.ts";
 
@@ -68,8 +73,8 @@ async function seed(kv: Deno.Kv, n: number, over: Partial<LessonProgressRecord> 
   return ids;
 }
 
-async function entry(kv: Deno.Kv, id: string): Promise<OutboxEntry | null> {
-  return (await kv.get<OutboxEntry>(outboxKey(id))).value;
+async function entry(kv: Deno.Kv, id: string): Promise<StoredOutboxEntry | null> {
+  return (await kv.get<StoredOutboxEntry>(outboxKey(id))).value;
 }
 
 async function dueKeys(kv: Deno.Kv) {
@@ -280,15 +285,17 @@ Deno.test("outbox store: settling records delivered, retried and dead entries", 
     assertEquals(recorded, 3);
     const [done, retried, dead] = await Promise.all(ids.map((id) => entry(kv, id)));
     const base = (i: number) => ({ ...leased[i].value, attempts: 1 });
-    assertEquals(done, { ...base(0), status: "delivered", deliveredAt: now, lastError: null });
+    // A delivered entry keeps its bookkeeping, not its record (stored under ["records", …]).
+    const { record: _record, ...kept } = base(0);
+    assertEquals(done, { ...kept, status: "delivered", deliveredAt: now, lastError: null });
     assertEquals(retried, { ...base(1), dueAt: now + 30_000, lastError: "x".repeat(500) });
     assertEquals(dead, { ...base(2), status: "dead", deadAt: now, lastError: "HTTP 500" });
     assertEquals(await dueKeys(kv), [outboxDueKey(now + 30_000, ids[1])]);
     assertEquals(await nextDue(kv), now + 30_000);
     const dead1 = await listOutbox(kv, { status: "dead", limit: 10 });
-    assertEquals(dead1, { entries: [dead!], cursor: null });
+    assertEquals(dead1, { entries: [dead as OutboxEntry], cursor: null });
     const pending = await listOutbox(kv, { status: "pending", limit: 10 });
-    assertEquals(pending, { entries: [retried!], cursor: null });
+    assertEquals(pending, { entries: [retried as OutboxEntry], cursor: null });
     // A second attempt counts on from the first.
     const again = await leaseDue(kv, now + 30_000, takeAll);
     await settle(kv, again.leased.map(delivered), now + 30_001, 7 * DAY);
@@ -384,7 +391,7 @@ Deno.test("outbox store: a dead entry is requeued due now; others are returned a
       T0 + 2,
       DAY,
     );
-    const dead = (await entry(kv, ids[0]))!;
+    const dead = (await entry(kv, ids[0])) as OutboxEntry;
     const now = T0 + 9_000;
     const back = await requeue(kv, ids[0], now);
     assertEquals(back, { ...dead, status: "pending", deadAt: null, dueAt: now });

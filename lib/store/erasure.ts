@@ -41,13 +41,13 @@ import {
   lessonCounterKey,
   outboxDeadKey,
   outboxDueKey,
-  type OutboxEntry,
   outboxIdOf,
   outboxKey,
   recordKey,
   recordKeys,
   type RecordPosition,
   recordsOfUserPrefix,
+  type StoredOutboxEntry,
   UNMATCHED_PREFIX,
   type UnmatchedEntry,
 } from "./keys.ts";
@@ -165,7 +165,7 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
       const outboxIds = read.flatMap((r) =>
         r.value ? destinations.map((d) => outboxIdOf(d, messageIdOf(r.value!))) : []
       );
-      const outbox = await readAll<OutboxEntry>(kv, outboxIds.map(outboxKey));
+      const outbox = await readAll<StoredOutboxEntry>(kv, outboxIds.map(outboxKey));
       for (const [i, r] of read.entries()) {
         for (const key of recordKeys(positions[i], who.userId, page[i].value)) op.delete(key);
         if (!r.value) continue;

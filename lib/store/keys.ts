@@ -15,7 +15,7 @@
  * | `["feed_fence"]` | epoch ms: the feed may serve every entry before it, and no record commits before it (see {@linkcode FEED_FENCE_KEY}) | kept |
  * | `["projection", tenant, user, course, n]` | {@linkcode Projection}: the `n`-th record of the enrollment, made and waiting for the projector (see `lib/store/projections.ts`) | until projected |
  * | `["projector"]` | {@linkcode ProjectorLease}: rewritten by every projection batch, so two batches never both commit | kept |
- * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector | until delivered + `RETENTION_DAYS` |
+ * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector; once delivered, a {@linkcode DeliveredOutboxEntry} without the record | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
  * | `["dash_course", course]` | {@linkcode CourseInfo} | kept |
@@ -376,6 +376,17 @@ export interface OutboxEntry {
   deliveredAt: number | null;
   deadAt: number | null;
 }
+
+/**
+ * What a delivered entry keeps for `RETENTION_DAYS`: its bookkeeping without the record, which
+ * only its attempts needed (the record itself stays under `["records", …]`). It still answers
+ * `POST /api/outbox/:id/retry` (409) and keeps the projection from writing the entry again.
+ * Entries delivered by earlier versions kept their record, as an {@linkcode OutboxEntry}.
+ */
+export type DeliveredOutboxEntry = Omit<OutboxEntry, "record" | "status"> & { status: "delivered" };
+
+/** An outbox entry as stored: pending or dead with its record, or delivered. */
+export type StoredOutboxEntry = OutboxEntry | DeliveredOutboxEntry;
 
 /** The id of the outbox entry of message `messageId` for `destination`. */
 export const outboxIdOf = (destination: string, messageId: string) => `${destination}:${messageId}`;
