@@ -311,6 +311,8 @@ Deno.test("forwarder: the webhook destination POSTs the signed JSON message, and
         signature: headers["webhook-signature"],
       }, String(init.body)),
     );
+    // Once answered, the request no longer follows the attempt's signal.
+    attempt.abort(new Error("too late"));
     assertEquals(init.signal?.aborted, false);
     // The attempt's signal reaches the request while it runs, with its reason.
     const hanging = webhookDestination("https://crm.example/hook", createSigner(secret), {
@@ -319,9 +321,10 @@ Deno.test("forwarder: the webhook destination POSTs the signed JSON message, and
           init.signal!.addEventListener("abort", () => reject(init.signal!.reason));
         })) as typeof fetch,
     });
-    const running = hanging.deliver(entry, attempt.signal).catch((e: Error) => e.message);
-    attempt.abort(new Error("deadline"));
-    assertEquals(await running, "deadline");
+    const running = new AbortController();
+    const hung = hanging.deliver(entry, running.signal).catch((e: Error) => e.message);
+    running.abort(new Error("deadline"));
+    assertEquals(await hung, "deadline");
     const over = new AbortController();
     over.abort(new Error("already over"));
     assertEquals(await hanging.deliver(entry, over.signal).catch((e) => e.message), "already over");
