@@ -36,6 +36,17 @@ async function setup(options: { maxInFlight?: number; overlapAfterMs?: number } 
     await settle();
     return [first, second];
   };
+  /**
+   * After 32 commits of 40 ms each (a slow database), `plan` handed over and in flight for 100 ms
+   * by the clock: its result, in an array so that awaiting this does not wait for the commit.
+   */
+  const slowAndInFlight = async (plan: CommitPlan) => {
+    await history(32, 40);
+    const result = committer.commit(plan);
+    await settle();
+    clock.t += 100;
+    return [result];
+  };
   return {
     real,
     gate,
@@ -44,6 +55,7 @@ async function setup(options: { maxInFlight?: number; overlapAfterMs?: number } 
     settle,
     history,
     twoApart,
+    slowAndInFlight,
     [Symbol.dispose]: () => real.close(),
   };
 }
@@ -120,15 +132,9 @@ Deno.test("committer: the first 31 commits, however slow, go one at a time", asy
 });
 
 Deno.test("committer: a plan touching a key of a commit in flight waits for it; others go by", async () => {
-  using s = await setup({
-    maxInFlight: 4,
-    overlapAfterMs: 10,
-  });
-  const { gate, clock, committer, settle, history } = s;
-  await history(32, 40);
-  const a = committer.commit(new CommitPlan().set(["k"], "a").set(["own", "a"], 1));
-  await settle();
-  clock.t += 100;
+  using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
+  const { gate, clock, committer, settle } = s;
+  const [a] = await s.slowAndInFlight(new CommitPlan().set(["k"], "a").set(["own", "a"], 1));
   // b checks ["k"] absent and c sets it: both wait for a; d touches nothing of a's.
   const b = committer.commit(fresh(["k"], "b"));
   const c = committer.commit(new CommitPlan().set(["k"], "c"));
@@ -150,15 +156,9 @@ Deno.test("committer: a plan touching a key of a commit in flight waits for it; 
 });
 
 Deno.test("committer: a plan that mutates a key a commit in flight checks waits for it", async () => {
-  using s = await setup({
-    maxInFlight: 4,
-    overlapAfterMs: 10,
-  });
-  const { gate, clock, committer, settle, history } = s;
-  await history(32, 40);
-  const a = committer.commit(fresh(["k"], "a"));
-  await settle();
-  clock.t += 100;
+  using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
+  const { gate, committer, settle } = s;
+  const [a] = await s.slowAndInFlight(fresh(["k"], "a"));
   const b = committer.commit(new CommitPlan().delete(["k"]));
   // Checks of one key at one version by both do not hold a plan back.
   const c = committer.commit(new CommitPlan().check({ key: ["k"], versionstamp: null }));
@@ -201,17 +201,11 @@ Deno.test("committer: overlapAfterMs is the threshold, inclusive", async () => {
 });
 
 Deno.test("committer: a plan that mutates a key a commit in flight only checks waits for it", async () => {
-  using s = await setup({
-    maxInFlight: 4,
-    overlapAfterMs: 10,
-  });
-  const { gate, clock, committer, settle, history } = s;
-  await history(32, 40);
-  const a = committer.commit(
+  using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
+  const { gate, committer, settle } = s;
+  const [a] = await s.slowAndInFlight(
     new CommitPlan().check({ key: ["k"], versionstamp: null }).set(["own"], 1),
   );
-  await settle();
-  clock.t += 100;
   const b = committer.commit(new CommitPlan().set(["k"], "b"));
   await settle();
   assertEquals(gate.inFlight.map((x) => x.keys), [[["own"]]]);
@@ -222,15 +216,9 @@ Deno.test("committer: a plan that mutates a key a commit in flight only checks w
 });
 
 Deno.test("committer: plans answered without a commit do not count as a fast commit", async () => {
-  using s = await setup({
-    maxInFlight: 4,
-    overlapAfterMs: 10,
-  });
-  const { gate, clock, committer, settle, history } = s;
-  await history(32, 40);
-  const a = committer.commit(fresh(["k"], "a"));
-  await settle();
-  clock.t += 100;
+  using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
+  const { gate, committer, settle } = s;
+  const [a] = await s.slowAndInFlight(fresh(["k"], "a"));
   const late = committer.commit(fresh(["k"], "late")); // waits for a, then fails unsent
   await settle();
   await gate.release();
