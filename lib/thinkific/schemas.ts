@@ -151,12 +151,13 @@ function issuesOf(error: z.ZodError, prefix: (string | number)[] = []): SchemaIs
 export function parseWebhook(body: unknown, headerTopic: string | null): ParsedWebhook {
   const t = topicSchema.safeParse(body);
   if (!t.success) return { kind: "invalid", topic: null, issues: issuesOf(t.error) };
+  const fields = body as Record<string, unknown>; // an object: the topic's schema parsed it
   const topic = `${t.data.resource}.${t.data.action}`;
   if (headerTopic !== null && headerTopic.trim() !== topic) {
     return { kind: "topic_mismatch", bodyTopic: topic, headerTopic: headerTopic.trim() };
   }
   if (!(HANDLED_TOPICS as readonly string[]).includes(topic)) {
-    const maybeId = eventId.safeParse((body as Record<string, unknown>).id);
+    const maybeId = eventId.safeParse(fields.id);
     return { kind: "ignored", topic, eventId: maybeId.success ? maybeId.data : null };
   }
   const env = envelope.safeParse(body);
@@ -164,7 +165,7 @@ export function parseWebhook(body: unknown, headerTopic: string | null): ParsedW
   const base = { id: env.data.id, tenantId: env.data.tenant_id, at: env.data.created_at };
 
   if (topic === LESSON_TOPIC) {
-    const p = lessonPayload.safeParse((body as Record<string, unknown>).payload);
+    const p = lessonPayload.safeParse(fields.payload);
     if (!p.success) return { kind: "invalid", topic, issues: issuesOf(p.error, ["payload"]) };
     const d = p.data;
     return {
@@ -189,7 +190,7 @@ export function parseWebhook(body: unknown, headerTopic: string | null): ParsedW
       },
     };
   }
-  const p = progressPayload.safeParse((body as Record<string, unknown>).payload);
+  const p = progressPayload.safeParse(fields.payload);
   if (!p.success) return { kind: "invalid", topic, issues: issuesOf(p.error, ["payload"]) };
   const d = p.data;
   return {
