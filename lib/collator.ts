@@ -30,7 +30,9 @@ import type { Lanes } from "./lanes.ts";
 import type { WarmViews } from "./store/warm.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
-import { type EventIdentity, readCluster, readView } from "./store/events.ts";
+import { type CommitPlan, fitsWithin } from "./store/plan.ts";
+import type { Writes } from "./store/warm.ts";
+import { type EventIdentity, type EventView, readCluster, readView } from "./store/events.ts";
 import { isErased } from "./store/erasure.ts";
 import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
 import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
@@ -81,6 +83,31 @@ function ownRecord(record: LessonProgressRecord, event: ThinkificEvent): boolean
 const lastChance = (outcome: Outcome, options: CollatorOptions): boolean =>
   outcome.status === "pending" && outcome.attempts >= options.giveUpAfterAttempts;
 
+/** A delivery waiting in its enrollment's lane: what the pass ahead of it needs to take it over. */
+interface Delivery {
+  event: ThinkificEvent;
+  body: Uint8Array;
+  flags: Flags;
+}
+
+/** Where a pass stands in its tries (see {@linkcode collate}). */
+interface Flags {
+  counted: boolean;
+  holding: boolean;
+}
+
+/** A delivery taken over by a pass, decided into its commit. */
+interface Joined {
+  event: ThinkificEvent;
+  done(result: Pass | null): void;
+  outcome: Outcome;
+  alone: boolean;
+  place: EventIdentity;
+}
+
+/** An empty commit's size: what a merged plan must fit within, with nothing else. */
+const NOTHING = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
+
 interface Pass {
   outcome: Outcome;
   /**
@@ -99,7 +126,7 @@ async function pass(
   event: ThinkificEvent,
   body: Uint8Array,
   options: CollatorOptions,
-  flags: { counted: boolean; holding: boolean },
+  flags: Flags,
 ): Promise<Pass> {
   const { kv, committer } = deps;
   const now = options.now ?? Date.now;
@@ -140,22 +167,118 @@ async function pass(
     const input = { counted: flags.counted, mayGiveUp, event, body, view, options, now: now() };
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
     const decided = decide({ ...input, cluster });
-    const { outcome } = decided;
+    let { outcome } = decided;
     if (decided.plan === null) return done(outcome);
-    const result = await committer.commit(decided.plan);
+    const joined: Joined[] = [];
+    let plan = decided.plan;
+    let writes = decided.writes;
+    // Only from its own lane: a redelivery placed elsewhere by its first delivery decides alone.
+    if (deps.lanes && deps.warm && !cluster && enrollmentTag(place) === enrollmentTag(event)) {
+      ({ plan, writes } = takeOver(deps, { view, plan, writes }, joined, options));
+    }
+    let result: Awaited<ReturnType<Committer["commit"]>> = { ok: false };
+    try {
+      result = await committer.commit(plan);
+    } finally {
+      // Deliveries taken over decide on their own after all, when this commit did not go in.
+      if (!result.ok) { for (const j of joined) j.done(null); }
+    }
     if (result.ok) {
-      deps.warm?.remember(view, decided.writes, result.versionstamp, now());
-      // Wakes this enrollment's held deliveries, handing them the record just made (if any).
-      deps.holds?.notify(
-        enrollmentTag(place),
-        outcome.status === "collated" ? outcome.record : null,
+      const { versionstamp } = result;
+      deps.warm?.remember(view, writes, versionstamp, now());
+      const made = [outcome, ...joined.map((j) => j.outcome)].flatMap((o) =>
+        o.status === "collated" ? [o.record] : []
       );
-      return { outcome, alone, versionstamp: result.versionstamp, place };
+      // A pending event paired by a delivery decided after it here answers with that record, as
+      // it would once woken from its hold.
+      const paired = (o: Outcome, e: ThinkificEvent): Outcome => {
+        const record = o.status === "pending" && made.find((r) => ownRecord(r, e));
+        return record ? { status: "collated", record, fresh: false } : o;
+      };
+      for (const j of joined) {
+        j.done({
+          outcome: paired(j.outcome, j.event),
+          alone: j.alone,
+          versionstamp,
+          place: j.place,
+        });
+      }
+      outcome = paired(outcome, event);
+      // Wakes this enrollment's held deliveries, handing them the records just made.
+      deps.holds?.notify(enrollmentTag(place), made);
+      return { outcome, alone, versionstamp, place };
     }
     deps.warm?.forget(place); // read again
     if (await isErased(kv, place)) return done({ status: "erased" });
   }
   throw new ContentionError(`event ${event.id}: too many concurrent writers`);
+}
+
+/**
+ * Takes over the deliveries waiting in the enrollment's lane behind this one, in arrival order,
+ * for as long as each can be decided from the view this pass's plan leaves (a new event within what
+ * is known, deciding without a cluster read, with a plan that fits in one commit with the others):
+ * each is decided from it and its plan merged after the ones before ({@linkcode
+ * CommitPlan.followedBy}). Most often it is the counterpart of this delivery's event, which arrived
+ * while this one was reading: both are then answered from one commit. Returns the merged plan and
+ * what it leaves; `joined` receives the deliveries taken, each to be handed its pass.
+ */
+function takeOver(
+  deps: CollatorDeps,
+  first: { view: EventView; plan: CommitPlan; writes: Writes },
+  joined: Joined[],
+  options: CollatorOptions,
+): { plan: CommitPlan; writes: Writes } {
+  const now = options.now ?? Date.now;
+  const windowMs = options.matchWindowMs;
+  let { view, plan, writes } = first;
+  let all = writes;
+  const decisions: Omit<Joined, "done">[] = [];
+  const taken = deps.lanes!.take(enrollmentTag(view.place), (what) => {
+    try {
+      return join(what as Delivery);
+    } catch {
+      return false; // decided on its own, in its turn
+    }
+  });
+  taken.forEach((t, i) => joined.push({ ...decisions[i], done: t.done }));
+  return { plan, writes: all };
+
+  function join({ event, body, flags }: Delivery): boolean {
+    const next = deps.warm!.after(view, writes, event, windowMs, now());
+    if (!next) return false;
+    const alone = next.counterparts.length === 0;
+    const mayGiveUp = !(flags.holding && alone);
+    const input = {
+      counted: flags.counted,
+      mayGiveUp,
+      event,
+      body,
+      view: next,
+      options,
+      now: now(),
+    };
+    if (needsCluster(input)) return false;
+    const decided = decide(input);
+    if (decided.plan === null) return false;
+    const merged = plan.followedBy(decided.plan);
+    const profile = merged.profile();
+    if (profile.refused || !fitsWithin(NOTHING, profile.size)) return false;
+    decisions.push({ event, outcome: decided.outcome, alone, place: next.place });
+    all = mergeWrites(all, decided.writes);
+    ({ view, plan, writes } = { view: next, plan: merged, writes: decided.writes });
+    return true;
+  }
+}
+
+/** What two plans, one after the other, leave: the second's summary and course, every event. */
+function mergeWrites(a: Writes, b: Writes): Writes {
+  const ids = new Set(b.events.map((e) => e.id));
+  return {
+    summary: b.summary,
+    course: b.course,
+    events: [...a.events.filter((e) => !ids.has(e.id)), ...b.events],
+  };
 }
 
 /**
@@ -179,7 +302,8 @@ export async function collate(
     const holding = mayHold && left > 0 && !deps.holds!.closed;
     const flags = { counted, holding };
     const run = () => pass(deps, event, body, options, flags);
-    const p = deps.lanes ? await deps.lanes.run(enrollmentTag(event), run) : await run();
+    const delivery: Delivery = { event, body, flags };
+    const p = deps.lanes ? await deps.lanes.run(enrollmentTag(event), run, delivery) : await run();
     counted = true;
     // Held only while its counterpart is not stored: a pending inexact pair rides on retries.
     if (p.outcome.status !== "pending" || !holding || !p.alone) return p.outcome;
@@ -192,8 +316,8 @@ export async function collate(
     // Shutdown: a last delivery decides again unheld, so it gives up (listed) before it answers.
     if (end === "closed" && !lastChance(p.outcome, options)) return p.outcome;
     // Woken by the commit that paired this very event, here: its record, with no read.
-    const record = note as LessonProgressRecord | null | undefined;
-    if (record && ownRecord(record, event)) return { status: "collated", record, fresh: false };
+    const record = (note as LessonProgressRecord[] | undefined)?.find((r) => ownRecord(r, event));
+    if (record) return { status: "collated", record, fresh: false };
     // woken, timed out or shut down: decide again (a last delivery now gives up)
   }
 }

@@ -43,6 +43,7 @@ function spied(warm: WarmViews) {
       return v;
     },
     remember: (...a) => warm.remember(...a),
+    after: (...a) => warm.after(...a),
     forget: (e) => warm.forget(e),
     get size() {
       return warm.size;

@@ -112,15 +112,31 @@ export interface CommitterOptions {
   now?: () => number;
 }
 
-/** Whether two plans cannot share a commit (see the module doc). */
-function conflicts(a: PlanProfile, b: PlanProfile): boolean {
-  for (const [k, version] of a.checked) {
-    if (b.mutated.has(k)) return true;
-    const other = b.checked.get(k);
-    if (other !== undefined && other !== version) return true;
+/** The keys a batch's plans check (with the version each expects) and mutate, together. */
+interface BatchKeys {
+  checked: Map<string, string | null>;
+  mutated: Set<string>;
+}
+
+/**
+ * Whether a plan cannot share a commit with a batch (see the module doc): it checks a key the
+ * batch mutates or checks at another version, or mutates a key the batch checks. Against the
+ * batch's keys together, so each plan taken costs one pass over its own keys.
+ */
+function conflicts(batch: BatchKeys, p: PlanProfile): boolean {
+  for (const c of p.checks) {
+    if (batch.mutated.has(c.id)) return true;
+    const other = batch.checked.get(c.id);
+    if (other !== undefined && other !== c.versionstamp) return true;
   }
-  for (const k of b.checked.keys()) if (a.mutated.has(k)) return true;
+  for (const id of p.mutated.keys()) if (batch.checked.has(id)) return true;
   return false;
+}
+
+/** Adds a plan's keys to its batch's. */
+function join(batch: BatchKeys, p: PlanProfile): void {
+  for (const c of p.checks) batch.checked.set(c.id, c.versionstamp);
+  for (const id of p.mutated.keys()) batch.mutated.add(id);
 }
 
 /**
@@ -181,6 +197,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   function take(): Waiting[] {
     const batch: Waiting[] = [];
     const total: PlanSize = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
+    const keys: BatchKeys = { checked: new Map(), mutated: new Set() };
     for (let i = 0; i < queue.length && batch.length < maxPlans;) {
       const w = queue[i];
       const { size } = w.profile;
@@ -191,7 +208,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       }
       if (
         batch.length > 0 &&
-        (!fitsWithin(total, size) || batch.some((b) => conflicts(b.profile, w.profile)))
+        (!fitsWithin(total, size) || conflicts(keys, w.profile))
       ) {
         i++;
         continue;
@@ -199,6 +216,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       queue.splice(i, 1);
       batch.push(w);
       grow(total, size);
+      join(keys, w.profile);
       if (alone) break;
     }
     return batch;
@@ -212,7 +230,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   function overlapsInFlight(p: PlanProfile): boolean {
     if (inFlight === 0) return false;
     for (const id of p.checked.keys()) if (busyMutated.has(id)) return true;
-    for (const id of p.mutated) if (busyMutated.has(id) || busyChecked.has(id)) return true;
+    for (const id of p.mutated.keys()) if (busyMutated.has(id) || busyChecked.has(id)) return true;
     return false;
   }
 
@@ -225,7 +243,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     };
     for (const w of batch) {
       for (const id of w.profile.checked.keys()) add(busyChecked, id);
-      for (const id of w.profile.mutated) add(busyMutated, id);
+      for (const id of w.profile.mutated.keys()) add(busyMutated, id);
     }
   }
 
@@ -233,9 +251,9 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   function remember(batch: Waiting[], versionstamp: string) {
     if (written.size > 4096) written.clear(); // an optimisation only: forgetting is safe
     for (const w of batch) {
-      for (const m of w.profile.mutations) {
-        written.set(m.id, { versionstamp, exists: m.exists, seq: arrivals });
-      }
+      w.profile.mutated.forEach((exists, id) => {
+        written.set(id, { versionstamp, exists, seq: arrivals });
+      });
     }
   }
 

@@ -41,11 +41,10 @@ export interface PlanProfile {
   refused: boolean;
   /** Its checks by key id, with the version each expects. */
   checks: { id: string; versionstamp: string | null }[];
-  /** Its mutations by key id, and whether the key exists after each. */
-  mutations: { id: string; exists: boolean }[];
-  /** The ids of the keys it checks, with the version each expects, and of those it mutates. */
+  /** The ids of the keys it checks, with the version each expects. */
   checked: Map<string, string | null>;
-  mutated: Set<string>;
+  /** The ids of the keys it mutates, with whether the key exists after its last mutation. */
+  mutated: Map<string, boolean>;
 }
 
 /** Whether `s` is all ASCII (its UTF-8 length is then its length, with no encoding). */
@@ -153,6 +152,43 @@ export class CommitPlan implements Mutations {
     return this;
   }
 
+  /**
+   * This plan, then `next`: a plan decided from the state this one leaves, merged into one commit.
+   * `next`'s checks of keys this plan mutates are dropped (this plan's writes decide what those
+   * keys hold, and its own checks guard them), as are checks this plan makes already. Its
+   * mutations apply after this plan's, and this plan's mutations of a key that `next` sets or
+   * deletes are left out: the key ends as `next` leaves it, for one write instead of two.
+   *
+   * @example
+   * ```ts
+   * const first = new CommitPlan().check({ key: ["s"], versionstamp: null }).set(["s"], 1);
+   * const second = new CommitPlan().check({ key: ["s"], versionstamp: "…" }).set(["s"], 2);
+   * first.followedBy(second); // checks ["s"] absent, sets it to 2
+   * ```
+   */
+  followedBy(next: CommitPlan): CommitPlan {
+    const merged = new CommitPlan();
+    const mutated = new Set(this.mutations.map((m) => keyId(m.key)));
+    const checked = new Set<string>();
+    for (const c of this.checks) {
+      checked.add(`${keyId(c.key)} ${c.versionstamp}`);
+      merged.checks.push(c);
+    }
+    for (const c of next.checks) {
+      const id = keyId(c.key);
+      if (mutated.has(id) || checked.has(`${id} ${c.versionstamp}`)) continue;
+      checked.add(`${id} ${c.versionstamp}`);
+      merged.checks.push(c);
+    }
+    const replaced = new Set<string>();
+    for (const m of next.mutations) {
+      if (m.type === "set" || m.type === "delete") replaced.add(keyId(m.key));
+    }
+    for (const m of this.mutations) if (!replaced.has(keyId(m.key))) merged.mutations.push(m);
+    merged.mutations.push(...next.mutations);
+    return merged;
+  }
+
   /** Adds this plan's checks and mutations to `op`. */
   applyTo(op: Deno.AtomicOperation): Deno.AtomicOperation {
     return op.check(...this.checks).mutate(...this.mutations);
@@ -168,32 +204,36 @@ export class CommitPlan implements Mutations {
     let keys = 0;
     let total = 0;
     let refused = false;
-    const checks = this.checks.map((c) => {
+    const checks: PlanProfile["checks"] = [];
+    const checked: PlanProfile["checked"] = new Map();
+    for (const c of this.checks) {
       const bytes = keyBytes(c.key);
       keys += bytes;
       if (bytes > KV_MAX_KEY_BYTES) refused = true;
-      return { id: keyId(c.key), versionstamp: c.versionstamp };
-    });
-    const mutations = this.mutations.map((m) => {
+      const id = keyId(c.key);
+      checks.push({ id, versionstamp: c.versionstamp });
+      checked.set(id, c.versionstamp);
+    }
+    const mutated: PlanProfile["mutated"] = new Map();
+    for (const m of this.mutations) {
       const bytes = keyBytes(m.key);
       const value = "value" in m ? valueBytes(m.value) : 0;
       keys += bytes;
       total += bytes + value;
       if (bytes > KV_MAX_KEY_BYTES || value > KV_MAX_VALUE_BYTES) refused = true;
-      return { id: keyId(m.key), exists: m.type !== "delete" };
-    });
+      mutated.set(keyId(m.key), m.type !== "delete");
+    }
     return {
       size: {
         checks: checks.length,
-        mutations: mutations.length,
+        mutations: this.mutations.length,
         keyBytes: keys,
         totalBytes: total + keys,
       },
       refused,
       checks,
-      mutations,
-      checked: new Map(checks.map((c) => [c.id, c.versionstamp])),
-      mutated: new Set(mutations.map((m) => m.id)),
+      checked,
+      mutated,
     };
   }
 }

@@ -67,6 +67,16 @@ export interface WarmViews {
     versionstamp: string,
     now: number,
   ): void;
+  /**
+   * The view `e` would read once `writes`, decided from `view`, have committed, to decide `e` into
+   * the same commit (see `lib/collator.ts`); `null` where {@linkcode WarmViews.view} would give
+   * none. Its enrollment and the events `writes` wrote carry `view`'s enrollment version: a plan
+   * decided from it checks those keys at no real version, and is merged after the plan of
+   * `writes`, which writes them (see {@linkcode CommitPlan.followedBy}).
+   */
+  after(view: EventView, writes: Writes, e: EventIdentity, windowMs: number, now: number):
+    | EventView
+    | null;
   /** Forgets an enrollment (its commit lost to another writer). */
   forget(e: EventIdentity): void;
   /** Enrollments kept now. */
@@ -100,6 +110,57 @@ function consistent(view: EventView, before: Warm | undefined): boolean {
     view.known!.events.some((x) => x.versionstamp === version);
 }
 
+/** The view a read would give `e` from what `w` keeps (`null`: a read is needed). */
+function serve(w: Warm, e: EventIdentity, windowMs: number): EventView | null {
+  const { known } = w;
+  if (e.at - windowMs < known.from || e.at + windowMs > known.to) return null;
+  // A redelivery (of an event known, or one this process stored or paired): read it.
+  if (w.seen.includes(e.id) || known.events.some((x) => x.value.id === e.id)) return null;
+  return {
+    place: e,
+    pointer: { key: eventIdKey(e.tenantId, e.id), value: null, versionstamp: null },
+    self: null,
+    enrollment: w.enrollment,
+    counterparts: known.events.filter((x) =>
+      x.value.topic !== e.topic && Math.abs(x.value.at - e.at) <= windowMs
+    ),
+    fence: w.fence,
+    course: w.course,
+    known,
+  };
+}
+
+/**
+ * What is kept of `view`'s enrollment once `writes` have committed at `versionstamp` (`null`: not
+ * known, see {@linkcode consistent}). `before` is what was kept of it.
+ */
+function build(
+  view: EventView,
+  writes: Writes,
+  versionstamp: string,
+  now: number,
+  before: Warm | undefined,
+): Warm | null {
+  if (!view.known || !consistent(view, before)) return null;
+  const written = new Set(writes.events.map((x) => x.id));
+  const events = view.known.events.filter((x) => !written.has(x.value.id));
+  // What the plan wrote lies within the span: the event is at its middle, a partner within
+  // the window of it.
+  for (const x of writes.events) {
+    if (x.pairedWith === null) events.push({ key: eventKey(x), value: x, versionstamp });
+  }
+  events.sort(byKey);
+  const seen = [...(before?.seen ?? []), ...writes.events.map((x) => x.id)].slice(-MAX_SEEN);
+  return {
+    enrollment: { key: view.enrollment.key, value: writes.summary, versionstamp },
+    known: { from: view.known.from, to: view.known.to, events },
+    course: writes.course,
+    fence: view.fence,
+    seen,
+    at: now,
+  };
+}
+
 /** Creates the warm views of one process. */
 export function createWarmViews(
   options: { max?: number; forMs?: number } = {},
@@ -108,53 +169,33 @@ export function createWarmViews(
   const forMs = options.forMs ?? WARM_FOR_MS;
   /** In the order they were kept, oldest first. */
   const kept = new Map<string, Warm>();
+  /** The views `after` gave, with what they were served from. */
+  const servedBy = new WeakMap<EventView, Warm>();
   return {
     get size() {
       return kept.size;
     },
     view(e, windowMs, now) {
-      const tag = tagOf(e);
-      const w = kept.get(tag);
+      const w = kept.get(tagOf(e));
       if (!w || now - w.at >= forMs) return null;
-      const { known } = w;
-      if (e.at - windowMs < known.from || e.at + windowMs > known.to) return null;
-      // A redelivery (of an event known, or one this process stored or paired): read it.
-      if (w.seen.includes(e.id) || known.events.some((x) => x.value.id === e.id)) return null;
-      return {
-        place: e,
-        pointer: { key: eventIdKey(e.tenantId, e.id), value: null, versionstamp: null },
-        self: null,
-        enrollment: w.enrollment,
-        counterparts: known.events.filter((x) =>
-          x.value.topic !== e.topic && Math.abs(x.value.at - e.at) <= windowMs
-        ),
-        fence: w.fence,
-        course: w.course,
-        known,
-      };
+      return serve(w, e, windowMs);
+    },
+    after(view, writes, e, windowMs, now) {
+      if (tagOf(e) !== tagOf(view.place)) return null;
+      // A view from here continues what served it (its ids seen included).
+      const before = servedBy.get(view) ?? kept.get(tagOf(view.place));
+      const w = build(view, writes, view.enrollment.versionstamp ?? "", now, before);
+      const next = w && serve(w, e, windowMs);
+      if (next) servedBy.set(next, w!);
+      return next;
     },
     remember(view, writes, versionstamp, now) {
       const tag = tagOf(view.place);
       const before = kept.get(tag);
       kept.delete(tag);
-      if (!view.known || !consistent(view, before)) return;
-      const written = new Set(writes.events.map((x) => x.id));
-      const events = view.known.events.filter((x) => !written.has(x.value.id));
-      // What the plan wrote lies within the span: the event is at its middle, a partner within
-      // the window of it.
-      for (const x of writes.events) {
-        if (x.pairedWith === null) events.push({ key: eventKey(x), value: x, versionstamp });
-      }
-      events.sort(byKey);
-      const seen = [...(before?.seen ?? []), ...writes.events.map((x) => x.id)].slice(-MAX_SEEN);
-      kept.set(tag, {
-        enrollment: { key: view.enrollment.key, value: writes.summary, versionstamp },
-        known: { from: view.known.from, to: view.known.to, events },
-        course: writes.course,
-        fence: view.fence,
-        seen,
-        at: now,
-      });
+      const w = build(view, writes, versionstamp, now, before);
+      if (!w) return;
+      kept.set(tag, w);
       if (kept.size > max) kept.delete(kept.keys().next().value!);
     },
     forget(e) {

@@ -1,0 +1,96 @@
+/**
+ * Lanes (lib/lanes.ts) taking over waiting work: the work running takes the works waiting behind it
+ * for its key, oldest first, while it accepts them; a taken work answers in its turn what it was
+ * handed, or runs after all when handed `null`; a work offered without a `what` is never taken and
+ * keeps the ones behind it where they are.
+ */
+import { assertEquals } from "./_assert.ts";
+import { createLanes, type Taken } from "../lib/lanes.ts";
+
+/** Starts a work on `key` that runs until released, and records its start. */
+function blocker(lanes: ReturnType<typeof createLanes>, key: string, log: string[]) {
+  const gate = Promise.withResolvers<void>();
+  const done = lanes.run(key, async () => {
+    log.push("blocker");
+    await gate.promise;
+    return "blocker";
+  }, "blocker");
+  return { done, release: () => gate.resolve() };
+}
+
+const worker = (log: string[], name: string) => () => {
+  log.push(name);
+  return Promise.resolve(`${name} ran`);
+};
+
+Deno.test("lanes: the work running takes the waiting ones in arrival order while it accepts them", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  const b = lanes.run("k", worker(log, "b"), "b");
+  const c = lanes.run("k", worker(log, "c"), "c");
+  const d = lanes.run("k", worker(log, "d"), "d");
+  const other = lanes.run("x", worker(log, "x"), "x");
+  const asked: unknown[] = [];
+  let taken: Taken[] = [];
+  await new Promise((r) => setTimeout(r, 0));
+  taken = lanes.take("k", (what) => {
+    asked.push(what);
+    return what !== "c";
+  });
+  assertEquals(taken.map((t) => t.what), ["b"], "c refused: it stops the taking");
+  assertEquals(asked, ["b", "c"]);
+  assertEquals(lanes.take("x", () => true), [], "x's work ran at once: nothing waits");
+  for (const t of taken) t.done(`${t.what} handed`);
+  first.release();
+  assertEquals(await Promise.all([first.done, b, c, d, other]), [
+    "blocker",
+    "b handed",
+    "c ran",
+    "d ran",
+    "x ran",
+  ]);
+  assertEquals(log, ["blocker", "x", "c", "d"], "b never ran: it answered what it was handed");
+});
+
+Deno.test("lanes: a taken work handed null runs after all, in its turn", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  const b = lanes.run("k", worker(log, "b"), "b");
+  await new Promise((r) => setTimeout(r, 0));
+  const [t] = lanes.take("k", () => true);
+  assertEquals(lanes.take("k", () => true), [], "taken once only");
+  t.done(null);
+  first.release();
+  assertEquals(await b, "b ran");
+  assertEquals(log, ["blocker", "b"]);
+});
+
+Deno.test("lanes: a work without a what is never taken, nor the ones behind it", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  const plain = lanes.run("k", worker(log, "plain"));
+  const b = lanes.run("k", worker(log, "b"), "b");
+  await new Promise((r) => setTimeout(r, 0));
+  let asked = 0;
+  assertEquals(lanes.take("k", () => (asked++, true)), []);
+  assertEquals(asked, 0, "not even asked");
+  first.release();
+  assertEquals(await Promise.all([plain, b]), ["plain ran", "b ran"]);
+  assertEquals(log, ["blocker", "plain", "b"]);
+});
+
+Deno.test("lanes: a work that has started is no longer waiting: it cannot be taken", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.take("k", () => true), [], "the running work is not its own waiting work");
+  first.release();
+  await first.done;
+  // Idle again: a new work runs at once, and nothing is left waiting for the key.
+  assertEquals(await lanes.run("k", worker(log, "later"), "later"), "later ran");
+  assertEquals(lanes.take("k", () => true), []);
+});
