@@ -18,6 +18,16 @@
  * alone. A redelivery of a paired event reads its record (stored, or still waiting for the
  * projector) instead of committing.
  *
+ * Deliveries of one enrollment run one at a time here, in its lane (`lib/lanes.ts`). One that
+ * arrives while the delivery ahead is reading does not wait for that one's commit to decide and
+ * commit in turn: once the delivery ahead has decided, it takes over the deliveries waiting behind
+ * it, decides each from the view its own plan leaves, and commits their plans merged after its own
+ * in one commit ({@linkcode takeOver}). A pair's halves arriving together thus cost one read and
+ * one commit, and a pending logic event paired in that commit answers with its record at once
+ * instead of holding. A delivery that cannot be decided so (a redelivery, one needing its cluster,
+ * one outside what is known) and the ones behind it decide on their own, in their turn; so do the
+ * ones taken when the merged commit loses to another writer.
+ *
  * @example
  * ```ts
  * const outcome = await collate({ kv, committer }, event, rawBody, options);

@@ -29,6 +29,7 @@ const T = (name: string) => `tests/${name}_test.ts`;
 export const MUTATION_MAP: Record<string, string[]> = {
   "lib/_hmac.ts": [T("hmac"), T("signature"), T("standard_webhooks")],
   "lib/collator.ts": [
+    T("collator_join"),
     T("warm"),
     T("storage_faults"),
     T("collator"),
@@ -114,7 +115,14 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("forward"),
   ],
   "lib/kv.ts": [T("kv_open"), T("kv"), T("config_env")],
-  "lib/lanes.ts": [T("lanes_log"), T("lanes_memory"), T("committer"), T("collation_matrix")],
+  "lib/lanes.ts": [
+    T("lanes_take"),
+    T("lanes_log"),
+    T("lanes_memory"),
+    T("collator_join"),
+    T("committer"),
+    T("collation_matrix"),
+  ],
   "lib/log.ts": [T("lanes_log"), T("telemetry"), T("intake")],
   "lib/matching/decide.ts": [
     T("warm"),
@@ -215,6 +223,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("forward"),
   ],
   "lib/store/plan.ts": [
+    T("plan_followed_by"),
     T("plan_size"),
     T("plan_estimate"),
     T("plan"),
@@ -237,7 +246,13 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
-  "lib/store/warm.ts": [T("warm"), T("hold"), T("storage_faults"), T("collation_matrix")],
+  "lib/store/warm.ts": [
+    T("warm"),
+    T("collator_join"),
+    T("hold"),
+    T("storage_faults"),
+    T("collation_matrix"),
+  ],
   "lib/telemetry.ts": [T("telemetry_api"), T("telemetry"), T("intake")],
   "lib/thinkific/schemas.ts": [
     T("redteam_intake"),
