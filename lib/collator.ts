@@ -172,9 +172,7 @@ async function pass(
       }
       return done({ status: "collated", record, fresh: false });
     }
-    // Held only when alone (see `collate`): any other delivery, a last one too, decides now.
-    const mayGiveUp = !(flags.holding && alone);
-    const input = { counted: flags.counted, mayGiveUp, event, body, view, options, now: now() };
+    const input = inputOf({ event, body, flags }, view, options, now());
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
     const decided = decide({ ...input, cluster });
     let { outcome } = decided;
@@ -182,23 +180,27 @@ async function pass(
     const joined: Joined[] = [];
     let plan = decided.plan;
     let writes = decided.writes;
-    // Only from its own lane: a redelivery placed elsewhere by its first delivery decides alone.
-    if (deps.lanes && deps.warm && !cluster && enrollmentTag(place) === enrollmentTag(event)) {
-      ({ plan, writes } = takeOver(deps, { view, plan, writes }, joined, options));
+    if (deps.lanes && deps.warm) {
+      const lane = enrollmentTag(event);
+      ({ plan, writes } = takeOver(deps, lane, { view, plan, writes }, joined, options));
     }
-    let result: Awaited<ReturnType<Committer["commit"]>> = { ok: false };
+    // Deliveries taken over decide on their own after all when this commit does not go in.
+    const release = () => joined.forEach((j) => j.done(null));
+    let result: Awaited<ReturnType<Committer["commit"]>>;
     try {
       result = await committer.commit(plan);
-    } finally {
-      // Deliveries taken over decide on their own after all, when this commit did not go in.
-      if (!result.ok) { for (const j of joined) j.done(null); }
+    } catch (err) {
+      release();
+      throw err;
     }
+    if (!result.ok) release();
     if (result.ok) {
       const { versionstamp } = result;
       deps.warm?.remember(view, writes, versionstamp, now());
-      const made = [outcome, ...joined.map((j) => j.outcome)].flatMap((o) =>
-        o.status === "collated" ? [o.record] : []
-      );
+      const made: LessonProgressRecord[] = [];
+      for (const o of [outcome, ...joined.map((j) => j.outcome)]) {
+        if (o.status === "collated") made.push(o.record);
+      }
       // A pending event paired by a delivery decided after it here answers with that record, as
       // it would once woken from its hold.
       const paired = (o: Outcome, e: ThinkificEvent): Outcome => {
@@ -235,6 +237,7 @@ async function pass(
  */
 function takeOver(
   deps: CollatorDeps,
+  lane: string,
   first: { view: EventView; plan: CommitPlan; writes: Writes },
   joined: Joined[],
   options: CollatorOptions,
@@ -244,41 +247,44 @@ function takeOver(
   let { view, plan, writes } = first;
   let all = writes;
   const decisions: Omit<Joined, "done">[] = [];
-  const taken = deps.lanes!.take(enrollmentTag(view.place), (what) => {
-    try {
-      return join(what as Delivery);
-    } catch {
-      return false; // decided on its own, in its turn
-    }
-  });
+  const taken = deps.lanes!.take(lane, (what) => join(what as Delivery));
   taken.forEach((t, i) => joined.push({ ...decisions[i], done: t.done }));
   return { plan, writes: all };
 
-  function join({ event, body, flags }: Delivery): boolean {
-    const next = deps.warm!.after(view, writes, event, windowMs, now());
+  function join(delivery: Delivery): boolean {
+    // Of this enrollment only: `after` serves none of a pass whose event was placed elsewhere.
+    const next = deps.warm!.after(view, writes, delivery.event, windowMs, now());
     if (!next) return false;
-    const alone = next.counterparts.length === 0;
-    const mayGiveUp = !(flags.holding && alone);
-    const input = {
-      counted: flags.counted,
-      mayGiveUp,
-      event,
-      body,
-      view: next,
-      options,
-      now: now(),
-    };
+    const input = inputOf(delivery, next, options, now());
     if (needsCluster(input)) return false;
     const decided = decide(input);
+    // Stryker disable next-line ConditionalExpression,BooleanLiteral: a new event always has a plan
     if (decided.plan === null) return false;
     const merged = plan.followedBy(decided.plan);
     const profile = merged.profile();
     if (profile.refused || !fitsWithin(NOTHING, profile.size)) return false;
+    const { event } = delivery;
+    const alone = input.alone;
     decisions.push({ event, outcome: decided.outcome, alone, place: next.place });
     all = mergeWrites(all, decided.writes);
     ({ view, plan, writes } = { view: next, plan: merged, writes: decided.writes });
     return true;
   }
+}
+
+/**
+ * What `decide` needs for a delivery from its view, with whether no counterpart was in it (`alone`):
+ * a delivery is held only when alone, so any other, a last one too, decides as not held.
+ */
+function inputOf(
+  { event, body, flags }: Delivery,
+  view: EventView,
+  options: CollatorOptions,
+  now: number,
+) {
+  const alone = view.counterparts.length === 0;
+  const mayGiveUp = !(flags.holding && alone);
+  return { alone, counted: flags.counted, mayGiveUp, event, body, view, options, now };
 }
 
 /** What two plans, one after the other, leave: the second's summary and course, every event. */

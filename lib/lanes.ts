@@ -35,9 +35,11 @@ export interface Lanes {
    * Takes over the works waiting for `key`, oldest first, while `accept` accepts what they are
    * (the first refused stops it, so the works taken are the next ones in arrival order). A work run
    * without a `what` is never taken, and stops it too. Each taken work must be handed its result
-   * with `done`.
+   * with `done`. When `accept` throws, the works taken so far run after all, and `take` throws.
    */
   take(key: string, accept: (what: unknown) => boolean): Taken[];
+  /** Lanes with work running or waiting, plus lanes with work waiting its turn: 0 when all idle. */
+  readonly size: number;
 }
 
 interface Entry {
@@ -61,6 +63,9 @@ export function createLanes(): Lanes {
   }
 
   return {
+    get size() {
+      return tails.size + waiting.size;
+    },
     run<T>(key: string, work: () => Promise<T>, what?: unknown): Promise<T> {
       const before = tails.get(key) ?? Promise.resolve();
       const entry: Entry = { what, handed: null };
@@ -69,7 +74,7 @@ export function createLanes(): Lanes {
       else waiting.set(key, [entry]);
       const turn = async () => {
         leave(key, entry);
-        const handed = entry.handed === null ? null : await entry.handed;
+        const handed = await entry.handed; // null when not taken
         return handed === null ? await work() : handed as T;
       };
       const result = before.then(turn, turn);
@@ -83,13 +88,19 @@ export function createLanes(): Lanes {
     take(key, accept) {
       const taken: Taken[] = [];
       const queue = waiting.get(key);
-      while (queue && queue.length > 0 && queue[0].what !== undefined && accept(queue[0].what)) {
-        const entry = queue.shift()!;
-        let done!: (result: unknown) => void;
-        entry.handed = new Promise((resolve) => (done = resolve));
-        taken.push({ what: entry.what, done });
+      try {
+        while (queue && queue.length > 0 && queue[0].what !== undefined && accept(queue[0].what)) {
+          const entry = queue.shift()!;
+          let done!: (result: unknown) => void;
+          entry.handed = new Promise((resolve) => (done = resolve));
+          taken.push({ what: entry.what, done });
+        }
+      } catch (err) {
+        for (const t of taken) t.done(null); // they run after all
+        throw err;
+      } finally {
+        if (queue?.length === 0) waiting.delete(key);
       }
-      if (queue?.length === 0) waiting.delete(key);
       return taken;
     },
   };

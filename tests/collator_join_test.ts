@@ -17,14 +17,15 @@ import {
   signedInit,
   type Webhook,
 } from "./_helpers.ts";
-import { parseConfig } from "../lib/config.ts";
+import { type Config, parseConfig } from "../lib/config.ts";
 import { createApp } from "../lib/http/app.ts";
 import { decide } from "../lib/matching/decide.ts";
+import { collate } from "../lib/collator.ts";
 import { createCommitter } from "../lib/store/committer.ts";
 import type { Committer } from "../lib/store/committer.ts";
 import { readView } from "../lib/store/events.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
-import { createWarmViews } from "../lib/store/warm.ts";
+import { createWarmViews, type WarmViews } from "../lib/store/warm.ts";
 import { parseWebhook, type ThinkificEvent } from "../lib/thinkific/schemas.ts";
 
 const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
@@ -141,6 +142,8 @@ for (const s of scenarios) {
       });
       assert(b2.plan);
       const plan = a2.decided.plan.followedBy(b2.plan);
+      const apart = a2.decided.plan.mutations.length + b2.plan.mutations.length;
+      assert(plan.mutations.length < apart, "the summary, written by both, is written once");
       assert((await plan.applyTo(merged.atomic()).commit()).ok, "the merged commit goes in");
 
       assertEquals(b2.outcome, b1.decided.outcome);
@@ -152,16 +155,31 @@ for (const s of scenarios) {
   });
 }
 
-/** An app whose reads take 30 ms (commits none), counting commits; `committer` may be wrapped. */
-async function slowReads(wrap?: (c: Committer) => Committer) {
+/**
+ * An app whose reads take 30 ms (commits none), counting commits and `getMany` calls; `committer`
+ * may be wrapped.
+ */
+async function slowReads(
+  wrap?: (c: Committer) => Committer,
+  opts: { config?: Config; warm?: WarmViews | null } = {},
+) {
   const real = await Deno.openKv(":memory:");
-  const counts = { commits: 0 };
+  const counts = { commits: 0, getMany: 0 };
   const kv = instrumentKv(real, {
-    before: (c) => void (c === "commit" && counts.commits++),
+    before: (c) => {
+      if (c === "commit") counts.commits++;
+      if (c === "getMany") counts.getMany++;
+    },
     latency: (c) => (c === "commit" ? 0 : 30),
   });
   const committer = wrap ? wrap(createCommitter(kv)) : createCommitter(kv);
-  const app = createApp({ kv, config, committer, log: () => {} });
+  const app = createApp({
+    kv,
+    config: opts.config ?? config,
+    committer,
+    log: () => {},
+    warm: opts.warm,
+  });
   const post = async (body: Webhook) => {
     const res = await app.request("/webhooks/thinkific", await signedInit(body));
     return { status: res.status, json: await res.json() };
@@ -188,6 +206,7 @@ Deno.test("join: a counterpart arriving while the first half reads is answered f
     assertEquals(l.json.record.lesson_event_id, lesson.id);
     assertEquals(l.json.record.progress_event_id, progress.id);
     assertEquals(app.counts.commits, 1, "one commit for both");
+    assertEquals(app.counts.getMany, 1, "one read: the lesson decided from the progress's plan");
     assertEquals(await records(app.real), 1);
   } finally {
     app.close();
@@ -235,6 +254,191 @@ Deno.test("join: a redelivery of the event ahead is not taken: it reads, and sto
     assertEquals(app.counts.commits, 1, "the redelivery changes nothing");
     const events = (await dump(app.real)).filter((e) => e.key[0] === "events");
     assertEquals(events.length, 1);
+  } finally {
+    app.close();
+  }
+});
+
+Deno.test("join: the view after a plan serves only new events of its enrollment, along a chain", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const now = Date.parse("2026-11-29T12:00:00.000Z");
+    const older = lessonWebhook({ id: "l0", at: at(0), lesson: 1 });
+    const { decided: o } = await decideRead(kv, older, now - 1000);
+    assert(o.plan && (await o.plan.applyTo(kv.atomic()).commit()).ok);
+    // The progress pairs the lesson stored before: its view is a read.
+    const progress = progressWebhook({ id: "p1", at: at(0) });
+    const a = await decideRead(kv, progress, now);
+    assertEquals(a.decided.outcome.status, "collated");
+    assert(a.decided.plan);
+    const warm = createWarmViews();
+    const W = config.matchWindowMs;
+    const elsewhere = eventOf(lessonWebhook({ id: "l9", at: at(0), user: 4242 }));
+    assertEquals(warm.after(a.view, a.decided.writes, elsewhere, W, now), null, "another learner");
+    // The next lesson, decided from what the progress's plan leaves: nothing to pair.
+    const next = lessonWebhook({ id: "l2", at: at(300), lesson: 2 });
+    const viewNext = warm.after(a.view, a.decided.writes, eventOf(next), W, now);
+    assert(viewNext, "a new event of the enrollment");
+    assertEquals(viewNext.counterparts, []);
+    const b = decide({
+      event: eventOf(next),
+      body: enc.encode(JSON.stringify(next)),
+      view: viewNext,
+      options: config,
+      now,
+      counted: false,
+      mayGiveUp: true,
+    });
+    assert(b.plan);
+    // Further along the chain, the progress again (a redelivery, paired two plans back): not served.
+    assertEquals(warm.after(viewNext, b.writes, eventOf(progress), W, now), null);
+    const third = eventOf(lessonWebhook({ id: "l3", at: at(400), lesson: 3 }));
+    assert(warm.after(viewNext, b.writes, third, W, now), "a new one still is");
+  } finally {
+    kv.close();
+  }
+});
+
+/** Posts `first`, then each of `then` while it reads; the answers, in that order. */
+async function whileReading(
+  app: Awaited<ReturnType<typeof slowReads>>,
+  first: Webhook,
+  ...then: Webhook[]
+) {
+  const ahead = app.post(first);
+  await new Promise((r) => setTimeout(r, 5));
+  return await Promise.all([ahead, ...then.map((b) => app.post(b))]);
+}
+
+Deno.test("join: without warm views nothing is taken over: each delivery reads and commits", async () => {
+  const app = await slowReads(undefined, { warm: null });
+  try {
+    const [p, l] = await whileReading(
+      app,
+      progressWebhook({ at: at(0) }),
+      lessonWebhook({ at: at(0) }),
+    );
+    assertEquals([p.status, l.status], [config.pendingStatus, 200]);
+    assertEquals(app.counts.commits, 2);
+  } finally {
+    app.close();
+  }
+});
+
+Deno.test("join: without lanes, the collator decides each delivery alone", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const committer = createCommitter(kv);
+    const deps = { kv, committer, warm: createWarmViews() };
+    const lesson = lessonWebhook({ at: at(0) });
+    const outcome = await collate(
+      deps,
+      eventOf(lesson),
+      enc.encode(JSON.stringify(lesson)),
+      config,
+    );
+    assertEquals(outcome.status, "stored");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("join: when the merged commit throws, the first answers 503 and the one taken decides on its own", async () => {
+  let calls = 0;
+  const app = await slowReads((c) => ({
+    stats: c.stats,
+    commit(plan) {
+      return ++calls === 1 ? Promise.reject(new Error("database unavailable")) : c.commit(plan);
+    },
+  }));
+  try {
+    const progress = progressWebhook({ at: at(0) });
+    const [p, l] = await whileReading(app, progress, lessonWebhook({ at: at(0) }));
+    assertEquals(p.status, 503);
+    assertEquals(l.status, 200, JSON.stringify(l.json));
+    assertEquals(l.json.status, "stored", "the progress's commit did not go in");
+    assertEquals(calls, 2);
+  } finally {
+    app.close();
+  }
+});
+
+Deno.test("join: a delivery that needs its cluster read is not taken", async () => {
+  const twice = parseConfig({
+    THINKIFIC_WEBHOOK_SECRET: SECRET,
+    HOLD_MS: "0",
+    GIVE_UP_AFTER_ATTEMPTS: "2",
+  });
+  const app = await slowReads(undefined, { config: twice });
+  try {
+    // A progress that gave up: a lesson may take it however far within the window, once it has
+    // read the rivals (its cluster).
+    const gaveUp = progressWebhook({ at: at(100) });
+    assertEquals((await app.post(gaveUp)).status, twice.pendingStatus);
+    assertEquals((await app.post(gaveUp)).json.status, "unmatched");
+    const before = app.counts.commits;
+    // The lesson ahead is too far from it; the one behind is near it (300 ms).
+    const [a, b] = await whileReading(
+      app,
+      lessonWebhook({ at: at(900), lesson: 2 }),
+      lessonWebhook({ at: at(400), lesson: 1 }),
+    );
+    assertEquals(a.json.status, "stored");
+    assertEquals(b.json.status, "collated", JSON.stringify(b.json));
+    assertEquals(b.json.record.progress_event_id, gaveUp.id);
+    assertEquals(app.counts.commits - before, 2, "the second read and committed on its own");
+  } finally {
+    app.close();
+  }
+});
+
+Deno.test("join: what a merged commit leaves is what the enrollment's next delivery decides from", async () => {
+  const app = await slowReads();
+  try {
+    // Two lessons in one commit: both are left unclaimed, the first still pairs.
+    const l1 = lessonWebhook({ at: at(0), lesson: 1 });
+    const l2 = lessonWebhook({ at: at(300), lesson: 2 });
+    const [a, b] = await whileReading(app, l1, l2);
+    assertEquals([a.json.status, b.json.status], ["stored", "stored"]);
+    assertEquals(app.counts.commits, 1);
+    const p1 = await app.post(progressWebhook({ at: at(0) }));
+    assertEquals(p1.json.status, "collated", JSON.stringify(p1.json));
+    assertEquals(p1.json.record.lesson_event_id, l1.id);
+    // A pair in one commit: its lesson is claimed, a second progress on it stays pending.
+    const l3 = lessonWebhook({ at: at(2000), lesson: 3 });
+    const [c, d] = await whileReading(app, l3, progressWebhook({ at: at(2000) }));
+    assertEquals([c.json.status, d.json.status], ["stored", "collated"]);
+    const again = await app.post(progressWebhook({ at: at(2000) }));
+    assertEquals(again.status, config.pendingStatus, JSON.stringify(again.json));
+    assertEquals(
+      app.counts.getMany,
+      2,
+      "the first of each commit read; the others decided from it",
+    );
+    assertEquals(await records(app.real), 2);
+  } finally {
+    app.close();
+  }
+});
+
+Deno.test("join: deliveries are taken only while the merged commit stays within Deno KV's limits", async () => {
+  const app = await slowReads();
+  try {
+    // Fifteen lessons of about 60 KB each: over 800 KiB together, so not all in one commit.
+    const big = (n: number) => {
+      const body = lessonWebhook({ at: at(n), lesson: n + 1 });
+      return { ...body, payload: { ...body.payload, padding: "x".repeat(60_000) } };
+    };
+    const answers = await whileReading(
+      app,
+      big(0),
+      ...Array.from({ length: 14 }, (_, i) => big(i + 1)),
+    );
+    assertEquals(answers.map((a) => a.status), Array(15).fill(200));
+    assert(app.counts.commits >= 2, `${app.counts.commits} commits`);
+    assert(app.counts.commits < 15, "some were taken over");
+    const events = (await dump(app.real)).filter((e) => e.key[0] === "events");
+    assertEquals(events.length, 15);
   } finally {
     app.close();
   }

@@ -27,20 +27,23 @@ Deno.test("lanes: the work running takes the waiting ones in arrival order while
   const lanes = createLanes();
   const log: string[] = [];
   const first = blocker(lanes, "k", log);
+  await new Promise((r) => setTimeout(r, 0)); // the blocker runs: nothing waits behind it yet
   const b = lanes.run("k", worker(log, "b"), "b");
   const c = lanes.run("k", worker(log, "c"), "c");
   const d = lanes.run("k", worker(log, "d"), "d");
   const other = lanes.run("x", worker(log, "x"), "x");
   const asked: unknown[] = [];
-  let taken: Taken[] = [];
   await new Promise((r) => setTimeout(r, 0));
-  taken = lanes.take("k", (what) => {
+  const taken: Taken[] = lanes.take("k", (what) => {
     asked.push(what);
     return what !== "c";
   });
   assertEquals(taken.map((t) => t.what), ["b"], "c refused: it stops the taking");
   assertEquals(asked, ["b", "c"]);
   assertEquals(lanes.take("x", () => true), [], "x's work ran at once: nothing waits");
+  // What was not taken still waits, and may be taken later.
+  assertEquals(lanes.take("k", (what) => (asked.push(what), false)), []);
+  assertEquals(asked, ["b", "c", "c"]);
   for (const t of taken) t.done(`${t.what} handed`);
   first.release();
   assertEquals(await Promise.all([first.done, b, c, d, other]), [
@@ -51,6 +54,8 @@ Deno.test("lanes: the work running takes the waiting ones in arrival order while
     "x ran",
   ]);
   assertEquals(log, ["blocker", "x", "c", "d"], "b never ran: it answered what it was handed");
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.size, 0, "idle lanes keep nothing");
 });
 
 Deno.test("lanes: a taken work handed null runs after all, in its turn", async () => {
@@ -93,4 +98,45 @@ Deno.test("lanes: a work that has started is no longer waiting: it cannot be tak
   // Idle again: a new work runs at once, and nothing is left waiting for the key.
   assertEquals(await lanes.run("k", worker(log, "later"), "later"), "later ran");
   assertEquals(lanes.take("k", () => true), []);
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.size, 0, "idle lanes keep nothing");
+});
+
+Deno.test("lanes: every work taken leaves nothing behind once its lane is idle", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  const b = lanes.run("k", worker(log, "b"), "b");
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.size, 2, "the lane's tail, and the work waiting in it");
+  for (const t of lanes.take("k", () => true)) t.done("handed");
+  assertEquals(lanes.size, 1, "nothing waits once taken: the tail is left");
+  first.release();
+  assertEquals(await b, "handed");
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.size, 0);
+});
+
+Deno.test("lanes: when accepting throws, the works taken so far run after all and take throws", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  const b = lanes.run("k", worker(log, "b"), "b");
+  const c = lanes.run("k", worker(log, "c"), "c");
+  await new Promise((r) => setTimeout(r, 0));
+  let error: unknown = null;
+  try {
+    lanes.take("k", (what) => {
+      if (what === "c") throw new Error("cannot tell");
+      return true;
+    });
+  } catch (err) {
+    error = err;
+  }
+  assertEquals((error as Error).message, "cannot tell");
+  first.release();
+  assertEquals(await Promise.all([b, c]), ["b ran", "c ran"]);
+  assertEquals(log, ["blocker", "b", "c"]);
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.size, 0);
 });

@@ -229,7 +229,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
    */
   function overlapsInFlight(p: PlanProfile): boolean {
     if (inFlight === 0) return false;
-    for (const id of p.checked.keys()) if (busyMutated.has(id)) return true;
+    for (const c of p.checks) if (busyMutated.has(c.id)) return true;
     for (const id of p.mutated.keys()) if (busyMutated.has(id) || busyChecked.has(id)) return true;
     return false;
   }
@@ -242,7 +242,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
       else map.delete(id);
     };
     for (const w of batch) {
-      for (const id of w.profile.checked.keys()) add(busyChecked, id);
+      for (const c of w.profile.checks) add(busyChecked, c.id);
       for (const id of w.profile.mutated.keys()) add(busyMutated, id);
     }
   }

@@ -41,8 +41,6 @@ export interface PlanProfile {
   refused: boolean;
   /** Its checks by key id, with the version each expects. */
   checks: { id: string; versionstamp: string | null }[];
-  /** The ids of the keys it checks, with the version each expects. */
-  checked: Map<string, string | null>;
   /** The ids of the keys it mutates, with whether the key exists after its last mutation. */
   mutated: Map<string, boolean>;
 }
@@ -176,9 +174,7 @@ export class CommitPlan implements Mutations {
     }
     for (const c of next.checks) {
       const id = keyId(c.key);
-      if (mutated.has(id) || checked.has(`${id} ${c.versionstamp}`)) continue;
-      checked.add(`${id} ${c.versionstamp}`);
-      merged.checks.push(c);
+      if (!mutated.has(id) && !checked.has(`${id} ${c.versionstamp}`)) merged.checks.push(c);
     }
     const replaced = new Set<string>();
     for (const m of next.mutations) {
@@ -205,14 +201,11 @@ export class CommitPlan implements Mutations {
     let total = 0;
     let refused = false;
     const checks: PlanProfile["checks"] = [];
-    const checked: PlanProfile["checked"] = new Map();
     for (const c of this.checks) {
       const bytes = keyBytes(c.key);
       keys += bytes;
       if (bytes > KV_MAX_KEY_BYTES) refused = true;
-      const id = keyId(c.key);
-      checks.push({ id, versionstamp: c.versionstamp });
-      checked.set(id, c.versionstamp);
+      checks.push({ id: keyId(c.key), versionstamp: c.versionstamp });
     }
     const mutated: PlanProfile["mutated"] = new Map();
     for (const m of this.mutations) {
@@ -232,7 +225,6 @@ export class CommitPlan implements Mutations {
       },
       refused,
       checks,
-      checked,
       mutated,
     };
   }

@@ -70,9 +70,9 @@ export interface WarmViews {
   /**
    * The view `e` would read once `writes`, decided from `view`, have committed, to decide `e` into
    * the same commit (see `lib/collator.ts`); `null` where {@linkcode WarmViews.view} would give
-   * none. Its enrollment and the events `writes` wrote carry `view`'s enrollment version: a plan
-   * decided from it checks those keys at no real version, and is merged after the plan of
-   * `writes`, which writes them (see {@linkcode CommitPlan.followedBy}).
+   * none. Its enrollment and the events `writes` wrote carry no real version: a plan decided from
+   * it checks those keys at none, and is merged after the plan of `writes`, which writes them (see
+   * {@linkcode CommitPlan.followedBy}).
    */
   after(view: EventView, writes: Writes, e: EventIdentity, windowMs: number, now: number):
     | EventView
@@ -82,6 +82,12 @@ export interface WarmViews {
   /** Enrollments kept now. */
   readonly size: number;
 }
+
+/**
+ * The version `after` gives the enrollment and the events written ahead: none they will have. A plan
+ * decided from such a view checks those keys at it, and merging drops those checks.
+ */
+const UNCOMMITTED = "uncommitted";
 
 /** Ids kept per enrollment in `seen`. */
 const MAX_SEEN = 16;
@@ -184,7 +190,7 @@ export function createWarmViews(
       if (tagOf(e) !== tagOf(view.place)) return null;
       // A view from here continues what served it (its ids seen included).
       const before = servedBy.get(view) ?? kept.get(tagOf(view.place));
-      const w = build(view, writes, view.enrollment.versionstamp ?? "", now, before);
+      const w = build(view, writes, UNCOMMITTED, now, before);
       const next = w && serve(w, e, windowMs);
       if (next) servedBy.set(next, w!);
       return next;
