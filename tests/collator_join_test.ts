@@ -156,12 +156,12 @@ for (const s of scenarios) {
 }
 
 /**
- * An app whose reads take 30 ms (commits none), counting commits and `getMany` calls; `committer`
- * may be wrapped.
+ * An app whose reads take 30 ms (`readMs`; commits none), counting commits and `getMany` calls;
+ * `committer` may be wrapped.
  */
 async function slowReads(
   wrap?: (c: Committer) => Committer,
-  opts: { config?: Config; warm?: WarmViews | null } = {},
+  opts: { config?: Config; warm?: WarmViews | null; readMs?: number } = {},
 ) {
   const real = await Deno.openKv(":memory:");
   const counts = { commits: 0, getMany: 0 };
@@ -170,7 +170,7 @@ async function slowReads(
       if (c === "commit") counts.commits++;
       if (c === "getMany") counts.getMany++;
     },
-    latency: (c) => (c === "commit" ? 0 : 30),
+    latency: (c) => (c === "commit" ? 0 : opts.readMs ?? 30),
   });
   const committer = wrap ? wrap(createCommitter(kv)) : createCommitter(kv);
   const app = createApp({
@@ -422,7 +422,8 @@ Deno.test("join: what a merged commit leaves is what the enrollment's next deliv
 });
 
 Deno.test("join: deliveries are taken only while the merged commit stays within Deno KV's limits", async () => {
-  const app = await slowReads();
+  // A read of 300 ms: every lesson is waiting behind the first by the time it has decided.
+  const app = await slowReads(undefined, { readMs: 300 });
   try {
     // Fifteen lessons of about 60 KB each: over 800 KiB together, so not all in one commit.
     const big = (n: number) => {

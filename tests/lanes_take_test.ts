@@ -111,8 +111,14 @@ Deno.test("lanes: every work taken leaves nothing behind once its lane is idle",
   assertEquals(lanes.size, 2, "the lane's tail, and the work waiting in it");
   for (const t of lanes.take("k", () => true)) t.done("handed");
   assertEquals(lanes.size, 1, "nothing waits once taken: the tail is left");
+  // A work arriving now waits behind the blocker, and can be taken in turn.
+  const c = lanes.run("k", worker(log, "c"), "c");
+  const later = lanes.take("k", () => true);
+  assertEquals(later.map((t) => t.what), ["c"]);
+  for (const t of later) t.done("handed too");
   first.release();
   assertEquals(await b, "handed");
+  assertEquals(await c, "handed too");
   await new Promise((r) => setTimeout(r, 0));
   assertEquals(lanes.size, 0);
 });
