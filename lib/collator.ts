@@ -25,8 +25,9 @@
  * in one commit ({@linkcode takeOver}). A pair's halves arriving together thus cost one read and
  * one commit, and a pending logic event paired in that commit answers with its record at once
  * instead of holding. A delivery that cannot be decided so (a redelivery, one needing its cluster,
- * one outside what is known) and the ones behind it decide on their own, in their turn; so do the
- * ones taken when the merged commit loses to another writer.
+ * one outside what is known, one that would take the commit past Deno KV's limits) and the ones
+ * behind it decide on their own, in their turn; so do the ones taken when the merged commit loses
+ * to another writer or throws.
  *
  * @example
  * ```ts
@@ -37,11 +38,10 @@
  */
 import type { Holds } from "./hold.ts";
 import type { Lanes } from "./lanes.ts";
-import type { WarmViews } from "./store/warm.ts";
+import type { WarmViews, Writes } from "./store/warm.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
 import { type CommitPlan, fitsWithin } from "./store/plan.ts";
-import type { Writes } from "./store/warm.ts";
 import { type EventIdentity, type EventView, readCluster, readView } from "./store/events.ts";
 import { isErased } from "./store/erasure.ts";
 import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
@@ -264,8 +264,7 @@ function takeOver(
     const profile = merged.profile();
     if (profile.refused || !fitsWithin(NOTHING, profile.size)) return false;
     const { event } = delivery;
-    const alone = input.alone;
-    decisions.push({ event, outcome: decided.outcome, alone, place: next.place });
+    decisions.push({ event, outcome: decided.outcome, alone: input.alone, place: next.place });
     all = mergeWrites(all, decided.writes);
     ({ view, plan, writes } = { view: next, plan: merged, writes: decided.writes });
     return true;

@@ -17,7 +17,7 @@
  * ```ts
  * const holds = createHolds(kv, { mode: "poll", pollMs: 100 });
  * const { end, note } = await holds.wait("t/u/c", enrollmentKey, versionstamp, 1500);
- * holds.notify("t/u/c", { record }); // from the commit of the enrollment's counterpart
+ * holds.notify("t/u/c", [record]); // by the commit that made it
  * ```
  * @module
  */
@@ -47,7 +47,10 @@ export interface Holds {
    * and `"watch"`), `ms` have passed, or the holds are closed.
    */
   wait(tag: string, key: Deno.KvKey, versionstamp: string | null, ms: number): Promise<Woken>;
-  /** Wakes every delivery waiting on `tag`, handing them `note` (e.g. the record just made). */
+  /**
+   * Wakes every delivery waiting on `tag`, handing them `note` (from the collator: the records its
+   * commit made).
+   */
   notify(tag: string, note?: unknown): void;
   /** Ends every wait now, and every later one at once (shutdown). */
   close(): void;
