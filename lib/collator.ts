@@ -146,7 +146,8 @@ async function pass(
     if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
     const view = deps.warm?.view(event, windowMs, now()) ?? await readView(kv, event, windowMs);
     const { place, pointer } = view;
-    const alone = view.counterparts.length === 0;
+    const input = inputOf({ event, body, flags }, view, options, now());
+    const { alone } = input;
     const done = (outcome: Outcome): Pass => ({
       outcome,
       alone,
@@ -172,7 +173,6 @@ async function pass(
       }
       return done({ status: "collated", record, fresh: false });
     }
-    const input = inputOf({ event, body, flags }, view, options, now());
     const cluster = needsCluster(input) ? await readCluster(kv, place, windowMs) : undefined;
     const decided = decide({ ...input, cluster });
     let { outcome } = decided;
@@ -261,8 +261,8 @@ function takeOver(
     // Stryker disable next-line ConditionalExpression,BooleanLiteral: a new event always has a plan
     if (decided.plan === null) return false;
     const merged = plan.followedBy(decided.plan);
-    const profile = merged.profile();
-    if (profile.refused || !fitsWithin(NOTHING, profile.size)) return false;
+    const { size, refused } = merged.measure();
+    if (refused || !fitsWithin(NOTHING, size)) return false;
     const { event } = delivery;
     decisions.push({ event, outcome: decided.outcome, alone: input.alone, place: next.place });
     all = mergeWrites(all, decided.writes);

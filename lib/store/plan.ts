@@ -191,41 +191,43 @@ export class CommitPlan implements Mutations {
   }
 
   /**
-   * Everything a committer needs to know of this plan, in one pass over its keys and values: its
-   * size against Deno KV's atomic limits, whether Deno KV would refuse it on its own (a key or value
-   * too large: such a plan is never merged with others, so it can fail only its own request), and
-   * its keys by {@linkcode keyId}.
+   * This plan's size against Deno KV's atomic limits, and whether Deno KV would refuse it on its own
+   * (a key or value too large: such a plan is never merged with others, so it can fail only its own
+   * request). For a caller that cuts commits by size and needs no key ids.
    */
-  profile(): PlanProfile {
+  measure(): { size: PlanSize; refused: boolean } {
     let keys = 0;
     let total = 0;
     let refused = false;
-    const checks: PlanProfile["checks"] = [];
     for (const c of this.checks) {
       const bytes = keyBytes(c.key);
       keys += bytes;
       if (bytes > KV_MAX_KEY_BYTES) refused = true;
-      checks.push({ id: keyId(c.key), versionstamp: c.versionstamp });
     }
-    const mutated: PlanProfile["mutated"] = new Map();
     for (const m of this.mutations) {
       const bytes = keyBytes(m.key);
       const value = "value" in m ? valueBytes(m.value) : 0;
       keys += bytes;
       total += bytes + value;
       if (bytes > KV_MAX_KEY_BYTES || value > KV_MAX_VALUE_BYTES) refused = true;
-      mutated.set(keyId(m.key), m.type !== "delete");
     }
-    return {
-      size: {
-        checks: checks.length,
-        mutations: this.mutations.length,
-        keyBytes: keys,
-        totalBytes: total + keys,
-      },
-      refused,
-      checks,
-      mutated,
+    const size = {
+      checks: this.checks.length,
+      mutations: this.mutations.length,
+      keyBytes: keys,
+      totalBytes: total + keys,
     };
+    return { size, refused };
+  }
+
+  /**
+   * Everything a committer needs to know of this plan: {@linkcode CommitPlan.measure}, and its keys
+   * by {@linkcode keyId}.
+   */
+  profile(): PlanProfile {
+    const checks = this.checks.map((c) => ({ id: keyId(c.key), versionstamp: c.versionstamp }));
+    const mutated: PlanProfile["mutated"] = new Map();
+    for (const m of this.mutations) mutated.set(keyId(m.key), m.type !== "delete");
+    return { ...this.measure(), checks, mutated };
   }
 }

@@ -126,7 +126,7 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
   const leaseUntil = handOver ? options.now + handOver.ms : undefined;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
-    const total = op.profile().size;
+    const total = op.measure().size;
     total.mutations += 1; // the lease's rewrite
     let taken = 0;
     const made: OutboxEntry[] = [];
@@ -139,7 +139,7 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
         const destinations = destinationsOf(projection.record);
         project(writes, projection, destinations, options.now, { leaseUntil, made: mine });
       }
-      const size = writes.profile().size;
+      const size = writes.measure().size;
       // The first entry always goes in: a batch that could take none would never end.
       if (taken > 0 && !fitsWithin(total, size)) break;
       grow(total, size);
