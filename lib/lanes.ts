@@ -38,7 +38,7 @@ export interface Lanes {
    * with `done`. When `accept` throws, the works taken so far run after all, and `take` throws.
    */
   take(key: string, accept: (what: unknown) => boolean): Taken[];
-  /** Lanes with work running or waiting, plus lanes with work waiting its turn: 0 when all idle. */
+  /** What the lanes keep: one entry per key with work running, one per key with work waiting. */
   readonly size: number;
 }
 
