@@ -39,13 +39,14 @@
 import type { Holds } from "./hold.ts";
 import type { Lanes } from "./lanes.ts";
 import type { WarmViews, Writes } from "./store/warm.ts";
+import type { Presumptions } from "./store/presumed.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
 import { type CommitPlan, fitsWithin } from "./store/plan.ts";
 import { type EventIdentity, type EventView, readCluster, readView } from "./store/events.ts";
 import { isErased } from "./store/erasure.ts";
 import { enrollmentKey, type StoredEvent } from "./store/keys.ts";
-import { MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
+import { JOIN_WAIT_MS, MAX_COMMIT_ATTEMPTS } from "./store/limits.ts";
 import { readRecord } from "./store/projections.ts";
 import type { ThinkificEvent } from "./thinkific/schemas.ts";
 import { LESSON_TOPIC } from "./config.ts";
@@ -71,6 +72,8 @@ export interface CollatorDeps {
   lanes?: Lanes;
   /** What this process's commits left of enrollments, read instead of KV when it can be. */
   warm?: WarmViews;
+  /** When to decide a cold first delivery as new, without reading (with `warm` only). */
+  presumed?: Presumptions;
 }
 
 /** Too many concurrent writers: the caller should answer 503 and let the sender retry. */
@@ -144,7 +147,8 @@ async function pass(
   for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
     // Stryker disable next-line all: the jitter only spreads retries in time (no timed tests)
     if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-    const view = deps.warm?.view(event, windowMs, now()) ?? await readView(kv, event, windowMs);
+    const view = deps.warm?.view(event, windowMs, now()) ??
+      await coldView(deps, event, windowMs, attempt === 0, now);
     const { place, pointer } = view;
     const input = inputOf({ event, body, flags }, view, options, now());
     const { alone } = input;
@@ -182,6 +186,8 @@ async function pass(
     let writes = decided.writes;
     if (deps.lanes && deps.warm) {
       const lane = enrollmentTag(event);
+      // Decided without a read, so alone: its counterpart, sent at the same instant, may join.
+      if (deps.presumed?.presumed(view)) await deps.lanes.arrival(lane, JOIN_WAIT_MS);
       ({ plan, writes } = takeOver(deps, lane, { view, plan, writes }, joined, options));
     }
     // Deliveries taken over decide on their own after all when this commit does not go in.
@@ -194,6 +200,7 @@ async function pass(
       throw err;
     }
     if (!result.ok) release();
+    deps.presumed?.settled(view, result.ok, writes.course, now());
     if (result.ok) {
       const { versionstamp } = result;
       deps.warm?.remember(view, writes, versionstamp, now());
@@ -224,6 +231,23 @@ async function pass(
     if (await isErased(kv, place)) return done({ status: "erased" });
   }
   throw new ContentionError(`event ${event.id}: too many concurrent writers`);
+}
+
+/**
+ * The view of a delivery its warm views do not serve: on its `first` try, presumed new when
+ * presuming pays and the enrollment is not known here (`lib/store/presumed.ts`); else read.
+ */
+async function coldView(
+  deps: CollatorDeps,
+  event: ThinkificEvent,
+  windowMs: number,
+  first: boolean,
+  now: () => number,
+): Promise<EventView> {
+  const presumed = first ? deps.presumed?.view(event, windowMs, now()) : null;
+  if (presumed) return presumed;
+  const view = await readView(deps.kv, event, windowMs);
+  return deps.presumed?.read(view, first, now()) ?? view;
 }
 
 /**

@@ -38,7 +38,15 @@ export interface Lanes {
    * with `done`. When `accept` throws, the works taken so far run after all, and `take` throws.
    */
   take(key: string, accept: (what: unknown) => boolean): Taken[];
-  /** What the lanes keep: one entry per key with work running, one per key with work waiting. */
+  /**
+   * Resolves once a work waits for `key` (at once if one does), or after `ms`: the work running
+   * waits so for one to take over. One wait per key at a time (a second ends the first).
+   */
+  arrival(key: string, ms: number): Promise<void>;
+  /**
+   * What the lanes keep: one entry per key with work running, one per key with work waiting, one
+   * per key waited on by {@linkcode Lanes.arrival}.
+   */
   readonly size: number;
 }
 
@@ -53,6 +61,8 @@ export function createLanes(): Lanes {
   const tails = new Map<string, Promise<unknown>>();
   /** Per key, the works waiting their turn, in arrival order. */
   const waiting = new Map<string, Entry[]>();
+  /** Per key, the end of the wait for a work to arrive (see `arrival`). */
+  const arrivals = new Map<string, () => void>();
 
   function leave(key: string, entry: Entry) {
     const queue = waiting.get(key);
@@ -64,7 +74,7 @@ export function createLanes(): Lanes {
 
   return {
     get size() {
-      return tails.size + waiting.size;
+      return tails.size + waiting.size + arrivals.size;
     },
     run<T>(key: string, work: () => Promise<T>, what?: unknown): Promise<T> {
       const before = tails.get(key) ?? Promise.resolve();
@@ -72,6 +82,7 @@ export function createLanes(): Lanes {
       const queue = waiting.get(key);
       if (queue) queue.push(entry);
       else waiting.set(key, [entry]);
+      arrivals.get(key)?.();
       const turn = async () => {
         leave(key, entry);
         const handed = await entry.handed; // null when not taken
@@ -84,6 +95,19 @@ export function createLanes(): Lanes {
         if (tails.get(key) === tail) tails.delete(key);
       });
       return result;
+    },
+    arrival(key, ms) {
+      if (waiting.has(key)) return Promise.resolve();
+      arrivals.get(key)?.();
+      return new Promise((resolve) => {
+        const end = () => {
+          clearTimeout(timer);
+          arrivals.delete(key);
+          resolve();
+        };
+        const timer = setTimeout(end, ms);
+        arrivals.set(key, end);
+      });
     },
     take(key, accept) {
       const taken: Taken[] = [];

@@ -146,3 +146,50 @@ Deno.test("lanes: when accepting throws, the works taken so far run after all an
   await new Promise((r) => setTimeout(r, 0));
   assertEquals(lanes.size, 0);
 });
+
+/** Whether `p` has settled by the next macrotask. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void p.then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 0));
+  return done;
+}
+
+Deno.test("lanes: arrival ends when a work comes for the key, at once if one waits, else after its time", async () => {
+  const lanes = createLanes();
+  const log: string[] = [];
+  const first = blocker(lanes, "k", log);
+  await new Promise((r) => setTimeout(r, 0));
+  // Nothing waits: the wait holds, and counts in size.
+  const wait = lanes.arrival("k", 10_000);
+  assertEquals(lanes.size, 2, "the running work's tail and the wait");
+  assertEquals(await settled(wait), false);
+  // A work for another key does not end it; one for this key does.
+  await lanes.run("other", worker(log, "other"), "other");
+  assertEquals(await settled(wait), false);
+  const second = lanes.run("k", worker(log, "second"), "second");
+  assertEquals(await settled(wait), true);
+  // With a work waiting, a wait ends at once.
+  assertEquals(await settled(lanes.arrival("k", 10_000)), true);
+  first.release();
+  assertEquals(await second, "second ran");
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(lanes.size, 0, "nothing left");
+  // With none arriving, it ends after its time.
+  const started = performance.now();
+  await lanes.arrival("k", 20);
+  assertEquals(performance.now() - started >= 19, true);
+  assertEquals(lanes.size, 0);
+});
+
+Deno.test("lanes: a second wait on a key ends the first", async () => {
+  const lanes = createLanes();
+  const one = lanes.arrival("k", 10_000);
+  const two = lanes.arrival("k", 10_000);
+  assertEquals(await settled(one), true);
+  assertEquals(await settled(two), false);
+  assertEquals(lanes.size, 1);
+  await lanes.run("k", () => Promise.resolve("x"), "x");
+  assertEquals(await settled(two), true);
+  assertEquals(lanes.size, 0);
+});

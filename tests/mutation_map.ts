@@ -30,6 +30,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/_hmac.ts": [T("hmac"), T("signature"), T("standard_webhooks")],
   "lib/collator.ts": [
     T("collator_join"),
+    T("presumed"),
     T("warm"),
     T("storage_faults"),
     T("collator"),
@@ -246,6 +247,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
+  "lib/store/presumed.ts": [T("presumed"), T("collator_join")],
   "lib/store/warm.ts": [
     T("warm"),
     T("collator_join"),

@@ -16,6 +16,7 @@ import type { Forwarder } from "../forward/forwarder.ts";
 import { createHolds, type Holds } from "../hold.ts";
 import { createLanes } from "../lanes.ts";
 import { createWarmViews, type WarmViews } from "../store/warm.ts";
+import { createPresumptions, type Presumptions } from "../store/presumed.ts";
 import { wakeModeOf } from "../kv.ts";
 import { type Committer, createCommitter } from "../store/committer.ts";
 import { jsonLogger, type Logger } from "../log.ts";
@@ -45,6 +46,11 @@ export interface AppDeps {
   projector?: Projector;
   /** The process's warm views (default: new ones; `null`: every delivery reads, for tests). */
   warm?: WarmViews | null;
+  /**
+   * When a cold first delivery decides without reading (default: new ones, with warm views only;
+   * `null`: never, for tests).
+   */
+  presumed?: Presumptions | null;
 }
 
 /** Seconds a sender should wait after a 503. */
@@ -61,6 +67,9 @@ export function createApp(deps: AppDeps): Hono {
   const holds = deps.holds ?? createHolds(deps.kv, { mode: wakeModeOf(deps.config) });
   const lanes = createLanes();
   const warm = deps.warm === null ? undefined : deps.warm ?? createWarmViews();
+  const presumed = deps.presumed === null || !warm
+    ? undefined
+    : deps.presumed ?? createPresumptions();
   const projector = deps.projector ?? createProjector({
     kv: deps.kv,
     destinations: deps.forwarder?.destinations,
@@ -71,7 +80,19 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.route("/webhooks", webhookRoutes({ ...deps, log, committer, holds, lanes, warm, projector }));
+  app.route(
+    "/webhooks",
+    webhookRoutes({
+      ...deps,
+      log,
+      committer,
+      holds,
+      lanes,
+      warm,
+      presumed,
+      projector,
+    }),
+  );
   app.route("/api", apiRoutes({ ...deps, projector }));
   app.route("/", dashboardRoutes({ ...deps, projector }));
 

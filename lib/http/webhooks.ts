@@ -17,6 +17,7 @@ import type { Projector } from "../projector.ts";
 import type { Holds } from "../hold.ts";
 import type { Lanes } from "../lanes.ts";
 import type { WarmViews } from "../store/warm.ts";
+import type { Presumptions } from "../store/presumed.ts";
 import type { Committer } from "../store/committer.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
@@ -40,6 +41,8 @@ export interface WebhookDeps {
   lanes?: Lanes;
   /** The process's warm views (none: every delivery reads). */
   warm?: WarmViews;
+  /** When a cold first delivery decides without reading (none: it reads). */
+  presumed?: Presumptions;
 }
 
 interface LogFields {
@@ -79,7 +82,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log, projector, committer, holds, lanes, warm } = deps;
+  const { kv, config, log, projector, committer, holds, lanes, warm, presumed } = deps;
   const verify = config.webhookSecret ? createVerifier(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -149,7 +152,10 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     const event = parsed.event;
     Object.assign(fields, { topic: event.topic, event_id: event.id });
     const outcome = await retryWhenBusy(() =>
-      collate({ kv, committer, holds, lanes, warm }, event, body, { ...config, now: deps.now })
+      collate({ kv, committer, holds, lanes, warm, presumed }, event, body, {
+        ...config,
+        now: deps.now,
+      })
     );
     fields.outcome = outcome.status;
     if (outcome.status === "conflict") {

@@ -34,6 +34,25 @@ export const WARM_ENROLLMENTS = 256;
 /** How long a warm view is kept, ms (`warm.ts`). */
 export const WARM_FOR_MS = 30_000;
 
+/**
+ * Presumed views (`presumed.ts`): presuming starts once this share of the cold first deliveries
+ * found their enrollment without events (a failed presumption costs about what a held one saves).
+ */
+export const PRESUME_AT_SHARE = 0.75;
+
+/** The share above is weighted to about the last this many cold first deliveries. */
+export const PRESUME_OVER = 16;
+
+/** Enrollments with events a process remembers (a 32-bit hash each), so as not to presume them. */
+export const KNOWN_ENROLLMENTS = 8192;
+
+/**
+ * How long a first delivery decided without a read, alone in its enrollment, waits for the
+ * enrollment's next delivery (most often its counterpart, sent at the same instant) before it
+ * commits, so both go in one commit (`collator.ts`), ms. A read would have taken about as long.
+ */
+export const JOIN_WAIT_MS = 30;
+
 /** A commit starts beside others in flight once the newest has run this long, ms (`committer.ts`). */
 export const COMMIT_OVERLAP_AFTER_MS = 10;
 
