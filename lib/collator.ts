@@ -18,6 +18,14 @@
  * alone. A redelivery of a paired event reads its record (stored, or still waiting for the
  * projector) instead of committing.
  *
+ * A first delivery in an enrollment this process knows nothing of skips its read when most such
+ * deliveries lately found their enrollment empty (new learners, new courses): it decides as if the
+ * enrollment had no events, and its commit checks that it had none (`lib/store/presumed.ts`). Such
+ * a delivery is alone, so before it commits it waits up to {@linkcode JOIN_WAIT_MS} for the
+ * enrollment's next delivery (its counterpart, sent at the same instant) to take over, as below. A
+ * pair then costs one commit and no read; a wrong presumption fails its commit and is read and
+ * decided again.
+ *
  * Deliveries of one enrollment run one at a time here, in its lane (`lib/lanes.ts`). One that
  * arrives while the delivery ahead is reading does not wait for that one's commit to decide and
  * commit in turn: once the delivery ahead has decided, it takes over the deliveries waiting behind

@@ -21,7 +21,7 @@ import { createCommitter } from "../lib/store/committer.ts";
 import { createLanes } from "../lib/lanes.ts";
 import { type EventIdentity, readView } from "../lib/store/events.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
-import { courseInfoKey, FEED_FENCE_KEY } from "../lib/store/keys.ts";
+import { courseInfoKey, eventIdKey, FEED_FENCE_KEY } from "../lib/store/keys.ts";
 import {
   JOIN_WAIT_MS,
   PRESUME_AT_SHARE,
@@ -402,5 +402,61 @@ Deno.test("presumed: the app presumes only with warm views, and never with presu
     }
   } finally {
     kv.close();
+  }
+});
+
+Deno.test("presumed: presuming starts at PRESUME_AT_SHARE exactly", () => {
+  const e = identity(eventOf(lessonWebhook({ user: 1 })));
+  assert(createPresumptions({ share: PRESUME_AT_SHARE }).view(e, W, 0));
+  assertEquals(createPresumptions({ share: PRESUME_AT_SHARE - 1e-9 }).view(e, W, 0), null);
+});
+
+Deno.test("presumed: a read that found the event's id, in an empty enrollment, counts against presuming", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const body = lessonWebhook({ at: at(0) });
+    const e = eventOf(body);
+    // Its id seen before (its event expired, or placed elsewhere by its first delivery).
+    await kv.set(eventIdKey(e.tenantId, e.id), {
+      userId: e.userId,
+      courseId: e.courseId + 1,
+      topic: e.topic,
+      at: e.at,
+    });
+    const p = createPresumptions({ share: 1 });
+    p.read(await readOf(kv, body), true, 0);
+    assertEquals(p.share, 1 - 1 / PRESUME_OVER);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("presumed: what is used again is kept longest (enrollments, course names)", () => {
+  const p = createPresumptions({ share: 1, enrollments: 2 });
+  const e = (user: number, courseId = 2100013) => ({
+    ...identity(eventOf(lessonWebhook({ user, at: at(0) }))),
+    courseId,
+  });
+  const commit = (user: number) => p.settled(p.view(e(user), W, 0)!, true, null, 0);
+  commit(1);
+  commit(2);
+  p.settled(e1View(), true, null, 0); // enrollment 1 again: now the newest
+  commit(3); // 2 goes, not 1
+  assertEquals(p.view(e(1), W, 0), null);
+  assert(p.view(e(2), W, 0));
+
+  const course = (id: number) => ({ tenant_id: "48213", course_id: id, course_name: `C${id}` });
+  const q = createPresumptions({ share: 1 });
+  const any = q.view(e(9), W, 0)!;
+  q.settled(any, true, course(1), 0);
+  for (let id = 2; id <= WARM_ENROLLMENTS; id++) q.settled(any, true, course(id), 0);
+  q.settled(any, true, course(1), 0); // course 1 again: now the newest
+  q.settled(any, true, course(WARM_ENROLLMENTS + 1), 0); // course 2 goes, not 1
+  assertEquals(q.view(e(10, 1), W, 0)!.course, course(1));
+  assertEquals(q.view(e(11, 2), W, 0)!.course, null);
+
+  /** A view of enrollment 1 as a read gives it (settled as a commit decided from a read). */
+  function e1View() {
+    return emptyView(e(1), W, { key: FEED_FENCE_KEY, value: null, versionstamp: null }, null);
   }
 });
