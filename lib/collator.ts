@@ -195,7 +195,7 @@ async function pass(
     if (deps.lanes && deps.warm) {
       const lane = enrollmentTag(event);
       // Decided without a read, so alone: its counterpart, sent at the same instant, may join.
-      if (deps.presumed?.presumed(view)) await deps.lanes.arrival(lane, JOIN_WAIT_MS);
+      if (view.presumed) await deps.lanes.arrival(lane, JOIN_WAIT_MS);
       ({ plan, writes } = takeOver(deps, lane, { view, plan, writes }, joined, options));
     }
     // Deliveries taken over decide on their own after all when this commit does not go in.

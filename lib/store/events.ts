@@ -94,6 +94,8 @@ export interface EventView {
    * enrollment's next delivery (see `warm.ts`).
    */
   known?: KnownEvents;
+  /** Not read: presumed, as in an enrollment with no events (see `presumed.ts`). */
+  presumed?: true;
 }
 
 /** The unclaimed events of an enrollment over a span of time, of both topics (see `EventView`). */
