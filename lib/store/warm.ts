@@ -72,7 +72,9 @@ export interface WarmViews {
    * the same commit (see `lib/collator.ts`); `null` where {@linkcode WarmViews.view} would give
    * none. Its enrollment and the events `writes` wrote carry no real version: a plan decided from
    * it checks those keys at none, and is merged after the plan of `writes`, which writes them (see
-   * {@linkcode CommitPlan.followedBy}).
+   * {@linkcode CommitPlan.followedBy}). Unlike what is kept, it may come from a read that cannot be
+   * proven to have missed no commit (an enrollment whose events are all paired): that read decides
+   * the plan of `writes` anyway, and both go in one commit.
    */
   after(view: EventView, writes: Writes, e: EventIdentity, windowMs: number, now: number):
     | EventView
@@ -138,7 +140,9 @@ function serve(w: Warm, e: EventIdentity, windowMs: number): EventView | null {
 
 /**
  * What is kept of `view`'s enrollment once `writes` have committed at `versionstamp` (`null`: not
- * known, see {@linkcode consistent}). `before` is what was kept of it.
+ * known, see {@linkcode consistent}). `before` is what was kept of it. With `kept` false (a view
+ * for `after`, decided into the same commit and never kept), a read not proven consistent serves
+ * too: the plan decided from it takes the same chance as the plan of `view` itself.
  */
 function build(
   view: EventView,
@@ -146,8 +150,9 @@ function build(
   versionstamp: string,
   now: number,
   before: Warm | undefined,
+  kept = true,
 ): Warm | null {
-  if (!view.known || !consistent(view, before)) return null;
+  if (!view.known || (kept && !consistent(view, before))) return null;
   const written = new Set(writes.events.map((x) => x.id));
   const events = view.known.events.filter((x) => !written.has(x.value.id));
   // What the plan wrote lies within the span: the event is at its middle, a partner within
@@ -190,7 +195,9 @@ export function createWarmViews(
       if (tagOf(e) !== tagOf(view.place)) return null;
       // A view from here continues what served it (its ids seen included).
       const before = servedBy.get(view) ?? kept.get(tagOf(view.place));
-      const w = build(view, writes, UNCOMMITTED, now, before);
+      // Not kept: decided into the same commit as `view`'s own plan, from the same read, so it
+      // need not prove that read missed no commit (see `consistent`).
+      const w = build(view, writes, UNCOMMITTED, now, before, false);
       const next = w && serve(w, e, windowMs);
       if (next) servedBy.set(next, w!);
       return next;
