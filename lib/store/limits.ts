@@ -43,7 +43,7 @@ export const PRESUME_AT_SHARE = 0.75;
 /** The share above is weighted to about the last this many cold first deliveries. */
 export const PRESUME_OVER = 16;
 
-/** Enrollments with events a process remembers (a 32-bit hash each), so as not to presume them. */
+/** Enrollments with events a process remembers (a 30-bit hash each), so as not to presume them. */
 export const KNOWN_ENROLLMENTS = 8192;
 
 /**

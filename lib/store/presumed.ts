@@ -11,8 +11,8 @@
  * checked by the plans that place a record (a stale one fails them), and the course's name is kept
  * at most {@linkcode WARM_FOR_MS} (a name read here within that time is not written again).
  *
- * Whether to presume is learnt from the cold first deliveries (those of an enrollment this
- * process's warm views do not know): each read tells whether its enrollment and id were absent, each
+ * Whether to presume is learnt from the cold first deliveries (those of an enrollment not known
+ * here to have events, and not served by the warm views): each read tells whether its enrollment and id were absent, each
  * presumed commit whether it went in. Presuming starts once the share of those, weighted to the
  * last {@linkcode PRESUME_OVER} or so, reaches {@linkcode PRESUME_AT_SHARE}, and stops below it. A
  * presumption that fails costs its commit and the commits merged with it a second round trip; one

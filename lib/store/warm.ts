@@ -139,10 +139,10 @@ function serve(w: Warm, e: EventIdentity, windowMs: number): EventView | null {
 }
 
 /**
- * What is kept of `view`'s enrollment once `writes` have committed at `versionstamp` (`null`: not
- * known, see {@linkcode consistent}). `before` is what was kept of it. With `kept` false (a view
- * for `after`, decided into the same commit and never kept), a read not proven consistent serves
- * too: the plan decided from it takes the same chance as the plan of `view` itself.
+ * What `view`'s enrollment holds once `writes` have committed at `versionstamp` (`null`: `view`
+ * knows too little). `before` is what was kept of it. Only `remember` keeps it, and only from a read
+ * proven {@linkcode consistent}; `after` serves from any read, since the plan decided from it goes
+ * in the same commit as the plan of `view` and takes the same chance.
  */
 function build(
   view: EventView,
@@ -150,9 +150,8 @@ function build(
   versionstamp: string,
   now: number,
   before: Warm | undefined,
-  kept = true,
 ): Warm | null {
-  if (!view.known || (kept && !consistent(view, before))) return null;
+  if (!view.known) return null;
   const written = new Set(writes.events.map((x) => x.id));
   const events = view.known.events.filter((x) => !written.has(x.value.id));
   // What the plan wrote lies within the span: the event is at its middle, a partner within
@@ -197,7 +196,7 @@ export function createWarmViews(
       const before = servedBy.get(view) ?? kept.get(tagOf(view.place));
       // Not kept: decided into the same commit as `view`'s own plan, from the same read, so it
       // need not prove that read missed no commit (see `consistent`).
-      const w = build(view, writes, UNCOMMITTED, now, before, false);
+      const w = build(view, writes, UNCOMMITTED, now, before);
       const next = w && serve(w, e, windowMs);
       if (next) servedBy.set(next, w!);
       return next;
@@ -206,6 +205,8 @@ export function createWarmViews(
       const tag = tagOf(view.place);
       const before = kept.get(tag);
       kept.delete(tag);
+      // Kept only from a read that cannot have missed a commit.
+      if (!view.known || !consistent(view, before)) return;
       const w = build(view, writes, versionstamp, now, before);
       if (!w) return;
       kept.set(tag, w);
