@@ -331,6 +331,10 @@ Deno.test("join: the view after a plan serves only new events of its enrollment,
     assertEquals(warm.after(viewNext, b.writes, eventOf(progress), W, now), null);
     const third = eventOf(lessonWebhook({ id: "l3", at: at(400), lesson: 3 }));
     assert(warm.after(viewNext, b.writes, third, W, now), "a new one still is");
+    // A view that knows no span of events (a redelivery read where its first delivery put it)
+    // serves none.
+    const { known: _, ...unknowing } = a.view;
+    assertEquals(warm.after(unknowing, a.decided.writes, eventOf(next), W, now), null);
   } finally {
     kv.close();
   }

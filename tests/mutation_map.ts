@@ -87,6 +87,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("limits_feed"),
   ],
   "lib/http/app.ts": [
+    T("presumed"),
     T("warm"),
     T("storage_faults"),
     T("projector"),

@@ -404,6 +404,32 @@ Deno.test("presumed: the app presumes only with warm views, and never with presu
   }
 });
 
+Deno.test("presumed: with presumed: null, the app reads for every cold first delivery, however many", async () => {
+  const real = await Deno.openKv(":memory:");
+  let reads = 0;
+  const kv = instrumentKv(real, {
+    before: (c) => {
+      if (c === "getMany") reads++;
+    },
+  });
+  try {
+    const app = createApp({ kv, config, log: () => {}, presumed: null });
+    // More new enrollments than it takes a default share to start presuming.
+    const n = 2 * PRESUME_OVER * 2;
+    for (let user = 1; user <= n; user++) {
+      const res = await app.request(
+        "/webhooks/thinkific",
+        await signedInit(lessonWebhook({ user })),
+      );
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+    }
+    assertEquals(reads, n);
+  } finally {
+    real.close();
+  }
+});
+
 Deno.test("presumed: presuming starts at PRESUME_AT_SHARE exactly", () => {
   const e = identity(eventOf(lessonWebhook({ user: 1 })));
   assert(createPresumptions({ share: PRESUME_AT_SHARE }).view(e, W, 0));
