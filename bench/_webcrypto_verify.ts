@@ -1,7 +1,7 @@
 /**
  * The baselines' signature check, frozen as issue 19 measured them: `crypto.subtle.verify`, as the
  * guide suggests and as a user would first write it. The service itself now checks with
- * `createVerifier` (node:crypto's HMAC, synchronous); the baselines keep this one so that their
+ * `createVerifier` (`lib/_hmac.ts`, synchronous); the baselines keep this one so that their
  * figures stay the ones the issue set the goals against.
  *
  * @module

@@ -22,7 +22,6 @@
 import { retryWhenBusy } from "./store/retry.ts";
 import { type Config, ConfigError } from "./config.ts";
 import type { WakeMode } from "./hold.ts";
-import { resolve } from "node:path";
 
 export const DEFAULT_KV_PATH = "./data/kv.sqlite3";
 
@@ -57,13 +56,22 @@ export async function openKv(config: Pick<Config, "kvPath" | "onDenoDeploy">): P
     }
   }
   // Deno 2.5 (Deploy's runtime) cannot open a file whose folder is `.`: give it a full path.
-  const file = path === ":memory:" || isRemote(path) ? path : resolve(path);
+  const file = path === ":memory:" || isRemote(path) ? path : absolutePath(path);
   try {
     // Processes started together on one file (`deno serve --parallel`) may find it locked a moment.
     return await retryWhenBusy(() => Deno.openKv(file));
   } catch (err) {
     throw new ConfigError(`${named} cannot be opened (${firstLine(err)})`);
   }
+}
+
+/**
+ * `path` from the root: as given when it is absolute, else under the working folder. (`node:path`
+ * would do it too, but importing it loads Deno's Node.js layer: about 7 MiB of resident memory.)
+ */
+export function absolutePath(path: string, cwd: string = Deno.cwd()): string {
+  if (/^([\\/]|[A-Za-z]:[\\/])/.test(path)) return path;
+  return `${cwd}/${path.replace(/^\.[\\/]/, "")}`;
 }
 
 /**

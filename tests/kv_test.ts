@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir } from "./_helpers.ts";
 import { ConfigError } from "../lib/config.ts";
-import { DEFAULT_KV_PATH, describeKv, openKv, wakeModeOf } from "../lib/kv.ts";
+import { absolutePath, DEFAULT_KV_PATH, describeKv, openKv, wakeModeOf } from "../lib/kv.ts";
 
 const local = (kvPath: string | undefined) => ({ kvPath, onDenoDeploy: false });
 
@@ -46,6 +46,22 @@ async function roundTrip(kv: Deno.Kv) {
   await kv.set(["probe"], "ok");
   assertEquals((await kv.get(["probe"])).value, "ok");
 }
+
+Deno.test("kv: a relative file path is opened from the working folder; an absolute one as given", () => {
+  const cases: [string, string][] = [
+    ["kv.sqlite3", "/srv/app/kv.sqlite3"],
+    ["./data/kv.sqlite3", "/srv/app/data/kv.sqlite3"],
+    [".\\data\\kv.sqlite3", "/srv/app/data\\kv.sqlite3"],
+    ["data/kv.sqlite3", "/srv/app/data/kv.sqlite3"],
+    ["../kv.sqlite3", "/srv/app/../kv.sqlite3"],
+    ["/var/lib/kv.sqlite3", "/var/lib/kv.sqlite3"],
+    ["C:\\data\\kv.sqlite3", "C:\\data\\kv.sqlite3"],
+    ["c:/data/kv.sqlite3", "c:/data/kv.sqlite3"],
+    ["\\\\server\\share\\kv.sqlite3", "\\\\server\\share\\kv.sqlite3"],
+  ];
+  for (const [path, want] of cases) assertEquals(absolutePath(path, "/srv/app"), want, path);
+  assertEquals(absolutePath("kv.sqlite3"), `${Deno.cwd()}/kv.sqlite3`);
+});
 
 Deno.test("kv: the start-up log names the database: a path, remote, Deploy's, or the default file", () => {
   assertEquals(describeKv(local("/srv/kv/progress.sqlite3")), "/srv/kv/progress.sqlite3");

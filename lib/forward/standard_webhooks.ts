@@ -54,7 +54,7 @@ export type MessageSigner = (
 ) => Record<"webhook-id" | "webhook-timestamp" | "webhook-signature", string>;
 
 /**
- * The signer of a `whsec_…` secret. It signs synchronously with `node:crypto` (a Web Crypto
+ * The signer of a `whsec_…` secret. It signs synchronously (`lib/_hmac.ts`; a Web Crypto
  * `sign` costs a hand-off to another thread and back for each message).
  */
 export function createSigner(secret: string): MessageSigner {
