@@ -139,33 +139,42 @@ function blocks(state: Int32Array, bytes: Uint8Array, offset: number, end: numbe
 
 /** The last block or two: the bytes left, `0x80`, zeros, then the length in bits. */
 const tail = new Uint8Array(2 * BLOCK);
+const tailView = new DataView(tail.buffer);
+
+/** A digest, written where the caller says (hashing is synchronous, so buffers are reused). */
+interface Digest {
+  bytes: Uint8Array;
+  view: DataView;
+}
+
+function digestBuffer(): Digest {
+  const bytes = new Uint8Array(32);
+  return { bytes, view: new DataView(bytes.buffer) };
+}
 
 /**
- * Hashes `bytes` (after `before` bytes already in `state`) to the end and returns the digest.
- * `state` is a copy the caller gives up.
+ * Hashes `bytes` (after `before` bytes already in `state`) to the end, and writes the digest to
+ * `out`. `state` is a copy the caller gives up.
  */
-function finish(state: Int32Array, bytes: Uint8Array, before: number): Uint8Array {
+function finish(state: Int32Array, bytes: Uint8Array, before: number, out: Digest): Uint8Array {
   const whole = bytes.length - (bytes.length % BLOCK);
   blocks(state, bytes, 0, whole);
   const left = bytes.length - whole;
-  tail.fill(0);
   tail.set(bytes.subarray(whole), 0);
+  tail.fill(0, left);
   tail[left] = 0x80;
   const end = left < BLOCK - 8 ? BLOCK : 2 * BLOCK;
   const bits = (before + bytes.length) * 8;
-  const view = new DataView(tail.buffer);
-  view.setUint32(end - 8, Math.floor(bits / 0x100000000));
-  view.setUint32(end - 4, bits >>> 0);
+  tailView.setUint32(end - 8, Math.floor(bits / 0x100000000));
+  tailView.setUint32(end - 4, bits >>> 0);
   blocks(state, tail, 0, end);
-  const digest = new Uint8Array(32);
-  const out = new DataView(digest.buffer);
-  for (let i = 0; i < 8; i++) out.setInt32(i * 4, state[i]);
-  return digest;
+  for (let i = 0; i < 8; i++) out.view.setInt32(i * 4, state[i]);
+  return out.bytes;
 }
 
 /** SHA-256 of `bytes` (for a key longer than a block). */
 function sha256(bytes: Uint8Array): Uint8Array {
-  return finish(INITIAL.slice(), bytes, 0);
+  return finish(INITIAL.slice(), bytes, 0, digestBuffer());
 }
 
 /** The state after one padded key block. */
@@ -174,6 +183,11 @@ function keyed(pad: Uint8Array): Int32Array {
   blocks(state, pad, 0, BLOCK);
   return state;
 }
+
+/** The state being hashed, and the two digests of an HMAC. */
+const work = new Int32Array(8);
+const innerDigest = digestBuffer();
+const outerDigest = digestBuffer();
 
 const encoder = new TextEncoder();
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -198,7 +212,9 @@ export function createHmacSha256(key: Uint8Array): HmacSha256 {
   const outerState = keyed(outer);
   return (data, encoding) => {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const digest = finish(innerState.slice(), bytes, BLOCK);
-    return encode(finish(outerState.slice(), digest, BLOCK), encoding);
+    work.set(innerState);
+    const digest = finish(work, bytes, BLOCK, innerDigest);
+    work.set(outerState);
+    return encode(finish(work, digest, BLOCK, outerDigest), encoding);
   };
 }
