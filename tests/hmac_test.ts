@@ -25,3 +25,25 @@ Deno.test("hmac: equals createHmac for keys around the 64-byte block, text and b
     }
   }
 });
+
+Deno.test("hmac: a body that is a view into a larger buffer is hashed from its own first byte", () => {
+  const key = new TextEncoder().encode("bench-webhook-secret");
+  const mac = createHmacSha256(key);
+  const buffer = Uint8Array.from({ length: 300 }, (_, i) => i % 251);
+  for (const [start, end] of [[1, 300], [7, 70], [64, 128], [3, 3]]) {
+    const view = buffer.subarray(start, end);
+    const want = createHmac("sha256", key).update(view.slice()).digest("hex");
+    assertEquals(mac(view, "hex"), want, `bytes ${start}–${end}`);
+  }
+});
+
+Deno.test("hmac: the HMACs of two keys, used in turn, share no state (the hashing buffers are reused)", () => {
+  const a = createHmacSha256(new TextEncoder().encode("key a"));
+  const b = createHmacSha256(new TextEncoder().encode("key b"));
+  const first = a("same message", "base64");
+  assertEquals(
+    b("same message", "base64"),
+    createHmac("sha256", "key b").update("same message").digest("base64"),
+  );
+  assertEquals(a("same message", "base64"), first);
+});
