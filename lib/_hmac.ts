@@ -154,7 +154,7 @@ function digestBuffer(): Digest {
 
 /**
  * Hashes `bytes` (after `before` bytes already in `state`) to the end, and writes the digest to
- * `out`. `state` is a copy the caller gives up.
+ * `out`. `state` is overwritten: pass a copy (the HMAC passes its working state).
  */
 function finish(state: Int32Array, bytes: Uint8Array, before: number, out: Digest): Uint8Array {
   const whole = bytes.length - (bytes.length % BLOCK);
