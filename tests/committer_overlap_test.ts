@@ -1,7 +1,7 @@
 /**
  * The group committer on a slow database: commits in flight side by side (at most `maxInFlight`,
- * paced over the time one takes), never two that touch each other's keys, and one at a time on a
- * fast database.
+ * paced over the time one takes, by a timer when nothing else starts them), never one checking a
+ * key the other mutates, and one at a time on a fast database.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { createCommitter } from "../lib/store/committer.ts";
@@ -131,28 +131,66 @@ Deno.test("committer: the first 31 commits, however slow, go one at a time", asy
   assert((await c).ok && (await d).ok);
 });
 
-Deno.test("committer: a plan touching a key of a commit in flight waits for it; others go by", async () => {
+Deno.test("committer: a plan checking a key a commit in flight mutates waits for it; others go by", async () => {
   using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
   const { gate, clock, committer, settle } = s;
   const [a] = await s.slowAndInFlight(new CommitPlan().set(["k"], "a").set(["own", "a"], 1));
-  // b checks ["k"] absent and c sets it: both wait for a; d touches nothing of a's.
+  // b checks ["k"] absent: it waits for a. c only sets ["k"] too: it goes beside a. d touches
+  // nothing of a's: it goes too, once paced (40 / 4 ms after c).
   const b = committer.commit(fresh(["k"], "b"));
   const c = committer.commit(new CommitPlan().set(["k"], "c"));
   const d = committer.commit(fresh(["d"], 1));
   await settle();
-  assertEquals(gate.inFlight.length, 2);
-  assertEquals(gate.inFlight[1].keys, [["d"]]);
-  await gate.release(); // a lands: b (handed over before) fails unsent; c waits to be paced
-  assertEquals(gate.inFlight.map((x) => x.keys), [[["d"]]]);
-  clock.t += 10; // 40 / 4 ms after d started
-  const e = committer.commit(fresh(["e"], 1)); // any arrival or end starts what waits
-  await settle();
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["k"], ["own", "a"]], [["k"]]]);
+  clock.t += 10;
+  await new Promise((r) => setTimeout(r, 30));
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["k"], ["own", "a"]], [["k"]], [["d"]]]);
+  await gate.release(); // a lands; b still waits for c, which sets ["k"] too
+  await gate.release(); // c lands: b, handed over before, fails unsent once paced
+  assertEquals((await s.real.get(["k"])).value, "c"); // the database's order: c landed last
+  clock.t += 10;
+  await new Promise((r) => setTimeout(r, 30));
   assertEquals((await b).ok, false);
-  assertEquals(gate.inFlight.map((x) => x.keys), [[["d"]], [["e"]]]); // c: after b, so after e
-  while (gate.inFlight.length > 0) await gate.release();
-  assert((await e).ok);
+  await gate.release();
   assert((await a).ok && (await c).ok && (await d).ok);
-  assertEquals((await s.real.get(["k"])).value, "c");
+  assertEquals(gate.inFlight.length, 0);
+});
+
+Deno.test("committer: two plans setting one key go side by side; the one landing last stays", async () => {
+  using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
+  const { gate, clock, committer, settle } = s;
+  const [a] = await s.slowAndInFlight(new CommitPlan().set(["name"], "a"));
+  const b = committer.commit(new CommitPlan().set(["name"], "b"));
+  await settle();
+  assertEquals(gate.inFlight.length, 2);
+  // Released in the order they started: b lands last. A third, paced after b, lands after both.
+  clock.t += 10;
+  const c = committer.commit(new CommitPlan().set(["name"], "c"));
+  await settle();
+  assertEquals(gate.inFlight.length, 3);
+  await gate.release();
+  await gate.release();
+  assertEquals((await s.real.get(["name"])).value, "b");
+  await gate.release();
+  assert((await a).ok && (await b).ok && (await c).ok);
+  assertEquals((await s.real.get(["name"])).value, "c");
+});
+
+Deno.test("committer: a plan held back by the pace starts when it allows, with nothing arriving", async () => {
+  using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
+  const { gate, clock, committer, settle, history } = s;
+  await history(32, 40); // 40 / 4: a commit starts at least 10 ms after the one before
+  const a = committer.commit(fresh(["a"], 1));
+  const b = committer.commit(fresh(["b"], 1));
+  await settle();
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await wait(30); // the pacer fires, but by the committer's clock no time has passed
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["a"]]]);
+  clock.t += 10;
+  await wait(30); // no plan arrives, no commit ends: the pacer starts b
+  assertEquals(gate.inFlight.map((x) => x.keys), [[["a"]], [["b"]]]);
+  while (gate.inFlight.length > 0) await gate.release();
+  assert((await a).ok && (await b).ok);
 });
 
 Deno.test("committer: a plan that mutates a key a commit in flight checks waits for it", async () => {

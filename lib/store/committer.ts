@@ -1,16 +1,22 @@
 /**
  * Group commit: one committer per process merges the commit plans waiting into one `kv.atomic()`
- * as soon as the previous commit finishes. There is no timer: an idle committer commits a lone plan
- * at once, a busy one gathers what arrived meanwhile. Deno KV's local backend runs every commit as
- * one SQLite transaction with an fsync on one thread, so fewer, larger commits carry more events.
+ * as soon as the previous commit finishes. An idle committer commits a lone plan at once, a busy one
+ * gathers what arrived meanwhile. Deno KV's local backend runs every commit as one SQLite
+ * transaction with an fsync on one thread, so fewer, larger commits carry more events.
  *
  * On a database far away (Deno Deploy's, or KV Connect), where a commit mostly waits, plans would
  * wait a whole commit for the one in flight. So once the fastest of the last 32 commits took at
  * least `overlapAfterMs` (10 ms), up to `maxInFlight` (16) commits are in flight side by side, each
- * starting at least that fastest time / `maxInFlight` after the one before. A local file never gets there
- * (its fastest commits take 2 to 4 ms even under load) and keeps one commit in flight, with larger
- * batches. Plans never go beside a commit in flight whose keys they check or mutate, or that checks
- * keys they mutate: they wait for it to end, so commits in flight never depend on each other.
+ * starting at least that fastest time / `maxInFlight` after the one before. A plan held back by
+ * that pace starts when it allows (a timer), not at the next arrival or end, which on a quiet
+ * database is up to a commit away. A local file never gets there (its fastest commits take 2 to 4
+ * ms even under load) and keeps one commit in flight, with larger batches.
+ *
+ * Plans never go beside a commit in flight that mutates a key they check, or that checks a key
+ * they mutate: they wait for it to end, so commits in flight never depend on each other. Two that
+ * only mutate one key, neither checking it, may go side by side; the database's order then decides
+ * which mutation lands last, as between two processes. The request path's only such key is a
+ * course's name (`lib/store/stats.ts`), set by pairs of its learners and checked by none.
  *
  * Merging keeps each plan's meaning:
  * - Plans of which one checks a key that the other mutates never share a commit (Deno KV
@@ -223,14 +229,15 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   }
 
   /**
-   * Whether `p` touches a key a commit in flight mutates, or mutates a key one checks: it waits for
+   * Whether `p` checks a key a commit in flight mutates, or mutates a key one checks: it waits for
    * that commit to end (then `isStale` may answer it without a commit), so commits in flight never
-   * depend on each other's order. Checks of one key by both (the feed's fence) do not count.
+   * depend on each other's order. Checks of one key by both (the feed's fence) do not count, nor
+   * mutations of one key by both (see the module doc).
    */
   function overlapsInFlight(p: PlanProfile): boolean {
     if (inFlight === 0) return false;
     for (const c of p.checks) if (busyMutated.has(c.id)) return true;
-    for (const id of p.mutated.keys()) if (busyMutated.has(id) || busyChecked.has(id)) return true;
+    for (const id of p.mutated.keys()) if (busyChecked.has(id)) return true;
     return false;
   }
 
@@ -345,15 +352,26 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
     return true;
   }
 
+  /** The timer that calls `pump` once the pace lets the next commit start. */
+  let pacer: ReturnType<typeof setTimeout> | undefined;
+
   /**
    * Starts commits while plans wait and fewer than `maxInFlight` are in flight: each takes the
-   * plans that do not overlap those in flight; when one ends, the next starts.
+   * plans that do not overlap those in flight; when one ends, the next starts. Called when a plan
+   * arrives, when a commit ends, and by the pacer.
    */
   function pump() {
+    clearTimeout(pacer);
+    pacer = undefined;
     while (inFlight < maxInFlight && queue.length > 0) {
       // Beside others only on a slow database, paced over the time one commit takes.
       const slow = floor >= overlapAfterMs;
-      if (inFlight > 0 && (!slow || now() - newestStart < floor / maxInFlight)) return;
+      if (inFlight > 0 && !slow) return;
+      const early = inFlight > 0 ? floor / maxInFlight - (now() - newestStart) : 0;
+      if (early > 0) {
+        pacer = setTimeout(pump, Math.ceil(early));
+        return;
+      }
       const batch = take();
       if (batch.length === 0) return; // every waiting plan waits for a commit in flight
       inFlight++;
