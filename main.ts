@@ -23,7 +23,7 @@ import { createHolds } from "./lib/hold.ts";
 import { createApp } from "./lib/http/app.ts";
 import { describeKv, openKv, wakeModeOf } from "./lib/kv.ts";
 import { jsonLogger } from "./lib/log.ts";
-import { observeBacklog } from "./lib/telemetry.ts";
+import { observeBacklog, telemetryReady } from "./lib/telemetry.ts";
 
 /**
  * Your own logic for each new record, run through the same outbox as `FORWARD_URL`: retried with
@@ -116,7 +116,9 @@ if (import.meta.main) {
     });
   }
 }
-// OpenTelemetry gauges (no-ops unless OTEL_DENO=true): unmatched events, pending outbox entries.
+// OpenTelemetry (only under OTEL_DENO=true): its API loaded before the first request, then the
+// gauges of unmatched events and pending outbox entries.
+await telemetryReady();
 observeBacklog(kv);
 
 /** Logs the start-up facts: by `start.ts` once listening, by `deno serve` at once. */

@@ -1,7 +1,8 @@
 /**
  * What the service loads: no `node:` module. Importing one (even `node:path`) makes Deno load its
  * Node.js compatibility layer, about 7 MiB of resident memory that the service's memory target
- * (under 100 MB with forwarding on, `deno task bench --soak`) cannot spare.
+ * (under 100 MB with forwarding on, `deno task bench --soak`) cannot spare. Nor does it load
+ * `@opentelemetry/api` (2–3 MiB) unless Deno registered its OpenTelemetry providers.
  */
 import { assertEquals } from "./_assert.ts";
 
@@ -20,4 +21,47 @@ Deno.test("imports: the service's module graph (start.ts) has no node: module", 
   assertEquals(files.some((m) => m.specifier.endsWith("/lib/_hmac.ts")), true, "the graph is read");
   const node = graph.modules.filter((m) => m.kind === "node" || m.specifier.startsWith("node:"));
   assertEquals(node.map((m) => m.specifier), []);
+});
+
+Deno.test("imports: @opentelemetry/api is loaded only when a provider is registered (OTEL_DENO=true)", async () => {
+  const root = new URL("..", import.meta.url);
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const dir = await Deno.makeTempDir();
+  try {
+    // The API, mapped to a module that fails as it loads.
+    const imports = {
+      ...config.imports,
+      "@opentelemetry/api": "data:text/javascript,throw new Error('@opentelemetry/api loaded')",
+    };
+    await Deno.writeTextFile(`${dir}/map.json`, JSON.stringify({ imports }));
+    await Deno.writeTextFile(
+      `${dir}/probe.ts`,
+      [
+        `import { Hono } from "hono";`,
+        `import * as t from "${new URL("lib/telemetry.ts", root)}";`,
+        `await t.telemetryReady();`,
+        `const app = new Hono().use(t.webhookTelemetry(() => ({}))).get("/", (c) => c.text("ok"));`,
+        `t.observeOutcome({ status: "stored" });`,
+        `console.log(await (await app.request("/")).text());`,
+      ].join("\n"),
+    );
+    const probe = async (otel: boolean) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--unstable-kv", `--import-map=${dir}/map.json`, `${dir}/probe.ts`],
+        cwd: dir,
+        env: { OTEL_DENO: String(otel), OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (b: Uint8Array) => new TextDecoder().decode(b);
+      return { code: out.code, stdout: text(out.stdout).trim(), stderr: text(out.stderr) };
+    };
+    const off = await probe(false);
+    assertEquals([off.code, off.stdout], [0, "ok"], off.stderr);
+    const on = await probe(true); // the control: Deno's provider is registered, so the API loads
+    assertEquals(on.code, 1);
+    assertEquals(on.stderr.includes("@opentelemetry/api loaded"), true, on.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

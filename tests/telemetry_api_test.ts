@@ -117,9 +117,9 @@ context.setGlobalContextManager({
 });
 
 // Loaded after the providers above are registered: the module creates its instruments on load.
-const { BACKLOG_REFRESH_MS, observeBacklog, observeOutcome, webhookTelemetry } = await import(
-  "../lib/telemetry.ts"
-);
+const { BACKLOG_REFRESH_MS, observeBacklog, observeOutcome, telemetryReady, webhookTelemetry } =
+  await import("../lib/telemetry.ts");
+await telemetryReady(); // the API is loaded: a provider was registered before the module loaded
 const { Hono } = await import("hono");
 const { harness, lessonWebhook, progressWebhook, BASE_TIME } = await import("./_helpers.ts");
 const { instrumentKv } = await import("../lib/store/instrument.ts");
