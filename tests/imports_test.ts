@@ -42,6 +42,7 @@ Deno.test("imports: @opentelemetry/api is loaded only when a provider is registe
         `await t.telemetryReady();`,
         `const app = new Hono().use(t.webhookTelemetry(() => ({}))).get("/", (c) => c.text("ok"));`,
         `t.observeOutcome({ status: "stored" });`,
+        `t.observeBacklog(await Deno.openKv(":memory:"));`,
         `console.log(await (await app.request("/")).text());`,
       ].join("\n"),
     );

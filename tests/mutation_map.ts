@@ -256,7 +256,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("storage_faults"),
     T("collation_matrix"),
   ],
-  "lib/telemetry.ts": [T("telemetry_api"), T("telemetry"), T("intake")],
+  "lib/telemetry.ts": [T("telemetry_api"), T("imports"), T("telemetry"), T("intake")],
   "lib/thinkific/schemas.ts": [
     T("redteam_intake"),
     T("intake_fields"),

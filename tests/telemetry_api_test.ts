@@ -120,6 +120,8 @@ context.setGlobalContextManager({
 const { BACKLOG_REFRESH_MS, observeBacklog, observeOutcome, telemetryReady, webhookTelemetry } =
   await import("../lib/telemetry.ts");
 await telemetryReady(); // the API is loaded: a provider was registered before the module loaded
+/** The scopes asked for by the time `telemetryReady()` resolved. */
+const scopesWhenReady = [...scopes];
 const { Hono } = await import("hono");
 const { harness, lessonWebhook, progressWebhook, BASE_TIME } = await import("./_helpers.ts");
 const { instrumentKv } = await import("../lib/store/instrument.ts");
@@ -136,6 +138,8 @@ const only = (name: string) => {
 Deno.test("telemetry: the scope is thinkific-collator; the counter and histograms an operator graphs, with their units", () => {
   assert(scopes.includes("meter thinkific-collator"), scopes.join());
   assert(scopes.includes("tracer thinkific-collator"), scopes.join());
+  // telemetryReady() resolves once the instruments are made, not before.
+  assertEquals(scopesWhenReady, ["meter thinkific-collator", "tracer thinkific-collator"]);
   const described = (i: Instrument) => [i.kind, i.name, i.unit, i.description];
   assertEquals(described(only("collator.webhooks")), [
     "counter",
@@ -443,4 +447,42 @@ Deno.test("telemetry: past the refresh period a collection re-reads in the backg
   await settle();
   assertEquals(collect(), { unmatched: 0, outboxPending: 3 });
   await settle();
+});
+
+Deno.test("telemetry: with a meter provider but no tracer provider, each webhook is still counted", async () => {
+  const root = new URL("..", import.meta.url);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/probe.ts`,
+      [
+        `import { metrics } from "@opentelemetry/api";`,
+        `import { Hono } from "hono";`,
+        `const counted: unknown[] = [];`,
+        `const none = { record() {}, addCallback() {} };`,
+        `metrics.setGlobalMeterProvider({ getMeter: () => ({`,
+        `  createCounter: () => ({ add: (n: number, a: unknown) => counted.push([n, a]) }),`,
+        `  createHistogram: () => none, createObservableGauge: () => none,`,
+        `}) } as never);`,
+        `const t = await import("${new URL("lib/telemetry.ts", root)}");`,
+        `await t.telemetryReady();`,
+        `const fields = { topic: "lesson.completed", outcome: "stored" };`,
+        `const app = new Hono().use(t.webhookTelemetry(() => fields)).get("/", (c) => c.text("ok"));`,
+        `await app.request("/");`,
+        `console.log(JSON.stringify(counted));`,
+      ].join("\n"),
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `--config=${new URL("deno.json", root).pathname}`, `${dir}/probe.ts`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, stderr);
+    assertEquals(JSON.parse(new TextDecoder().decode(out.stdout)), [
+      [1, { "thinkific.topic": "lesson.completed", "collator.outcome": "stored" }],
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
