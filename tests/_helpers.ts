@@ -265,16 +265,26 @@ export const libImport = (path: string): string =>
 
 /**
  * Runs `code` in a child `deno eval` with the project's `deno.json` (and `v8Flags`), killed after
- * `killAfterMs` (10 s). For what only a process shows: whether it exits, what its heap keeps.
+ * `killAfterMs` (10 s). For what only a process shows: whether it exits, what its heap keeps, what
+ * it loads. `importMap` (a file) replaces `deno.json`'s imports; `env` is added to this process's.
  */
 export async function evalChild(
   code: string,
-  options: { v8Flags?: string; killAfterMs?: number } = {},
+  options: {
+    v8Flags?: string;
+    killAfterMs?: number;
+    importMap?: string;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const config = `--config=${new URL("../deno.json", import.meta.url).pathname}`;
-  const flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
+  const flags = [
+    ...options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [],
+    ...options.importMap ? [`--import-map=${options.importMap}`] : [],
+  ];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", "--no-check", config, ...flags, code],
+    env: options.env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();

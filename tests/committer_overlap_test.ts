@@ -17,6 +17,8 @@ async function setup(options: { maxInFlight?: number; overlapAfterMs?: number } 
   const clock = { t: 0 };
   const committer = createCommitter(gate.kv, { ...options, now: () => clock.t });
   const settle = () => new Promise((r) => setTimeout(r, 0));
+  /** Real time for the pacer's timer (at most 40 / 4 ms here) to fire. */
+  const pacerFires = () => new Promise((r) => setTimeout(r, 30));
   /** `n` lone commits, each taking `ms` by the clock. */
   const history = async (n: number, ms: number) => {
     for (let i = 0; i < n; i++) {
@@ -53,6 +55,7 @@ async function setup(options: { maxInFlight?: number; overlapAfterMs?: number } 
     clock,
     committer,
     settle,
+    pacerFires,
     history,
     twoApart,
     slowAndInFlight,
@@ -133,7 +136,7 @@ Deno.test("committer: the first 31 commits, however slow, go one at a time", asy
 
 Deno.test("committer: a plan checking a key a commit in flight mutates waits for it; others go by", async () => {
   using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
-  const { gate, clock, committer, settle } = s;
+  const { gate, clock, committer, settle, pacerFires } = s;
   const [a] = await s.slowAndInFlight(new CommitPlan().set(["k"], "a").set(["own", "a"], 1));
   // b checks ["k"] absent: it waits for a. c only sets ["k"] too: it goes beside a. d touches
   // nothing of a's: it goes too, once paced (40 / 4 ms after c).
@@ -143,13 +146,13 @@ Deno.test("committer: a plan checking a key a commit in flight mutates waits for
   await settle();
   assertEquals(gate.inFlight.map((x) => x.keys), [[["k"], ["own", "a"]], [["k"]]]);
   clock.t += 10;
-  await new Promise((r) => setTimeout(r, 30));
+  await pacerFires();
   assertEquals(gate.inFlight.map((x) => x.keys), [[["k"], ["own", "a"]], [["k"]], [["d"]]]);
   await gate.release(); // a lands; b still waits for c, which sets ["k"] too
   await gate.release(); // c lands: b, handed over before, fails unsent once paced
   assertEquals((await s.real.get(["k"])).value, "c"); // the database's order: c landed last
   clock.t += 10;
-  await new Promise((r) => setTimeout(r, 30));
+  await pacerFires();
   assertEquals((await b).ok, false);
   await gate.release();
   assert((await a).ok && (await c).ok && (await d).ok);
@@ -178,16 +181,15 @@ Deno.test("committer: two plans setting one key go side by side; the one landing
 
 Deno.test("committer: a plan held back by the pace starts when it allows, with nothing arriving", async () => {
   using s = await setup({ maxInFlight: 4, overlapAfterMs: 10 });
-  const { gate, clock, committer, settle, history } = s;
+  const { gate, clock, committer, settle, history, pacerFires } = s;
   await history(32, 40); // 40 / 4: a commit starts at least 10 ms after the one before
   const a = committer.commit(fresh(["a"], 1));
   const b = committer.commit(fresh(["b"], 1));
   await settle();
-  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  await wait(30); // the pacer fires, but by the committer's clock no time has passed
+  await pacerFires(); // the pacer fires, but by the committer's clock no time has passed
   assertEquals(gate.inFlight.map((x) => x.keys), [[["a"]]]);
   clock.t += 10;
-  await wait(30); // no plan arrives, no commit ends: the pacer starts b
+  await pacerFires(); // no plan arrives, no commit ends: the pacer starts b
   assertEquals(gate.inFlight.map((x) => x.keys), [[["a"]], [["b"]]]);
   while (gate.inFlight.length > 0) await gate.release();
   assert((await a).ok && (await b).ok);

@@ -5,6 +5,7 @@
  * `@opentelemetry/api` (2–3 MiB) unless Deno registered its OpenTelemetry providers.
  */
 import { assertEquals } from "./_assert.ts";
+import { evalChild, libImport, tempDir } from "./_helpers.ts";
 
 Deno.test("imports: the service's module graph (start.ts) has no node: module", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -24,45 +25,34 @@ Deno.test("imports: the service's module graph (start.ts) has no node: module", 
 });
 
 Deno.test("imports: @opentelemetry/api is loaded only when a provider is registered (OTEL_DENO=true)", async () => {
-  const root = new URL("..", import.meta.url);
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
-  const dir = await Deno.makeTempDir();
-  try {
-    // The API, mapped to a module that fails as it loads.
-    const imports = {
-      ...config.imports,
-      "@opentelemetry/api": "data:text/javascript,throw new Error('@opentelemetry/api loaded')",
-    };
-    await Deno.writeTextFile(`${dir}/map.json`, JSON.stringify({ imports }));
-    await Deno.writeTextFile(
-      `${dir}/probe.ts`,
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  await using dir = await tempDir();
+  // The API, mapped to a module that fails as it loads.
+  const importMap = `${dir.path}/map.json`;
+  const imports = {
+    ...config.imports,
+    "@opentelemetry/api": "data:text/javascript,throw new Error('@opentelemetry/api loaded')",
+  };
+  await Deno.writeTextFile(importMap, JSON.stringify({ imports }));
+  const probe = (otel: boolean) =>
+    evalChild(
       [
         `import { Hono } from "hono";`,
-        `import * as t from "${new URL("lib/telemetry.ts", root)}";`,
+        `import * as t from ${libImport("telemetry.ts")};`,
         `await t.telemetryReady();`,
         `const app = new Hono().use(t.webhookTelemetry(() => ({}))).get("/", (c) => c.text("ok"));`,
         `t.observeOutcome({ status: "stored" });`,
         `t.observeBacklog(await Deno.openKv(":memory:"));`,
         `console.log(await (await app.request("/")).text());`,
       ].join("\n"),
-    );
-    const probe = async (otel: boolean) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "--unstable-kv", `--import-map=${dir}/map.json`, `${dir}/probe.ts`],
-        cwd: dir,
+      {
+        importMap,
         env: { OTEL_DENO: String(otel), OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = (b: Uint8Array) => new TextDecoder().decode(b);
-      return { code: out.code, stdout: text(out.stdout).trim(), stderr: text(out.stderr) };
-    };
-    const off = await probe(false);
-    assertEquals([off.code, off.stdout], [0, "ok"], off.stderr);
-    const on = await probe(true); // the control: Deno's provider is registered, so the API loads
-    assertEquals(on.code, 1);
-    assertEquals(on.stderr.includes("@opentelemetry/api loaded"), true, on.stderr);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+      },
+    );
+  const off = await probe(false);
+  assertEquals([off.code, off.stdout], [0, "ok"], off.stderr);
+  const on = await probe(true); // the control: Deno's provider is registered, so the API loads
+  assertEquals(on.code, 1);
+  assertEquals(on.stderr.includes("@opentelemetry/api loaded"), true, on.stderr);
 });

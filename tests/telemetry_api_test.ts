@@ -123,7 +123,9 @@ await telemetryReady(); // the API is loaded: a provider was registered before t
 /** The scopes asked for by the time `telemetryReady()` resolved. */
 const scopesWhenReady = [...scopes];
 const { Hono } = await import("hono");
-const { harness, lessonWebhook, progressWebhook, BASE_TIME } = await import("./_helpers.ts");
+const { harness, lessonWebhook, progressWebhook, BASE_TIME, evalChild, libImport } = await import(
+  "./_helpers.ts"
+);
 const { instrumentKv } = await import("../lib/store/instrument.ts");
 const { OUTBOX_DUE_PREFIX } = await import("../lib/store/keys.ts");
 const { backlog } = await import("../lib/store/stats.ts");
@@ -450,39 +452,27 @@ Deno.test("telemetry: past the refresh period a collection re-reads in the backg
 });
 
 Deno.test("telemetry: with a meter provider but no tracer provider, each webhook is still counted", async () => {
-  const root = new URL("..", import.meta.url);
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(
-      `${dir}/probe.ts`,
-      [
-        `import { metrics } from "@opentelemetry/api";`,
-        `import { Hono } from "hono";`,
-        `const counted: unknown[] = [];`,
-        `const none = { record() {}, addCallback() {} };`,
-        `metrics.setGlobalMeterProvider({ getMeter: () => ({`,
-        `  createCounter: () => ({ add: (n: number, a: unknown) => counted.push([n, a]) }),`,
-        `  createHistogram: () => none, createObservableGauge: () => none,`,
-        `}) } as never);`,
-        `const t = await import("${new URL("lib/telemetry.ts", root)}");`,
-        `await t.telemetryReady();`,
-        `const fields = { topic: "lesson.completed", outcome: "stored" };`,
-        `const app = new Hono().use(t.webhookTelemetry(() => fields)).get("/", (c) => c.text("ok"));`,
-        `await app.request("/");`,
-        `console.log(JSON.stringify(counted));`,
-      ].join("\n"),
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `--config=${new URL("deno.json", root).pathname}`, `${dir}/probe.ts`],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assertEquals(out.code, 0, stderr);
-    assertEquals(JSON.parse(new TextDecoder().decode(out.stdout)), [
-      [1, { "thinkific.topic": "lesson.completed", "collator.outcome": "stored" }],
-    ]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const out = await evalChild(
+    [
+      `import { metrics } from "@opentelemetry/api";`,
+      `import { Hono } from "hono";`,
+      `const counted = [];`,
+      `const none = { record() {}, addCallback() {} };`,
+      `metrics.setGlobalMeterProvider({ getMeter: () => ({`,
+      `  createCounter: () => ({ add: (n, a) => counted.push([n, a]) }),`,
+      `  createHistogram: () => none, createObservableGauge: () => none,`,
+      `}) });`,
+      `const t = await import(${libImport("telemetry.ts")});`,
+      `await t.telemetryReady();`,
+      `const fields = { topic: "lesson.completed", outcome: "stored" };`,
+      `const app = new Hono().use(t.webhookTelemetry(() => fields)).get("/", (c) => c.text("ok"));`,
+      `await app.request("/");`,
+      `console.log(JSON.stringify(counted));`,
+    ].join("\n"),
+    { env: { OTEL_DENO: "false" } },
+  );
+  assertEquals(out.code, 0, out.stderr);
+  assertEquals(JSON.parse(out.stdout), [
+    [1, { "thinkific.topic": "lesson.completed", "collator.outcome": "stored" }],
+  ]);
 });
