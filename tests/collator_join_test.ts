@@ -174,10 +174,12 @@ async function slowReads(
 ) {
   const real = await Deno.openKv(":memory:");
   const counts = { commits: 0, getMany: 0 };
+  const onRead: (() => void)[] = [];
   const kv = instrumentKv(real, {
     before: (c) => {
       if (c === "commit") counts.commits++;
       if (c === "getMany") counts.getMany++;
+      if (c !== "commit") { for (const began of onRead.splice(0)) began(); }
     },
     latency: (c) => (c === "commit" ? 0 : opts.readMs ?? 30),
   });
@@ -193,7 +195,19 @@ async function slowReads(
     const res = await app.request("/webhooks/thinkific", await signedInit(body));
     return { status: res.status, json: await res.json() };
   };
-  return { real, counts, post, close: () => real.close() };
+  /**
+   * Resolves when the next read begins: a delivery posted before it is then in its lane, reading,
+   * however slowly the machine got it there (a fixed wait raced it on a busy CI machine).
+   */
+  const nextRead = () =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no read began within 5 s")), 5_000);
+      onRead.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  return { real, counts, post, nextRead, close: () => real.close() };
 }
 
 const records = async (kv: Deno.Kv) =>
@@ -204,8 +218,9 @@ Deno.test("join: a counterpart arriving while the first half reads is answered f
   try {
     const progress = progressWebhook({ at: at(0) });
     const lesson = lessonWebhook({ at: at(0) });
+    const reading = app.nextRead();
     const first = app.post(progress);
-    await new Promise((r) => setTimeout(r, 5)); // the progress is reading
+    await reading; // the progress is reading
     const [p, l] = await Promise.all([first, app.post(lesson)]);
     // With HOLD_MS=0 the progress alone would answer 409 at once: its counterpart came in its commit.
     assertEquals(p.status, 200, JSON.stringify(p.json));
@@ -236,8 +251,9 @@ Deno.test("join: a known learner's next pair is answered from one commit too (on
     const [commits, reads] = [app.counts.commits, app.counts.getMany];
     const lesson = lessonWebhook({ at: at(900), lesson: 2 });
     const progress = progressWebhook({ at: at(900), percentage: "20" });
+    const reading = app.nextRead();
     const first = app.post(lesson);
-    await new Promise((r) => setTimeout(r, 5)); // the lesson is reading
+    await reading; // the lesson is reading
     const [l, p] = await Promise.all([first, app.post(progress)]);
     assertEquals([l.status, p.status], [200, 200]);
     assertEquals(p.json.status, "collated");
@@ -263,8 +279,9 @@ Deno.test("join: when the merged commit loses, the delivery taken decides on its
   try {
     const progress = progressWebhook({ at: at(0) });
     const lesson = lessonWebhook({ at: at(0) });
+    const reading = app.nextRead();
     const first = app.post(progress);
-    await new Promise((r) => setTimeout(r, 5));
+    await reading;
     const [p, l] = await Promise.all([first, app.post(lesson)]);
     assertEquals(l.status, 200, JSON.stringify(l.json));
     assertEquals(l.json.record.progress_event_id, progress.id);
@@ -283,8 +300,9 @@ Deno.test("join: a redelivery of the event ahead is not taken: it reads, and sto
   const app = await slowReads();
   try {
     const lesson = lessonWebhook({ at: at(0) });
+    const reading = app.nextRead();
     const first = app.post(lesson);
-    await new Promise((r) => setTimeout(r, 5));
+    await reading;
     const [a, b] = await Promise.all([first, app.post(lesson)]);
     assertEquals([a.status, b.status], [200, 200]);
     assertEquals([a.json.status, b.json.status], ["stored", "stored"]);
@@ -346,8 +364,9 @@ async function whileReading(
   first: Webhook,
   ...then: Webhook[]
 ) {
+  const reading = app.nextRead();
   const ahead = app.post(first);
-  await new Promise((r) => setTimeout(r, 5));
+  await reading;
   return await Promise.all([ahead, ...then.map((b) => app.post(b))]);
 }
 
