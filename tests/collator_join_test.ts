@@ -218,10 +218,7 @@ Deno.test("join: a counterpart arriving while the first half reads is answered f
   try {
     const progress = progressWebhook({ at: at(0) });
     const lesson = lessonWebhook({ at: at(0) });
-    const reading = app.nextRead();
-    const first = app.post(progress);
-    await reading; // the progress is reading
-    const [p, l] = await Promise.all([first, app.post(lesson)]);
+    const [p, l] = await whileReading(app, progress, lesson);
     // With HOLD_MS=0 the progress alone would answer 409 at once: its counterpart came in its commit.
     assertEquals(p.status, 200, JSON.stringify(p.json));
     assertEquals(l.status, 200, JSON.stringify(l.json));
@@ -251,10 +248,7 @@ Deno.test("join: a known learner's next pair is answered from one commit too (on
     const [commits, reads] = [app.counts.commits, app.counts.getMany];
     const lesson = lessonWebhook({ at: at(900), lesson: 2 });
     const progress = progressWebhook({ at: at(900), percentage: "20" });
-    const reading = app.nextRead();
-    const first = app.post(lesson);
-    await reading; // the lesson is reading
-    const [l, p] = await Promise.all([first, app.post(progress)]);
+    const [l, p] = await whileReading(app, lesson, progress);
     assertEquals([l.status, p.status], [200, 200]);
     assertEquals(p.json.status, "collated");
     assertEquals(p.json.record.lesson_event_id, lesson.id);
@@ -279,10 +273,7 @@ Deno.test("join: when the merged commit loses, the delivery taken decides on its
   try {
     const progress = progressWebhook({ at: at(0) });
     const lesson = lessonWebhook({ at: at(0) });
-    const reading = app.nextRead();
-    const first = app.post(progress);
-    await reading;
-    const [p, l] = await Promise.all([first, app.post(lesson)]);
+    const [p, l] = await whileReading(app, progress, lesson);
     assertEquals(l.status, 200, JSON.stringify(l.json));
     assertEquals(l.json.record.progress_event_id, progress.id);
     assert([200, config.pendingStatus].includes(p.status), `progress: ${p.status}`);
@@ -300,10 +291,7 @@ Deno.test("join: a redelivery of the event ahead is not taken: it reads, and sto
   const app = await slowReads();
   try {
     const lesson = lessonWebhook({ at: at(0) });
-    const reading = app.nextRead();
-    const first = app.post(lesson);
-    await reading;
-    const [a, b] = await Promise.all([first, app.post(lesson)]);
+    const [a, b] = await whileReading(app, lesson, lesson);
     assertEquals([a.status, b.status], [200, 200]);
     assertEquals([a.json.status, b.json.status], ["stored", "stored"]);
     assertEquals(app.counts.commits, 1, "the redelivery changes nothing");
