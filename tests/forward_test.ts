@@ -471,8 +471,10 @@ Deno.test("forward: a hung destination times out and never stalls the others", a
     await until(async () => {
       const entries = (await dump(kv)).filter((e) => e.key[0] === "outbox")
         .map((e) => e.value as { destination: string; attempts: number; lastError: string });
-      return entries.filter((e) => e.destination !== "crm")
-        .every((e) => e.attempts >= 1 && e.lastError === "no answer within 100 ms");
+      // Six records for each of the two: an entry each once its first attempt has failed.
+      const failing = entries.filter((e) => e.destination !== "crm");
+      return failing.length === 12 &&
+        failing.every((e) => e.attempts >= 1 && e.lastError === "no answer within 100 ms");
     });
     assert(signals.length >= 6 && signals.every((s) => s.aborted), "every hung attempt aborted");
     await within(forwarder.sweep(), "a later sweep");

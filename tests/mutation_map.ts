@@ -51,7 +51,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/dashboard/pages.tsx": [T("dashboard_view"), T("dashboard_pages"), T("dashboard")],
   "lib/dashboard/style.ts": [T("dashboard_view"), T("dashboard_pages"), T("dashboard")],
   "lib/forward/forwarder.ts": [
-    T("forwarder_preleased"),
+    T("forwarder_flights"),
     T("redteam_forward"),
     T("forwarder_schedule_exact"),
     T("outbox_store"),
@@ -166,7 +166,13 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("crash"),
     T("limits_enrollment"),
   ],
-  "lib/store/erasure.ts": [T("redteam_store"), T("erasure_keys"), T("erasure")],
+  "lib/store/erasure.ts": [T("redteam_store"), T("erasure_keys"), T("erasure"), T("flights")],
+  "lib/store/flights.ts": [
+    T("flights"),
+    T("forwarder_flights"),
+    T("projection_batch"),
+    T("forward"),
+  ],
   "lib/store/events.ts": [
     T("warm"),
     T("request_writes"),
@@ -216,7 +222,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/projections.ts": [
     T("projection_batch"),
-    T("forwarder_preleased"),
+    T("forwarder_flights"),
     T("projections"),
     T("erasure_keys"),
     T("erasure"),

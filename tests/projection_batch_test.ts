@@ -1,7 +1,7 @@
 /**
  * One projection batch (`projectBatch`): how many entries it reads and commits, what it says is
- * left, a lost race, what it stores of a record, outbox entries that exist already, and outbox entries
- * made leased for the forwarder of the process that projects.
+ * left, a lost race, what it stores of a record, outbox entries that exist already, and the flights it
+ * writes instead of outbox entries for the forwarder of the process that projects.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { harness } from "./_helpers.ts";
@@ -24,7 +24,9 @@ function counted(real: Deno.Kv) {
 import {
   feedKey,
   OUTBOX_DUE_PREFIX,
+  OUTBOX_FLIGHT_PREFIX,
   type OutboxEntry,
+  type OutboxFlight,
   outboxKey,
   type Projection,
   PROJECTION_PREFIX,
@@ -33,7 +35,8 @@ import {
   recordKeys,
   unmatchedKey,
 } from "../lib/store/keys.ts";
-import { type Leased, leaseDue, messageIdOf, settle } from "../lib/store/outbox.ts";
+import { leaseDue, messageIdOf } from "../lib/store/outbox.ts";
+import { type HeldFlight, landFlight } from "../lib/store/flights.ts";
 
 const T0 = Date.parse("2026-11-29T10:00:00.000Z");
 const HOUR = 3_600_000;
@@ -229,45 +232,46 @@ Deno.test("projection batch: outbox entries that exist already are left as they 
   }
 });
 
-Deno.test("projection batch: with a lease its outbox entries are made leased, and handed over with their version", async () => {
+Deno.test("projection batch: with flights it writes one flight per destination instead of outbox entries, handed over with its version", async () => {
   const h = await harness();
   try {
     await records(h, 3);
-    const handed: Leased[][] = [];
-    const lease = { ms: 60_000, to: (l: Leased[]) => void handed.push(l) };
-    assertEquals(await projectBatch(h.kv, { destinations: ["crm", "lake"], now: T0, lease }), {
+    const handed: HeldFlight[][] = [];
+    const flights = { ms: 60_000, to: (f: HeldFlight[]) => void handed.push(f) };
+    assertEquals(await projectBatch(h.kv, { destinations: ["crm", "lake"], now: T0, flights }), {
       projected: 3,
       more: false,
     });
     assertEquals(handed.length, 1, "one hand-over per committed batch");
-    const [leased] = handed;
-    assertEquals(leased.length, 6, "an entry per record and destination");
-    for (const l of leased) {
-      const stored = await h.kv.get<OutboxEntry>(l.key);
-      assertEquals(stored.versionstamp, l.versionstamp, `${l.value.id}: the version stored`);
-      assertEquals(stored.value, l.value);
-      assertEquals([l.value.status, l.value.attempts, l.value.dueAt], ["pending", 0, T0 + 60_000]);
-      assertEquals(l.value.createdAt, T0);
-      assertEquals(l.key, outboxKey(l.value.id));
+    const [held] = handed;
+    assertEquals(held.map((f) => f.entry.value.destination), ["crm", "lake"]);
+    const stored = await getRecords(h.kv, held[0].entry.value.records);
+    for (const f of held) {
+      const got = await h.kv.get<OutboxFlight>(f.entry.key);
+      assertEquals(got.versionstamp, f.entry.versionstamp, "the version stored");
+      assertEquals(got.value, f.entry.value);
+      assertEquals([f.entry.key[0], f.entry.key[1], f.until], [
+        "outbox_flight",
+        T0 + 60_000,
+        T0 + 60_000,
+      ]);
+      assertEquals(f.entry.value.createdAt, T0);
+      assertEquals(f.records, stored, "the records as stored, in the flight's order");
+      assertEquals(f.entry.value.records, f.records.map(recordPositionOf));
     }
-    const due = await Array.fromAsync(h.kv.list<string>({ prefix: OUTBOX_DUE_PREFIX }));
-    assertEquals(
-      due.map((d) => d.key[1]),
-      leased.map(() => T0 + 60_000),
-      "due when the lease ends",
-    );
-    assertEquals(due.map((d) => d.value).sort(), leased.map((l) => l.value.id).sort());
-    // Nothing is due before then: no other process leases them meanwhile.
-    assertEquals((await leaseDue(h.kv, T0 + 59_999, { limit: 10, take: () => true })).leased, []);
-    // The hand-over is what settles them: each check holds.
-    const settlements = leased.map((l) => ({ leased: l, outcome: "delivered" as const }));
-    assertEquals(await settle(h.kv, settlements, T0 + 1, HOUR), 6);
+    assertEquals(stored.length, 3);
+    // No outbox entry and no due key: the flight stands for them.
+    assertEquals(await Array.fromAsync(h.kv.list({ prefix: ["outbox"] })), []);
+    assertEquals(await Array.fromAsync(h.kv.list({ prefix: OUTBOX_DUE_PREFIX })), []);
+    // Landed as held (every attempt delivered), the flights leave nothing behind.
+    for (const f of held) assertEquals(await landFlight(h.kv, f, [], T0 + 1), true);
+    assertEquals(await Array.fromAsync(h.kv.list({ prefix: OUTBOX_FLIGHT_PREFIX })), []);
   } finally {
     h.close();
   }
 });
 
-Deno.test("projection batch: without a lease the entries are due at once; with one but no destination nothing is handed over", async () => {
+Deno.test("projection batch: without flights the entries are due at once; with flights but no destination nothing is handed over", async () => {
   const h = await harness();
   try {
     await records(h, 2);
@@ -275,12 +279,13 @@ Deno.test("projection batch: without a lease the entries are due at once; with o
     assertEquals(await projectBatch(h.kv, opts), { projected: 2, more: false });
     const { leased } = await leaseDue(h.kv, T0, { limit: 10, take: () => true });
     assertEquals(leased.length, 2, "both due at the projection's time");
-    // With a lease but no destination, there is nothing to hand over.
+    // With flights but no destination, there is nothing to hand over.
     await records(h, 1);
     let calls = 0;
-    const none = { destinations: [], now: T0, lease: { ms: 60_000, to: () => void calls++ } };
+    const none = { destinations: [], now: T0, flights: { ms: 60_000, to: () => void calls++ } };
     assertEquals(await projectBatch(h.kv, none), { projected: 1, more: false });
     assertEquals(calls, 0);
+    assertEquals(await Array.fromAsync(h.kv.list({ prefix: OUTBOX_FLIGHT_PREFIX })), []);
   } finally {
     h.close();
   }

@@ -21,11 +21,19 @@
  */
 import type { Logger } from "../log.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
-import type { OutboxEntry } from "../store/keys.ts";
+import { type OutboxEntry, outboxIdOf } from "../store/keys.ts";
+import {
+  expandFlights,
+  firstFlightEnd,
+  type FlightFailure,
+  type HeldFlight,
+  landFlight,
+} from "../store/flights.ts";
 import {
   LEASE_MS,
   type Leased,
   leaseDue,
+  messageIdOf,
   nextDue,
   settle,
   type Settlement,
@@ -166,6 +174,40 @@ export interface ForwarderOptions {
   now?: () => number;
 }
 
+/** A flight being delivered by this process: how many attempts are still running, what failed. */
+interface Landing {
+  flight: HeldFlight;
+  left: number;
+  failures: FlightFailure[];
+  /** A record of it was not attempted: the flight is left to expire, and expands. */
+  dropped: boolean;
+}
+
+/** One record of a held flight, with the entry an outbox attempt would have had. */
+interface InFlight {
+  landing: Landing;
+  entry: OutboxEntry;
+}
+
+/** The first attempt's entry of a record in a flight: as it would be in the outbox, not stored. */
+function flightEntry(flight: HeldFlight, record: LessonProgressRecord): OutboxEntry {
+  const { destination, createdAt } = flight.entry.value;
+  const messageId = messageIdOf(record);
+  return {
+    id: outboxIdOf(destination, messageId),
+    destination,
+    messageId,
+    record,
+    status: "pending",
+    attempts: 0,
+    dueAt: flight.until,
+    lastError: null,
+    createdAt,
+    deliveredAt: null,
+    deadAt: null,
+  };
+}
+
 /** The error of an attempt that passed its deadline. */
 class DeadlineError extends Error {
   override name = "DeadlineError";
@@ -277,8 +319,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     });
   }
 
-  async function deliverOne(leased: Leased): Promise<void> {
-    const entry = leased.value;
+  async function deliverOne(item: Leased | InFlight): Promise<void> {
+    const leased = "landing" in item ? null : item;
+    const entry = "landing" in item ? item.entry : item.value;
     const started = performance.now();
     const destination = byName.get(entry.destination);
     const n = entry.attempts + 1;
@@ -288,7 +331,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     } catch (err) {
       const retryIn = n > delays.length ? null : delays[n - 1];
       const error = err instanceof Error ? err.message : String(err);
-      await record({ leased, outcome: "failed", error, retryInMs: retryIn });
+      if (leased) await record({ leased, outcome: "failed", error, retryInMs: retryIn });
+      else await flightEnded(item as InFlight, { record: entry.record, error, retryInMs: retryIn });
       log({
         level: retryIn === null ? "error" : "warn",
         msg: "forward",
@@ -300,7 +344,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       });
       return;
     }
-    await record({ leased, outcome: "delivered" });
+    if (leased) await record({ leased, outcome: "delivered" });
+    else await flightEnded(item as InFlight, null);
     log({
       msg: "forward",
       id: entry.id,
@@ -329,16 +374,20 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   async function schedule() {
     clearTimeout(timer);
     if (closed) return;
-    const due = await retryWhenBusy(() => nextDue(kv));
-    if (due === null) return;
+    const [entry, flight] = await Promise.all([
+      retryWhenBusy(() => nextDue(kv)),
+      retryWhenBusy(() => firstFlightEnd(kv)),
+    ]);
+    if (entry === null && flight === null) return;
+    const due = Math.min(entry ?? Infinity, flight ?? Infinity);
     const wait = Math.min(Math.max(due - now(), 250), 60_000);
     const t = setTimeout(tick, wait);
     Deno.unrefTimer(t);
     timer = t;
   }
 
-  function tick(): Promise<void> {
-    return sweep().then(() => {}, (err) => {
+  function tick(expanding = true): Promise<void> {
+    return sweep(expanding).then(() => {}, (err) => {
       log({ level: "error", msg: "forward sweep failed", error: String(err) });
     });
   }
@@ -348,22 +397,52 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const hasFreeSlot = () => names.some((name) => (busy.get(name) ?? 0) < maxInFlight);
 
   /**
-   * Entries this process's sweep made already leased, by projecting new records: they start as
-   * soon as their destination has a free slot, without a lease commit.
+   * Records this process's sweep projected, held in flights (`lib/store/flights.ts`): each starts
+   * as soon as its destination has a free slot, without an outbox entry or a lease commit.
    */
-  let ready: Leased[] = [];
-  const onLeased = (leased: Leased[]) => void ready.push(...leased);
+  let ready: InFlight[] = [];
+  const onFlights = (flights: HeldFlight[]) => {
+    for (const flight of flights) {
+      const landing: Landing = {
+        flight,
+        left: flight.records.length,
+        failures: [],
+        dropped: false,
+      };
+      for (const record of flight.records) {
+        ready.push({ landing, entry: flightEntry(flight, record) });
+      }
+    }
+  };
 
-  /** Starts the ready entries that have a free slot, and time left in their lease. */
-  function startReady(start: (l: Leased) => void) {
-    const waiting: Leased[] = [];
-    for (const l of ready) {
-      // One that could outlive its lease is left to the sweep that finds it due then.
-      if (l.value.dueAt - now() <= attemptTimeoutMs) continue;
-      if ((busy.get(l.value.destination) ?? 0) < maxInFlight) start(l);
-      else waiting.push(l);
+  /** Starts the ready records that have a free slot, and time left in their flight's lease. */
+  function startReady(start: (item: InFlight) => void) {
+    const waiting: InFlight[] = [];
+    for (const item of ready) {
+      // One that could outlive the lease leaves its flight to the sweep that finds it expired.
+      if (item.landing.flight.until - now() <= attemptTimeoutMs) item.landing.dropped = true;
+      else if ((busy.get(item.entry.destination) ?? 0) < maxInFlight) start(item);
+      else waiting.push(item);
     }
     ready = waiting;
+  }
+
+  /** Notes how one record of a flight ended; the last lands the flight. */
+  async function flightEnded(item: InFlight, failure: FlightFailure | null): Promise<void> {
+    const { landing } = item;
+    if (failure) landing.failures.push(failure);
+    if (--landing.left > 0 || landing.dropped) return;
+    try {
+      await landFlight(kv, landing.flight, landing.failures, now());
+    } catch (err) {
+      // The flight stays: expanded into outbox entries when its lease ends, delivered again.
+      log({
+        level: "error",
+        msg: "forward settle failed",
+        entries: landing.flight.records.length,
+        error: String(err),
+      });
+    }
   }
 
   async function run(): Promise<number> {
@@ -371,7 +450,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     let ended = 0;
     const inFlight = new Set<Promise<void>>();
     const enough = Math.min(LEASE_AGAIN_AFTER, maxInFlight);
-    const start = (l: Leased) => {
+    const start = (l: Leased | InFlight) => {
       const p: Promise<void> = deliverOne(l).finally(() => {
         inFlight.delete(p);
         ended++;
@@ -384,9 +463,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       while (!closed) {
         again = false;
         ended = 0;
-        // The outbox entries of records made meanwhile are written by their projection, leased.
+        // Records made meanwhile are projected into flights, forwarded from here.
         await retryWhenBusy(() =>
-          projectPending(kv, { destinations: names, now, lease: { ms: LEASE_MS, to: onLeased } })
+          projectPending(kv, { destinations: names, now, flights: { ms: LEASE_MS, to: onFlights } })
         );
         startReady(start);
         const { leased, contended } = await leaseDue(kv, now(), {
@@ -405,15 +484,20 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       }
     } finally {
       await Promise.all(inFlight);
-      // Entries still waiting for a slot (every slot held by attempts past their deadline) stay
-      // leased: due again when their lease ends.
+      // Records still waiting for a slot (every slot held by attempts past their deadline) leave
+      // their flights held: expanded into outbox entries when the lease ends.
+      for (const item of ready) item.landing.dropped = true;
       ready = [];
     }
     await schedule();
     return attempts;
   }
 
-  function sweep(): Promise<number> {
+  /** A sweep from a timer, the cron or a caller: expands expired flights first (not a kick's). */
+  let expand = false;
+
+  function sweep(expanding = true): Promise<number> {
+    if (expanding) expand = true;
     if (running) {
       again = true;
       wakeUp();
@@ -424,7 +508,13 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       // A kick that comes while a pass is ending (waiting for its last attempts, reading the
       // next due time) sets `again` after the pass last looked at it: pass again, or its entry
       // waits for the next cron tick when that read came before the entry's commit.
-      do attempts += await run(); while (again && !closed);
+      do {
+        if (expand) {
+          expand = false;
+          await expandFlights(kv, now());
+        }
+        attempts += await run();
+      } while ((again || expand) && !closed);
       return attempts;
     })().finally(() => (running = null));
     return running;
@@ -433,10 +523,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   return {
     destinations: options.destinations.map((d) => d.name),
     kick() {
-      if (!closed) queueMicrotask(() => void tick());
+      if (!closed) queueMicrotask(() => void tick(false));
     },
-    sweep,
-    tick,
+    sweep: () => sweep(),
+    tick: () => tick(),
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -14,6 +14,7 @@ import type { Config } from "../config.ts";
 import type { Forwarder } from "../forward/forwarder.ts";
 import type { Projector } from "../projector.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
+import { forwardedFromFlight } from "../store/flights.ts";
 import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
 import { FEED_FENCE_STEP_MS } from "../store/limits.ts";
 import { listFeed, listRecords, listUnmatched } from "../store/records.ts";
@@ -212,7 +213,13 @@ export function apiRoutes(
     const id = outboxId.safeParse(c.req.param("id"));
     if (!id.success) throw new HttpError(400, `outbox id "${c.req.param("id")}" is not valid`);
     const entry = await retryWhenBusy(() => requeue(kv, id.data, now()));
-    if (!entry) throw new HttpError(404, `no outbox entry ${id.data}`);
+    if (!entry) {
+      // A record forwarded on its first attempt leaves no entry (see `lib/store/flights.ts`).
+      if (await retryWhenBusy(() => forwardedFromFlight(kv, id.data))) {
+        throw new HttpError(409, `outbox entry ${id.data} was already delivered`);
+      }
+      throw new HttpError(404, `no outbox entry ${id.data}`);
+    }
     if (entry.status === "delivered") {
       throw new HttpError(409, `outbox entry ${id.data} was already delivered`);
     }

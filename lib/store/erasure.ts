@@ -52,6 +52,7 @@ import {
   type UnmatchedEntry,
 } from "./keys.ts";
 import { countedLessons, countsAsLearner } from "./enrollments.ts";
+import { withoutRecords } from "./flights.ts";
 import { learnerActivityKeys } from "./learners.ts";
 import { readAll } from "./_read.ts";
 import { messageIdOf } from "./outbox.ts";
@@ -182,7 +183,9 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
         op.check(o).delete(o.key).delete(outboxDueKey(o.value.dueAt, o.value.id));
         if (o.value.deadAt !== null) op.delete(outboxDeadKey(o.value.deadAt, o.value.id));
       }
-      return [read.filter((r) => r.value).length, outbox.filter((o) => o.value).length];
+      // Records being forwarded from a flight: taken out, so no outbox entry is made for them.
+      const flown = await withoutRecords(kv, op, positions);
+      return [read.filter((r) => r.value).length, outbox.filter((o) => o.value).length + flown];
     });
     removed.records += records;
     removed.outbox += outbox;

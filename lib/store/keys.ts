@@ -18,6 +18,7 @@
  * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector; once delivered, a {@linkcode DeliveredOutboxEntry} without the record | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
+ * | `["outbox_flight", until_ms, flight_id]` | {@linkcode OutboxFlight}: records of one projection batch being forwarded by the process that projected them, to one destination | until their attempts end, or expanded into outbox entries after `until_ms` |
  * | `["dash_course", course]` | {@linkcode CourseInfo} | kept |
  * | `["dash_course_n", course, counter]` | `Deno.KvU64`: learners | kept |
  * | `["dash_course_day", course, day]` | `Deno.KvU64`: completions that day (UTC days since 1970) | kept |
@@ -387,6 +388,26 @@ export type DeliveredOutboxEntry = Omit<OutboxEntry, "record" | "status"> & { st
 
 /** An outbox entry as stored: pending or dead with its record, or delivered. */
 export type StoredOutboxEntry = OutboxEntry | DeliveredOutboxEntry;
+
+/**
+ * Records of one projection batch that the projecting process forwards at once to `destination`
+ * (see `lib/store/flights.ts`): written in the batch's commit instead of an outbox entry per
+ * record, deleted when their attempts end (with outbox entries for those that failed), or, past its
+ * key's `until_ms`, expanded into pending outbox entries by any process.
+ */
+export interface OutboxFlight {
+  destination: string;
+  /** Where the records are (`["records", "all", …]`). */
+  records: RecordPosition[];
+  createdAt: number;
+}
+
+export const OUTBOX_FLIGHT_PREFIX: Deno.KvKey = ["outbox_flight"];
+export const outboxFlightKey = (until: number, id: string): Deno.KvKey => [
+  ...OUTBOX_FLIGHT_PREFIX,
+  until,
+  id,
+];
 
 /** The id of the outbox entry of message `messageId` for `destination`. */
 export const outboxIdOf = (destination: string, messageId: string) => `${destination}:${messageId}`;

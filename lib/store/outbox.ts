@@ -65,7 +65,7 @@ export function addOutboxEntries(
   record: LessonProgressRecord,
   destinations: readonly string[],
   now: number,
-  opts: { leaseUntil?: number; made?: OutboxEntry[] } = {},
+  opts: { leaseUntil?: number; made?: OutboxEntry[]; createdAt?: number } = {},
 ) {
   const messageId = messageIdOf(record);
   const dueAt = opts.leaseUntil ?? now;
@@ -80,7 +80,7 @@ export function addOutboxEntries(
       attempts: 0,
       dueAt,
       lastError: null,
-      createdAt: now,
+      createdAt: opts.createdAt ?? now,
       deliveredAt: null,
       deadAt: null,
     };
@@ -89,6 +89,39 @@ export function addOutboxEntries(
       .set(outboxDueKey(dueAt, id), id);
     opts.made?.push(entry);
   }
+  return op;
+}
+
+/**
+ * Adds the entry of a record whose first attempt failed outside the outbox (a flight's, see
+ * `flights.ts`) to `op`: due again after `retryInMs`, or dead (`null`); checked absent.
+ */
+export function addFailedEntry(
+  op: Mutations,
+  record: LessonProgressRecord,
+  destination: string,
+  failure: { createdAt: number; now: number; error: string; retryInMs: number | null },
+) {
+  const messageId = messageIdOf(record);
+  const id = outboxIdOf(destination, messageId);
+  const { now, retryInMs } = failure;
+  const dead = retryInMs === null;
+  const entry: OutboxEntry = {
+    id,
+    destination,
+    messageId,
+    record,
+    status: dead ? "dead" : "pending",
+    attempts: 1,
+    dueAt: dead ? now : now + retryInMs,
+    lastError: failure.error.slice(0, 500),
+    createdAt: failure.createdAt,
+    deliveredAt: null,
+    deadAt: dead ? now : null,
+  };
+  op.check({ key: outboxKey(id), versionstamp: null }).set(outboxKey(id), entry);
+  if (dead) op.set(outboxDeadKey(now, id), id);
+  else op.set(outboxDueKey(entry.dueAt, id), id);
   return op;
 }
 

@@ -25,7 +25,6 @@
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
   type EventCoordinates,
-  type OutboxEntry,
   outboxIdOf,
   outboxKey,
   type Projection,
@@ -39,7 +38,8 @@ import {
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
 import { readAll } from "./_read.ts";
-import { addOutboxEntries, type Leased, messageIdOf } from "./outbox.ts";
+import { addFlights, FLIGHT_BYTES_PER_RECORD, type HeldFlight } from "./flights.ts";
+import { addOutboxEntries, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { storeRecord } from "./records.ts";
 import { addCompletion, addLearner } from "./stats.ts";
@@ -66,7 +66,6 @@ export function project(
   projection: Projection,
   destinations: readonly string[],
   now: number,
-  outbox: { leaseUntil?: number; made?: OutboxEntry[] } = {},
 ) {
   const { record } = projection;
   storeRecord(op, record, projection.unlisted);
@@ -79,7 +78,7 @@ export function project(
       course_name: record.course_name,
     });
   }
-  return addOutboxEntries(op, record, destinations, now, outbox);
+  return addOutboxEntries(op, record, destinations, now);
 }
 
 /** Options of {@linkcode projectBatch} and {@linkcode projectPending}. */
@@ -88,10 +87,11 @@ export interface ProjectOptions {
   destinations: readonly string[];
   now: number;
   /**
-   * Makes the outbox entries already leased for `ms` by the process that projects (its forwarder
-   * delivers them at once): `to` receives them after each batch's commit.
+   * Forwards the batch's records from the process that projects (its forwarder delivers them at
+   * once): instead of outbox entries, the commit writes flights held for `ms` (see `flights.ts`),
+   * and `to` receives them after the commit.
    */
-  lease?: { ms: number; to: (leased: Leased[]) => void };
+  flights?: { ms: number; to: (flights: HeldFlight[]) => void };
 }
 
 /** What {@linkcode projectBatch} did. */
@@ -122,39 +122,48 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
   if (entries.length === 0) return { projected: 0, more: false };
   const projections = await upgraded(kv, entries);
   let destinationsOf = (_: LessonProgressRecord) => options.destinations;
-  const { lease: handOver } = options;
-  const leaseUntil = handOver ? options.now + handOver.ms : undefined;
+  const { flights: handOver } = options;
+  // Forwarded from flights, the records get no outbox entry in this commit.
+  const entryDestinations = handOver ? [] : options.destinations;
+  const flightCount = handOver ? options.destinations.length : 0;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
     const total = op.measure().size;
-    total.mutations += 1; // the lease's rewrite
+    total.mutations += 1 + flightCount; // the lease's rewrite, the flights
     let taken = 0;
-    const made: OutboxEntry[] = [];
+    const forwarded: LessonProgressRecord[] = [];
     for (const [i, entry] of entries.entries()) {
       const writes = new CommitPlan().delete(entry.key);
-      const mine: OutboxEntry[] = [];
       const projection = projections[i];
       // A legacy entry whose record is gone (its learner erased meanwhile) leaves nothing.
       if (projection) {
-        const destinations = destinationsOf(projection.record);
-        project(writes, projection, destinations, options.now, { leaseUntil, made: mine });
+        const destinations = handOver ? entryDestinations : destinationsOf(projection.record);
+        project(writes, projection, destinations, options.now);
       }
       const size = writes.measure().size;
+      size.totalBytes += FLIGHT_BYTES_PER_RECORD * flightCount;
       // The first entry always goes in: a batch that could take none would never end.
       if (taken > 0 && !fitsWithin(total, size)) break;
       grow(total, size);
       op.checks.push(...writes.checks);
       op.mutations.push(...writes.mutations);
-      made.push(...mine);
+      if (projection) forwarded.push(projection.record);
       taken++;
     }
     const next: ProjectorLease = { at: options.now, projected: taken };
     op.set(PROJECTOR_LEASE_KEY, next);
+    const made = handOver
+      ? addFlights(op, forwarded, options.destinations, options.now, options.now + handOver.ms)
+      : [];
     const res = await op.applyTo(kv.atomic()).commit();
     if (res.ok) {
       if (handOver && made.length > 0) {
         const { versionstamp } = res;
-        handOver.to(made.map((value) => ({ key: outboxKey(value.id), value, versionstamp })));
+        handOver.to(made.map(({ key, value, until, records }) => ({
+          entry: { key, value, versionstamp },
+          until,
+          records,
+        })));
       }
       return {
         projected: taken,

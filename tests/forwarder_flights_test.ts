@@ -1,8 +1,9 @@
 /**
- * A sweep forwards the records it projects itself without leasing them: their outbox entries are
- * made already leased in the projection's commit (lib/store/projections.ts, `lease`) and start
- * at once (lib/forward/forwarder.ts). They still wait for a free slot, and one that waited until
- * its attempt could outlive its lease is left to the sweep that finds it due.
+ * A sweep forwards the records it projects itself from flights (lib/store/flights.ts): the
+ * projection's commit writes a flight instead of outbox entries (lib/store/projections.ts,
+ * `flights`), the attempts start at once, and the flight is landed when they have ended
+ * (lib/forward/forwarder.ts). They still wait for a free slot, and a record that waited until its
+ * attempt could outlive the flight's lease leaves the flight to expand when the lease ends.
  */
 import { assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness } from "./_helpers.ts";
@@ -14,7 +15,7 @@ import {
 } from "../lib/forward/forwarder.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
 import { LEASE_MS } from "../lib/store/outbox.ts";
-import type { OutboxEntry } from "../lib/store/keys.ts";
+import { OUTBOX_FLIGHT_PREFIX, type OutboxEntry, type OutboxFlight } from "../lib/store/keys.ts";
 
 /** `n` pairs (lessons 100…, a minute apart) whose projections are left pending. */
 async function newRecords(kv: Deno.Kv, n: number) {
@@ -35,8 +36,10 @@ async function until(what: string, cond: () => boolean, ms = 3_000) {
 
 const entries = async (kv: Deno.Kv) =>
   (await Array.fromAsync(kv.list<OutboxEntry>({ prefix: ["outbox"] }))).map((e) => e.value);
+const flights = (kv: Deno.Kv) =>
+  Array.fromAsync(kv.list<OutboxFlight>({ prefix: OUTBOX_FLIGHT_PREFIX }));
 
-Deno.test("forwarder pre-leased: a sweep delivers what it projects without a lease pass", async () => {
+Deno.test("forwarder flights: a sweep delivers what it projects without a lease pass or an outbox entry", async () => {
   const real = await Deno.openKv(":memory:");
   const calls: KvCall[] = [];
   const kv = instrumentKv(real, { before: (c) => void calls.push(c) });
@@ -50,21 +53,21 @@ Deno.test("forwarder pre-leased: a sweep delivers what it projects without a lea
     await newRecords(real, 3);
     assertEquals(await forwarder.sweep(), 3);
     assertEquals(got.sort(), [100, 101, 102]);
-    // No lease pass found them, and the projection reads no record back (its entries hold
-    // them): no read of values at all. A lease would read the entries back and commit them again.
+    // No lease pass found them, and the projection reads no record back: no read of values at
+    // all. Two commits: the projection's (with the flight) and the landing's.
     const trips = calls.join(" ");
     assertEquals(calls.filter((c) => c === "getMany").length, 0, `round trips: ${trips}`);
-    assertEquals(trips.slice(0, trips.indexOf("commit")), "list get ", "the projection");
-    for (const e of await entries(real)) {
-      assertEquals([e.status, e.attempts], ["delivered", 1], e.id);
-    }
+    assertEquals(calls.filter((c) => c === "commit").length, 2, `round trips: ${trips}`);
+    assertEquals(trips.slice(trips.indexOf("list get ")).indexOf("list get commit"), 0, trips);
+    assertEquals(await entries(real), [], "delivered at once: no outbox entry");
+    assertEquals(await flights(real), [], "the flight landed");
   } finally {
     await forwarder.close();
     real.close();
   }
 });
 
-Deno.test("forwarder pre-leased: the entries it projects wait for a free slot", async () => {
+Deno.test("forwarder flights: the records it projects wait for a free slot", async () => {
   const kv = await Deno.openKv(":memory:");
   const gate = Promise.withResolvers<void>();
   const state = { running: 0, started: 0 };
@@ -88,7 +91,8 @@ Deno.test("forwarder pre-leased: the entries it projects wait for a free slot", 
     gate.resolve();
     assertEquals(await swept, 5);
     assertEquals(state.started, 5);
-    assertEquals((await entries(kv)).map((e) => e.status), Array(5).fill("delivered"));
+    assertEquals(await entries(kv), []);
+    assertEquals(await flights(kv), []);
   } finally {
     gate.resolve();
     await forwarder.close();
@@ -133,21 +137,30 @@ async function secondWaits(then: number) {
   };
 }
 
-Deno.test("forwarder pre-leased: one that waited until its attempt could outlive its lease is left to the sweep that finds it due", async () => {
-  // The second entry's lease ends in exactly the attempt's deadline: it could outlive it.
+Deno.test("forwarder flights: a record that waited until its attempt could outlive the lease leaves its flight to expand", async () => {
+  // The flight's lease ends in exactly the attempt's deadline: the second attempt could outlive it.
   await using w = await secondWaits(BASE_TIME + LEASE_MS - ATTEMPT_TIMEOUT_MS);
   assertEquals(await w.swept, 1, "only the first was attempted");
-  const waiting = (await entries(w.kv)).find((e) => e.status === "pending")!;
-  assertEquals([waiting.attempts, waiting.dueAt], [0, BASE_TIME + LEASE_MS]);
-  // When its lease ends, a sweep finds it due and delivers it.
+  const [held] = await flights(w.kv);
+  assertEquals(held.key[1], BASE_TIME + LEASE_MS, "the flight stays, until its lease ends");
+  assertEquals(held.value.records.length, 2);
+  assertEquals(await entries(w.kv), []);
+  // When its lease ends, a sweep expands it and delivers both (at least once: the first again).
   w.clock.now = BASE_TIME + LEASE_MS;
-  assertEquals(await w.forwarder.sweep(), 1);
-  assertEquals(w.started.length, 2);
-  assertEquals((await entries(w.kv)).map((e) => e.status), ["delivered", "delivered"]);
+  assertEquals(await w.forwarder.sweep(), 2);
+  assertEquals(w.started.length, 3);
+  assertEquals([w.started[0], ...w.started.slice(1).sort()], [100, 100, 101]);
+  assertEquals(await flights(w.kv), []);
+  assertEquals((await entries(w.kv)).map((e) => [e.status, e.attempts]), [
+    ["delivered", 1],
+    ["delivered", 1],
+  ]);
 });
 
-Deno.test("forwarder pre-leased: with a millisecond more of lease left, the waiting entry is started", async () => {
+Deno.test("forwarder flights: with a millisecond more of lease left, the waiting record is started", async () => {
   await using w = await secondWaits(BASE_TIME + LEASE_MS - ATTEMPT_TIMEOUT_MS - 1);
   assertEquals(await w.swept, 2);
-  assertEquals((await entries(w.kv)).map((e) => e.status), ["delivered", "delivered"]);
+  assertEquals(w.started, [100, 101]);
+  assertEquals(await entries(w.kv), []);
+  assertEquals(await flights(w.kv), []);
 });
