@@ -29,7 +29,10 @@ export const KICK_EVERY = 64;
 
 /** The projector of one process. */
 export interface Projector {
-  /** Forwarding destination names: each projected record gets an outbox entry for each. */
+  /**
+   * Forwarding destination names: a record this projector projects gets an outbox entry for each
+   * (the forwarder's own sweep projects into flights instead, see `lib/store/flights.ts`).
+   */
   readonly destinations: readonly string[];
   /** Projects everything pending when called. Rejects when the database fails. */
   drain(): Promise<void>;

@@ -1,6 +1,7 @@
 /**
- * Forwards every record downstream through the transactional outbox: right after the record's
- * commit (without holding the webhook's answer), again on an exponential backoff while a
+ * Forwards every record downstream: right after the record's commit (without holding the webhook's
+ * answer), from the flight its projection wrote (`lib/store/flights.ts`; a failed attempt becomes an
+ * outbox entry), then through the transactional outbox on an exponential backoff while a
  * destination fails (in a running process, first retry after 10 s), and from a `Deno.cron` sweep
  * so retries survive restarts (and work on Deno Deploy, which has no KV queues). After the last
  * attempt an entry is dead: `GET /api/outbox?status=dead` lists it, `POST /api/outbox/:id/retry`
@@ -145,13 +146,13 @@ export function handlerDestination(name: string, handler: RecordHandler): Destin
 
 /** The running forwarder of one process. */
 export interface Forwarder {
-  /** Destination names: every new record gets one outbox entry for each. */
+  /** Destination names: every new record is forwarded to each. */
   readonly destinations: readonly string[];
-  /** Starts a sweep soon, without waiting for it. */
+  /** Starts a sweep soon (for new records: it does not look for expired flights), without waiting. */
   kick(): void;
   /**
-   * Delivers everything due now; resolves with how many attempts were made. Rejects when the
-   * database fails (the next sweep tries again).
+   * Delivers everything due now (flights whose lease ended expanded first); resolves with how many
+   * attempts were made. Rejects when the database fails (the next sweep tries again).
    */
   sweep(): Promise<number>;
   /** A sweep for timers and `Deno.cron`: never rejects; a failure is logged. */
@@ -232,10 +233,12 @@ export function sweepEveryMinute(
 }
 
 /**
- * Creates the forwarder of this process. A sweep leases due entries in batches and keeps up to
- * `maxInFlight` attempts running per destination, leasing more as attempts end, so a slow or hung
- * destination holds only its own slots. Every attempt has a deadline shorter than the lease; the
- * ends of attempts are recorded in batched commits.
+ * Creates the forwarder of this process. A sweep projects new records into flights and starts
+ * their attempts at once, leases due entries in batches, and keeps up to `maxInFlight` attempts
+ * running per destination, leasing more as attempts end, so a slow or hung destination holds only
+ * its own slots. Every attempt has a deadline shorter than the lease; a flight is landed in one
+ * commit once its attempts have ended, and the ends of leased entries' attempts are recorded in
+ * batched commits.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const { kv } = options;

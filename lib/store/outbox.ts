@@ -1,9 +1,10 @@
 /**
- * The transactional outbox: an entry per record and destination, written exactly once by the
- * record's projection (`projections.ts`), then leased, delivered and retried. The entries a
- * forwarder's sweep projects itself are written already leased by that process, so they need no
- * lease commit. Every state change is an atomic commit checked against the version read, so two
- * processes never deliver the same attempt.
+ * The transactional outbox: an entry per record and destination waiting for an attempt, then
+ * leased, delivered and retried. Entries are written exactly once: by the record's projection
+ * (`projections.ts`) when no forwarder projects it, or, for records a forwarder's sweep projects and
+ * forwards from a flight (`flights.ts`), only for a failed first attempt or a flight's expansion.
+ * Every state change is an atomic commit checked against the version read, so two processes never
+ * deliver the same attempt.
  *
  * @example
  * ```ts
@@ -56,19 +57,18 @@ export function messageIdOf(record: Pick<LessonProgressRecord, "tenant_id" | "pr
 export const MESSAGE_ID_PART = /(?:[A-Za-z0-9-]|\.[.u]){1,64}/;
 
 /**
- * Adds one pending entry per destination to the record's commit, due at `now`; or, with
- * `leaseUntil`, already leased until then by the process making them (it delivers them at once,
- * without a lease commit of its own). `made` receives the entries.
+ * Adds one pending entry per destination to `op` (a projection's commit, or a flight's expansion),
+ * due at `now`, each checked absent; `createdAt` (default `now`) is when its record was projected.
  */
 export function addOutboxEntries(
   op: Mutations,
   record: LessonProgressRecord,
   destinations: readonly string[],
   now: number,
-  opts: { leaseUntil?: number; made?: OutboxEntry[]; createdAt?: number } = {},
+  opts: { createdAt?: number } = {},
 ) {
   const messageId = messageIdOf(record);
-  const dueAt = opts.leaseUntil ?? now;
+  const dueAt = now;
   for (const destination of destinations) {
     const id = outboxIdOf(destination, messageId);
     const entry: OutboxEntry = {
@@ -87,7 +87,6 @@ export function addOutboxEntries(
     op.check({ key: outboxKey(id), versionstamp: null })
       .set(outboxKey(id), entry)
       .set(outboxDueKey(dueAt, id), id);
-    opts.made?.push(entry);
   }
   return op;
 }

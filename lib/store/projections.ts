@@ -1,7 +1,8 @@
 /**
  * Projections: records and the views derived from them (the record itself and its indexes by
  * school, user and course, its change-feed entry, the end of its events' unmatched entries,
- * learner entries, dashboard counters, outbox entries), written off the request path.
+ * learner entries, dashboard counters, outbox entries, or the flights a forwarder's sweep sends
+ * them from: see `flights.ts`), written off the request path.
  *
  * A record's commit adds one {@linkcode Projection} entry, the record inside, under
  * `["projection", tenant, user, course, n]` ({@linkcode addProjection}), `n` counting the
