@@ -6,12 +6,13 @@
  */
 import fc from "fast-check";
 import { assert, assertEquals } from "./_assert.ts";
-import { harness } from "./_helpers.ts";
+import { harness, progressWebhook } from "./_helpers.ts";
 import { pairsLeftPending } from "./_projection.ts";
 import { createApp } from "../lib/http/app.ts";
 import { createForwarder, handlerDestination } from "../lib/forward/forwarder.ts";
 import { eraseLearner } from "../lib/store/erasure.ts";
 import {
+  addFlights,
   expandFlights,
   firstFlightEnd,
   forwardedFromFlight,
@@ -32,6 +33,9 @@ import {
 } from "../lib/store/keys.ts";
 import { addOutboxEntries, messageIdOf } from "../lib/store/outbox.ts";
 import { projectBatch } from "../lib/store/projections.ts";
+import { instrumentKv } from "../lib/store/instrument.ts";
+import { CommitPlan } from "../lib/store/plan.ts";
+import type { LessonProgressRecord } from "../lib/matching/record.ts";
 
 const T0 = Date.parse("2026-11-29T10:00:00.000Z");
 const LEASE = 60_000;
@@ -255,6 +259,7 @@ Deno.test("flights: a message id gives back the school and event id it was made 
   );
   assertEquals(messageParts("msg_a_b_c"), null, "three parts");
   assertEquals(messageParts("nope_a_b"), null);
+  assertEquals(messageParts("xmsg_a_b"), null, "from its start");
 });
 
 Deno.test("flights: a retry of a record forwarded from a flight is a 409; of an unknown one a 404", async () => {
@@ -272,14 +277,134 @@ Deno.test("flights: a retry of a record forwarded from a flight is a 409; of an 
     assertEquals(await forwardedFromFlight(h.kv, lesson), false, "a lesson's id is no message");
     assertEquals(await forwardedFromFlight(h.kv, "crm:msg_48213_nope"), false);
     assertEquals(await forwardedFromFlight(h.kv, "crm:nope"), false);
-    const app = createApp({ kv: h.kv, config: h.config, log: () => {} });
-    const retry = (id: string) => app.request(`/api/outbox/${id}/retry`, { method: "POST" });
-    const conflict = await retry(id);
-    assertEquals(conflict.status, 409);
-    assertEquals((await conflict.json()).error, `outbox entry ${id} was already delivered`);
-    const unknown = await retry("crm:msg_48213_nope");
-    assertEquals(unknown.status, 404);
-    await unknown.body?.cancel();
+    const retry = async (app: ReturnType<typeof createApp>, id: string) => {
+      const res = await app.request(`/api/outbox/${id}/retry`, { method: "POST" });
+      return { status: res.status, error: (await res.json()).error };
+    };
+    const crm = handlerDestination("crm", () => Promise.resolve());
+    const forwarder = createForwarder({ kv: h.kv, destinations: [crm], log: () => {} });
+    try {
+      const app = createApp({ kv: h.kv, config: h.config, log: () => {}, forwarder });
+      assertEquals(await retry(app, id), {
+        status: 409,
+        error: `outbox entry ${id} was already delivered`,
+      });
+      assertEquals(await retry(app, "crm:msg_48213_nope"), {
+        status: 404,
+        error: "no outbox entry crm:msg_48213_nope",
+      });
+      // Not a destination of this process, nor without forwarding: no such entry.
+      const lake = outboxIdOf("lake", messageIdOf(record));
+      assertEquals((await retry(app, lake)).status, 404);
+      const plain = createApp({ kv: h.kv, config: h.config, log: () => {} });
+      assertEquals((await retry(plain, id)).status, 404);
+    } finally {
+      await forwarder.close();
+    }
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("flights: one flight per destination and 64 records; none for no record", () => {
+  const record = (i: number) =>
+    ({
+      completed_at: new Date(T0 + i).toISOString(),
+      tenant_id: "48213",
+      progress_event_id: `p${i}`,
+    }) as LessonProgressRecord;
+  const count = (n: number, destinations: string[]) => {
+    const op = new CommitPlan();
+    const made = addFlights(
+      op,
+      Array.from({ length: n }, (_, i) => record(i)),
+      destinations,
+      T0,
+      T0 + LEASE,
+    );
+    assertEquals(op.mutations.length, made.length, "one key each");
+    return made.map((f) => [f.value.destination, f.records.length, f.value.records.length]);
+  };
+  assertEquals(count(0, ["crm"]), []);
+  assertEquals(count(64, ["crm"]), [["crm", 64, 64]]);
+  assertEquals(count(65, ["crm", "lake"]), [
+    ["crm", 64, 64],
+    ["crm", 1, 1],
+    ["lake", 64, 64],
+    ["lake", 1, 1],
+  ]);
+});
+
+Deno.test("flights: an expansion that finds its flight gone meanwhile (another process's) writes nothing", async () => {
+  const h = await harness();
+  try {
+    const [flight] = await inFlight(h, 2);
+    let raced = false;
+    const kv = instrumentKv(h.kv, {
+      before() {},
+      holdCommit: async () => {
+        if (raced) return;
+        raced = true;
+        assertEquals(await expandFlights(h.kv, flight.until), 2, "the rival's");
+      },
+    });
+    assertEquals(await expandFlights(kv, flight.until), 0);
+    assertEquals((await outbox(h.kv)).length, 2, "the rival's entries only");
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("flights: an erasure checks the flights it rewrites, and leaves the others as they are", async () => {
+  const h = await harness();
+  try {
+    const [theirs] = await inFlight(h, 1, ["crm"], () => 1);
+    const [others] = await inFlight(h, 1, ["crm"], () => 2);
+    // The erasure's commit waits while learner 1's flight lands: its rewrite must not bring the
+    // flight back.
+    let landed = false;
+    const calls: string[] = [];
+    const kv = instrumentKv(h.kv, {
+      before: (call) => void calls.push(call),
+      holdCommit: async () => {
+        // The records' commit: after reading them and their outbox entries, and listing flights.
+        if (landed || calls.at(-3) !== "getMany" || calls.at(-2) !== "list") return;
+        landed = true;
+        assertEquals(await landFlight(h.kv, theirs, [], T0 + 1), true);
+      },
+    });
+    await eraseLearner(kv, { tenantId: "48213", userId: 1 }, {
+      destinations: ["crm"],
+      now: T0 + 2,
+    });
+    assert(landed);
+    assertEquals((await h.kv.get(theirs.entry.key)).value, null, "not brought back");
+    const still = await h.kv.get(others.entry.key);
+    assertEquals(
+      still.versionstamp,
+      others.entry.versionstamp,
+      "another learner's flight untouched",
+    );
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("flights: a progress event stored alone, or whose event has expired, was not forwarded", async () => {
+  const h = await harness();
+  try {
+    const lone = progressWebhook({ user: 7, at: T0 });
+    const res = await h.post(lone);
+    assertEquals(res.status, 409, JSON.stringify(res.json));
+    const id = outboxIdOf("crm", messageIdOf({ tenant_id: "48213", progress_event_id: lone.id }));
+    assertEquals(await forwardedFromFlight(h.kv, id), false, "stored, not paired");
+    const [flight] = await inFlight(h, 1);
+    const [record] = flight.records;
+    const paired = outboxIdOf("crm", messageIdOf(record));
+    assertEquals(await forwardedFromFlight(h.kv, paired), true);
+    const events = await list(h.kv, ["events"]);
+    for (const e of events) await h.kv.delete(e.key); // expired, their pointers kept a while longer
+    assertEquals(await forwardedFromFlight(h.kv, paired), false);
   } finally {
     h.close();
   }

@@ -3,7 +3,10 @@
  * projection's commit writes a flight instead of outbox entries (lib/store/projections.ts,
  * `flights`), the attempts start at once, and the flight is landed when they have ended
  * (lib/forward/forwarder.ts). They still wait for a free slot, and a record that waited until its
- * attempt could outlive the flight's lease leaves the flight to expand when the lease ends.
+ * attempt could outlive the flight's lease leaves the flight to expand when the lease ends. A
+ * destination sees each record's entry as the outbox would hold it; another process's flight is
+ * expanded by a sweep (its timer's, not a kick's) once its lease ends; a landing that fails is
+ * logged.
  */
 import { assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness } from "./_helpers.ts";
@@ -14,8 +17,14 @@ import {
   handlerDestination,
 } from "../lib/forward/forwarder.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
-import { LEASE_MS } from "../lib/store/outbox.ts";
-import { OUTBOX_FLIGHT_PREFIX, type OutboxEntry, type OutboxFlight } from "../lib/store/keys.ts";
+import {
+  OUTBOX_FLIGHT_PREFIX,
+  type OutboxEntry,
+  type OutboxFlight,
+  outboxIdOf,
+} from "../lib/store/keys.ts";
+import { LEASE_MS, messageIdOf } from "../lib/store/outbox.ts";
+import { projectBatch } from "../lib/store/projections.ts";
 
 /** `n` pairs (lessons 100…, a minute apart) whose projections are left pending. */
 async function newRecords(kv: Deno.Kv, n: number) {
@@ -163,4 +172,124 @@ Deno.test("forwarder flights: with a millisecond more of lease left, the waiting
   assertEquals(w.started, [100, 101]);
   assertEquals(await entries(w.kv), []);
   assertEquals(await flights(w.kv), []);
+});
+
+Deno.test("forwarder flights: a destination gets each record's entry as the outbox would hold it", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const seen: OutboxEntry[] = [];
+  const clock = { now: BASE_TIME };
+  const forwarder = createForwarder({
+    kv,
+    destinations: [{ name: "crm", deliver: (entry) => Promise.resolve(void seen.push(entry)) }],
+    now: () => clock.now,
+    log: () => {},
+  });
+  try {
+    await newRecords(kv, 1);
+    assertEquals(await forwarder.sweep(), 1);
+    const [entry] = seen;
+    assertEquals(entry, {
+      id: outboxIdOf("crm", messageIdOf(entry.record)),
+      destination: "crm",
+      messageId: messageIdOf(entry.record),
+      record: entry.record,
+      status: "pending",
+      attempts: 0,
+      dueAt: BASE_TIME + LEASE_MS,
+      lastError: null,
+      createdAt: BASE_TIME,
+      deliveredAt: null,
+      deadAt: null,
+    });
+    assertEquals(entry.record.lesson_id, 100);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+/** A flight of `n` new records left by another process, held for `ms` from now. */
+async function strayFlight(kv: Deno.Kv, n: number, ms: number) {
+  await newRecords(kv, n);
+  const flights = { ms, to: () => {} };
+  assertEquals(
+    (await projectBatch(kv, { destinations: ["crm"], now: Date.now(), flights })).projected,
+    n,
+  );
+}
+
+Deno.test("forwarder flights: another process's flight is delivered when its lease ends, by the sweep's own timer", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const got: number[] = [];
+  const forwarder = createForwarder({
+    kv,
+    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
+    log: () => {},
+  });
+  try {
+    await strayFlight(kv, 2, 400);
+    assertEquals(await forwarder.sweep(), 0, "held by its process");
+    // No other call: the timer set for the flight's end sweeps, expands and delivers.
+    await until("both are delivered", () => got.length === 2);
+    assertEquals(got.sort(), [100, 101]);
+    assertEquals(await flights(kv), []);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder flights: a kick forwards new records without expanding flights; a sweep expands them", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const got: number[] = [];
+  const forwarder = createForwarder({
+    kv,
+    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
+    log: () => {},
+  });
+  try {
+    await strayFlight(kv, 1, -1); // its lease has ended
+    await pairsLeftPending(await harness({}, kv), 1, () => ({
+      user: 5000050,
+      lesson: 200,
+      at: BASE_TIME,
+    }));
+    forwarder.kick();
+    await until("the new record is delivered", () => got.includes(200));
+    assertEquals((await flights(kv)).length, 1, "the expired flight is left to a sweep");
+    await forwarder.sweep();
+    assertEquals(got.sort(), [100, 200]);
+    assertEquals(await flights(kv), []);
+  } finally {
+    await forwarder.close();
+    kv.close();
+  }
+});
+
+Deno.test("forwarder flights: a landing that fails is logged, and leaves its flight to expand", async () => {
+  const real = await Deno.openKv(":memory:");
+  let commits = 0;
+  const kv = instrumentKv(real, {
+    before: (call) => {
+      if (call === "commit" && ++commits === 2) throw new Error("disk I/O error");
+    },
+  });
+  const logs: Record<string, unknown>[] = [];
+  const forwarder = createForwarder({
+    kv,
+    destinations: [handlerDestination("crm", () => Promise.resolve())],
+    log: (line) => logs.push(line),
+  });
+  try {
+    await newRecords(real, 2);
+    assertEquals(await forwarder.sweep(), 2);
+    const failed = logs.filter((l) => l.msg === "forward settle failed");
+    assertEquals(failed.length, 1);
+    assertEquals([failed[0].level, failed[0].entries], ["error", 2]);
+    assertEquals(String(failed[0].error), "Error: disk I/O error");
+    assertEquals((await flights(real)).length, 1, "left to expand when its lease ends");
+  } finally {
+    await forwarder.close();
+    real.close();
+  }
 });

@@ -85,6 +85,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("courses_api"),
     T("learners"),
     T("limits_feed"),
+    T("flights"),
   ],
   "lib/http/app.ts": [
     T("presumed"),
@@ -215,6 +216,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/store/outbox.ts": [
     T("outbox_store"),
+    T("flights"),
     T("projection_batch"),
     T("forwarder"),
     T("forward_schedule"),

@@ -15,6 +15,7 @@ import {
 } from "../lib/store/projections.ts";
 import { feedPositionOf, getRecords, recordPositionOf } from "../lib/store/records.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
+import { CommitPlan, fitsWithin } from "../lib/store/plan.ts";
 
 /** `kv`, noting the kind of each call. */
 function counted(real: Deno.Kv) {
@@ -97,6 +98,37 @@ Deno.test("projection batch: a commit never holds more than Deno KV's 100 checks
     // Full commits: the checks limit (two per record, and the lease's) decides.
     assertEquals(sizes[0].checks, 99);
     assertEquals((await Array.fromAsync(h.kv.list({ prefix: ["outbox"] }))).length, 200);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("projection batch: its flights count in the commit's limits, mutations and bytes", async () => {
+  const h = await harness();
+  const { kv, commits } = recordCommits(h.kv);
+  try {
+    await records(h, 24, 24);
+    const flights = { ms: 60_000, to: () => {} };
+    // 950 destinations: a flight each (a mutation, a key, a position per record) leaves room for
+    // only a few records' mutations; 600: the flights' bytes decide first. Deno KV refuses a
+    // commit over its limits, so each batch committing says they were kept.
+    for (const n of [950, 600]) {
+      commits.length = 0;
+      const destinations = Array.from({ length: n }, (_, i) => `d${i}`);
+      const batch = await projectBatch(kv, { destinations, now: T0, flights });
+      assertEquals(commits.length, 1);
+      const written = commits[0].mutations.filter((m) => m.key[0] === "outbox_flight");
+      assertEquals(written.length, n, "a flight per destination");
+      const held = (written[0] as { value: OutboxFlight }).value.records.length;
+      assertEquals(batch, { projected: held, more: true });
+      assert(held > 0 && held < 12, `${held} records`);
+      // Within the limits as this service estimates them (from above), too.
+      const plan = new CommitPlan();
+      plan.checks.push(...commits[0].checks);
+      plan.mutations.push(...commits[0].mutations);
+      const none = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
+      assert(fitsWithin(none, plan.measure().size), JSON.stringify(plan.measure().size));
+    }
   } finally {
     h.close();
   }

@@ -180,8 +180,6 @@ interface Landing {
   flight: HeldFlight;
   left: number;
   failures: FlightFailure[];
-  /** A record of it was not attempted: the flight is left to expire, and expands. */
-  dropped: boolean;
 }
 
 /** One record of a held flight, with the entry an outbox attempt would have had. */
@@ -410,7 +408,6 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         flight,
         left: flight.records.length,
         failures: [],
-        dropped: false,
       };
       for (const record of flight.records) {
         ready.push({ landing, entry: flightEntry(flight, record) });
@@ -422,9 +419,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   function startReady(start: (item: InFlight) => void) {
     const waiting: InFlight[] = [];
     for (const item of ready) {
-      // One that could outlive the lease leaves its flight to the sweep that finds it expired.
-      if (item.landing.flight.until - now() <= attemptTimeoutMs) item.landing.dropped = true;
-      else if ((busy.get(item.entry.destination) ?? 0) < maxInFlight) start(item);
+      // One that could outlive the lease is not started: its flight, never landed, expands when
+      // the lease ends.
+      if (item.landing.flight.until - now() <= attemptTimeoutMs) continue;
+      if ((busy.get(item.entry.destination) ?? 0) < maxInFlight) start(item);
       else waiting.push(item);
     }
     ready = waiting;
@@ -434,7 +432,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   async function flightEnded(item: InFlight, failure: FlightFailure | null): Promise<void> {
     const { landing } = item;
     if (failure) landing.failures.push(failure);
-    if (--landing.left > 0 || landing.dropped) return;
+    if (--landing.left > 0) return; // a record not started keeps it above 0: never landed
     try {
       await landFlight(kv, landing.flight, landing.failures, now());
     } catch (err) {
@@ -488,8 +486,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     } finally {
       await Promise.all(inFlight);
       // Records still waiting for a slot (every slot held by attempts past their deadline) leave
-      // their flights held: expanded into outbox entries when the lease ends.
-      for (const item of ready) item.landing.dropped = true;
+      // their flights held, never landed: expanded into outbox entries when the lease ends.
       ready = [];
     }
     await schedule();

@@ -215,7 +215,9 @@ export function apiRoutes(
     const entry = await retryWhenBusy(() => requeue(kv, id.data, now()));
     if (!entry) {
       // A record forwarded on its first attempt leaves no entry (see `lib/store/flights.ts`).
-      if (await retryWhenBusy(() => forwardedFromFlight(kv, id.data))) {
+      const destination = id.data.slice(0, id.data.indexOf(":"));
+      const forwards = forwarder?.destinations.includes(destination) ?? false;
+      if (forwards && await retryWhenBusy(() => forwardedFromFlight(kv, id.data))) {
         throw new HttpError(409, `outbox entry ${id.data} was already delivered`);
       }
       throw new HttpError(404, `no outbox entry ${id.data}`);

@@ -37,7 +37,7 @@ import {
   type RecordPosition,
 } from "./keys.ts";
 import { addFailedEntry, addOutboxEntries, messageIdOf } from "./outbox.ts";
-import type { Mutations } from "./plan.ts";
+import { keyBytes, type Mutations, type PlanSize } from "./plan.ts";
 import { recordPositionOf } from "./records.ts";
 import { retryWhenBusy } from "./retry.ts";
 import { readAll } from "./_read.ts";
@@ -100,6 +100,22 @@ export function addFlights(
 
 /** Bytes a flight's value takes per record, at most (for commit sizes). */
 export const FLIGHT_BYTES_PER_RECORD = 160;
+
+/**
+ * What the flights of `destinations` destinations add to a commit besides their records (each
+ * record adds {@linkcode FLIGHT_BYTES_PER_RECORD} per destination), estimated from above.
+ */
+export function flightsSize(destinations: number): PlanSize {
+  const key = keyBytes(outboxFlightKey(Number.MAX_SAFE_INTEGER, crypto.randomUUID()));
+  return {
+    checks: 0,
+    mutations: destinations,
+    keyBytes: destinations * key,
+    // The key counted twice, as `CommitPlan.measure` does, and the value's fields (a name of up
+    // to 32 characters and a time).
+    totalBytes: destinations * (2 * key + 128),
+  };
+}
 
 /**
  * Ends a flight whose attempts have all ended: deletes it and writes an outbox entry for each

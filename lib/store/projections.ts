@@ -39,7 +39,7 @@ import {
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
 import { readAll } from "./_read.ts";
-import { addFlights, FLIGHT_BYTES_PER_RECORD, type HeldFlight } from "./flights.ts";
+import { addFlights, FLIGHT_BYTES_PER_RECORD, flightsSize, type HeldFlight } from "./flights.ts";
 import { addOutboxEntries, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { storeRecord } from "./records.ts";
@@ -130,7 +130,8 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
     const total = op.measure().size;
-    total.mutations += 1 + flightCount; // the lease's rewrite, the flights
+    total.mutations += 1; // the lease's rewrite
+    grow(total, flightsSize(flightCount));
     let taken = 0;
     const forwarded: LessonProgressRecord[] = [];
     for (const [i, entry] of entries.entries()) {
