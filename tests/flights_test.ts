@@ -358,10 +358,11 @@ Deno.test("flights: an expansion that finds its flight gone meanwhile (another p
 Deno.test("flights: an erasure checks the flights it rewrites, and leaves the others as they are", async () => {
   const h = await harness();
   try {
-    const [theirs] = await inFlight(h, 1, ["crm"], () => 1);
-    const [others] = await inFlight(h, 1, ["crm"], () => 2);
-    // The erasure's commit waits while learner 1's flight lands: its rewrite must not bring the
-    // flight back.
+    // Learners 1 and 2 share a flight; learner 3 has one of their own.
+    const [theirs] = await inFlight(h, 2);
+    const [others] = await inFlight(h, 1, ["crm"], () => 3);
+    // The erasure's commit (taking learner 1's record out of the shared flight) waits while that
+    // flight lands: its rewrite must not bring the flight back.
     let landed = false;
     const calls: string[] = [];
     const kv = instrumentKv(h.kv, {
