@@ -287,7 +287,8 @@ Deno.test("flights: a retry of a record forwarded from a flight is a 409; of an 
       const app = createApp({ kv: h.kv, config: h.config, log: () => {}, forwarder });
       assertEquals(await retry(app, id), {
         status: 409,
-        error: `outbox entry ${id} was already delivered`,
+        error:
+          `outbox entry ${id} has no attempt to retry: its record was delivered, or is being forwarded`,
       });
       assertEquals(await retry(app, "crm:msg_48213_nope"), {
         status: 404,
@@ -368,8 +369,8 @@ Deno.test("flights: an erasure checks the flights it rewrites, and leaves the ot
     const kv = instrumentKv(h.kv, {
       before: (call) => void calls.push(call),
       holdCommit: async () => {
-        // The records' commit: after reading them and their outbox entries, and listing flights.
-        if (landed || calls.at(-3) !== "getMany" || calls.at(-2) !== "list") return;
+        // The records' commit: after reading them, listing flights and reading outbox entries.
+        if (landed || calls.slice(-4, -1).join(" ") !== "getMany list getMany") return;
         landed = true;
         assertEquals(await landFlight(h.kv, theirs, [], T0 + 1), true);
       },
@@ -406,6 +407,69 @@ Deno.test("flights: a progress event stored alone, or whose event has expired, w
     const events = await list(h.kv, ["events"]);
     for (const e of events) await h.kv.delete(e.key); // expired, their pointers kept a while longer
     assertEquals(await forwardedFromFlight(h.kv, paired), false);
+  } finally {
+    h.close();
+  }
+});
+
+/** `kv` whose first list of the flights first runs `before` (a rival's commit at that moment). */
+function beforeFlightList(kv: Deno.Kv, before: () => Promise<unknown>): Deno.Kv {
+  let ran = false;
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop !== "list") {
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+        const flights = "prefix" in selector && selector.prefix[0] === OUTBOX_FLIGHT_PREFIX[0];
+        if (ran || !flights) return target.list(selector, options);
+        ran = true;
+        return (async function* () {
+          await before();
+          yield* target.list(selector, options);
+        })();
+      };
+    },
+  });
+}
+
+Deno.test("flights: a landing that writes a failed record's entry just before an erasure lists the flights leaves no entry of the learner", async () => {
+  const h = await harness();
+  try {
+    const [flight] = await inFlight(h, 2); // learners 1 and 2
+    const failures = flight.records.map((record) => ({ record, error: "HTTP 500", retryInMs: 10 }));
+    const kv = beforeFlightList(h.kv, () => landFlight(h.kv, flight, failures, T0 + 1));
+    await eraseLearner(kv, { tenantId: "48213", userId: 1 }, {
+      destinations: ["crm"],
+      now: T0 + 2,
+    });
+    assertEquals((await outbox(h.kv)).map((e) => e.record.user_id), [2]);
+    assertEquals(await list(h.kv, OUTBOX_FLIGHT_PREFIX), []);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("flights: an expansion that read before an erasure committed writes no entry of the erased learner", async () => {
+  const h = await harness();
+  try {
+    const [flight] = await inFlight(h, 2); // learners 1 and 2
+    let erased = false;
+    const kv = instrumentKv(h.kv, {
+      before() {},
+      holdCommit: async () => {
+        if (erased) return;
+        erased = true;
+        await eraseLearner(h.kv, { tenantId: "48213", userId: 1 }, {
+          destinations: ["crm"],
+          now: T0 + 1,
+        });
+      },
+    });
+    assertEquals(await expandFlights(kv, flight.until), 1, "learner 2's record only");
+    assert(erased);
+    assertEquals((await outbox(h.kv)).map((e) => e.record.user_id), [2]);
   } finally {
     h.close();
   }

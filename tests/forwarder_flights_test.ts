@@ -24,7 +24,7 @@ import {
   outboxIdOf,
 } from "../lib/store/keys.ts";
 import { LEASE_MS, messageIdOf } from "../lib/store/outbox.ts";
-import { projectBatch } from "../lib/store/projections.ts";
+import { projectBatch, projectPending } from "../lib/store/projections.ts";
 
 /** `n` pairs (lessons 100…, a minute apart) whose projections are left pending. */
 async function newRecords(kv: Deno.Kv, n: number) {
@@ -288,6 +288,42 @@ Deno.test("forwarder flights: a landing that fails is logged, and leaves its fli
     assertEquals([failed[0].level, failed[0].entries], ["error", 2]);
     assertEquals(String(failed[0].error), "Error: disk I/O error");
     assertEquals((await flights(real)).length, 1, "left to expand when its lease ends");
+  } finally {
+    await forwarder.close();
+    real.close();
+  }
+});
+
+Deno.test("forwarder flights: an expansion that fails is logged and holds up no retry", async () => {
+  const real = await Deno.openKv(":memory:");
+  // Every look for expired flights fails; everything else works.
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (prop !== "list") return typeof value === "function" ? value.bind(target) : value;
+      return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+        if ("start" in selector && selector.start[0] === OUTBOX_FLIGHT_PREFIX[0]) {
+          throw new Error("disk I/O error");
+        }
+        return target.list(selector, options);
+      };
+    },
+  });
+  const got: number[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const forwarder = createForwarder({
+    kv,
+    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
+    log: (line) => logs.push(line),
+  });
+  try {
+    await newRecords(real, 1);
+    // Projected by a reader: an outbox entry, due now.
+    await projectPending(real, { destinations: ["crm"], now: Date.now() });
+    assertEquals(await forwarder.sweep(), 1);
+    assertEquals(got, [100]);
+    const failed = logs.filter((l) => l.msg === "forward expansion failed");
+    assertEquals(failed.map((l) => [l.level, l.error]), [["error", "Error: disk I/O error"]]);
   } finally {
     await forwarder.close();
     real.close();

@@ -1,9 +1,10 @@
 /**
  * Forwards every record downstream: right after the record's commit (without holding the webhook's
- * answer), from the flight its projection wrote (`lib/store/flights.ts`; a failed attempt becomes an
- * outbox entry), then through the transactional outbox on an exponential backoff while a
- * destination fails (in a running process, first retry after 10 s), and from a `Deno.cron` sweep
- * so retries survive restarts (and work on Deno Deploy, which has no KV queues). After the last
+ * answer), from the flight its projection by this process's sweep wrote (`lib/store/flights.ts`; a
+ * failed attempt becomes an outbox entry; records projected elsewhere, by a reader or the cron, get
+ * their outbox entries at once), then through the transactional outbox on an exponential backoff
+ * while a destination fails (in a running process, first retry after 10 s), and from a `Deno.cron`
+ * sweep so retries survive restarts (and work on Deno Deploy, which has no KV queues). After the last
  * attempt an entry is dead: `GET /api/outbox?status=dead` lists it, `POST /api/outbox/:id/retry`
  * sends it again.
  *
@@ -511,7 +512,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       do {
         if (expand) {
           expand = false;
-          await expandFlights(kv, now());
+          // A failed expansion is logged and left to the next sweep: it holds up no retry.
+          await expandFlights(kv, now()).catch((err) =>
+            log({ level: "error", msg: "forward expansion failed", error: String(err) })
+          );
         }
         attempts += await run();
       } while ((again || expand) && !closed);

@@ -218,7 +218,10 @@ export function apiRoutes(
       const destination = id.data.slice(0, id.data.indexOf(":"));
       const forwards = forwarder?.destinations.includes(destination) ?? false;
       if (forwards && await retryWhenBusy(() => forwardedFromFlight(kv, id.data))) {
-        throw new HttpError(409, `outbox entry ${id.data} was already delivered`);
+        throw new HttpError(
+          409,
+          `outbox entry ${id.data} has no attempt to retry: its record was delivered, or is being forwarded`,
+        );
       }
       throw new HttpError(404, `no outbox entry ${id.data}`);
     }

@@ -163,6 +163,9 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
         kv,
         positions.map((p, i) => recordKeys(p, who.userId, page[i].value)[0]),
       );
+      // Records in a flight first: taken out, checked, so a landing or an expansion that commits
+      // after this list fails, and one that committed before it wrote entries the read below sees.
+      const flown = await withoutRecords(kv, op, positions);
       const outboxIds = read.flatMap((r) =>
         r.value ? destinations.map((d) => outboxIdOf(d, messageIdOf(r.value!))) : []
       );
@@ -183,8 +186,6 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
         op.check(o).delete(o.key).delete(outboxDueKey(o.value.dueAt, o.value.id));
         if (o.value.deadAt !== null) op.delete(outboxDeadKey(o.value.deadAt, o.value.id));
       }
-      // Records being forwarded from a flight: taken out, so no outbox entry is made for them.
-      const flown = await withoutRecords(kv, op, positions);
       return [read.filter((r) => r.value).length, outbox.filter((o) => o.value).length + flown];
     });
     removed.records += records;

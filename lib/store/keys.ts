@@ -15,7 +15,7 @@
  * | `["feed_fence"]` | epoch ms: the feed may serve every entry before it, and no record commits before it (see {@linkcode FEED_FENCE_KEY}) | kept |
  * | `["projection", tenant, user, course, n]` | {@linkcode Projection}: the `n`-th record of the enrollment, made and waiting for the projector (see `lib/store/projections.ts`) | until projected |
  * | `["projector"]` | {@linkcode ProjectorLease}: rewritten by every projection batch, so two batches never both commit | kept |
- * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector; once delivered, a {@linkcode DeliveredOutboxEntry} without the record | until delivered + `RETENTION_DAYS` |
+ * | `["outbox", entry_id]` | {@linkcode OutboxEntry}: one record for one destination, written by the projector, or by a flight's landing (a failed attempt) or expansion; once delivered, a {@linkcode DeliveredOutboxEntry} without the record | until delivered + `RETENTION_DAYS` |
  * | `["outbox_due", due_ms, entry_id]` | entry id, while pending | until delivered or dead |
  * | `["outbox_dead", dead_ms, entry_id]` | entry id, while dead | until retried |
  * | `["outbox_flight", until_ms, flight_id]` | {@linkcode OutboxFlight}: records of one projection batch being forwarded by the process that projected them, to one destination | until their attempts end, or expanded into outbox entries after `until_ms` |

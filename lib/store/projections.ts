@@ -39,7 +39,13 @@ import {
 } from "./keys.ts";
 import { addLearnerProgress } from "./learners.ts";
 import { readAll } from "./_read.ts";
-import { addFlights, FLIGHT_BYTES_PER_RECORD, flightsSize, type HeldFlight } from "./flights.ts";
+import {
+  addFlights,
+  FLIGHT_BYTES_PER_RECORD,
+  FLIGHT_RECORDS,
+  flightsSize,
+  type HeldFlight,
+} from "./flights.ts";
 import { addOutboxEntries, messageIdOf } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { storeRecord } from "./records.ts";
@@ -131,7 +137,8 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     const op = new CommitPlan().check(lease);
     const total = op.measure().size;
     total.mutations += 1; // the lease's rewrite
-    grow(total, flightsSize(flightCount));
+    // A flight per destination and FLIGHT_RECORDS records of the batch.
+    grow(total, flightsSize(flightCount * Math.ceil(PROJECTION_BATCH / FLIGHT_RECORDS)));
     let taken = 0;
     const forwarded: LessonProgressRecord[] = [];
     for (const [i, entry] of entries.entries()) {
