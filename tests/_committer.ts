@@ -1,4 +1,7 @@
-/** Test helpers for the group committer and commit plans: a database that counts commits. */
+/**
+ * Test helpers for the group committer and commit plans: a database that counts commits, and
+ * handles whose `atomic()` or `list()` a test replaces.
+ */
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
 
@@ -12,6 +15,30 @@ export async function countingKv() {
   const calls = { commit: 0 };
   const kv = instrumentKv(real, { before: (c) => void (c === "commit" && calls.commit++) });
   return { kv, real, calls };
+}
+
+/**
+ * A handle on `kv` whose `list(selector, options)` is `list(selector, options, kv)` (call `kv.list`
+ * from it for the real one); everything else is `kv`'s own.
+ */
+export function withList(
+  kv: Deno.Kv,
+  list: (
+    selector: Deno.KvListSelector,
+    options: Deno.KvListOptions | undefined,
+    kv: Deno.Kv,
+  ) => Deno.KvListIterator<unknown> | AsyncGenerator<Deno.KvEntry<unknown>>,
+): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) =>
+          list(selector, options, target);
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
 }
 
 /** One atomic commit seen by {@linkcode recordCommits}. */

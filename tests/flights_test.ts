@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { assert, assertEquals } from "./_assert.ts";
 import { harness, progressWebhook } from "./_helpers.ts";
+import { withList } from "./_committer.ts";
 import { pairsLeftPending } from "./_projection.ts";
 import { createApp } from "../lib/http/app.ts";
 import { createForwarder, handlerDestination } from "../lib/forward/forwarder.ts";
@@ -18,7 +19,6 @@ import {
   forwardedFromFlight,
   type HeldFlight,
   landFlight,
-  messageParts,
   withoutRecords,
 } from "../lib/store/flights.ts";
 import {
@@ -31,7 +31,7 @@ import {
   outboxKey,
   recordKey,
 } from "../lib/store/keys.ts";
-import { addOutboxEntries, messageIdOf } from "../lib/store/outbox.ts";
+import { addOutboxEntries, messageIdOf, messageParts } from "../lib/store/outbox.ts";
 import { projectBatch } from "../lib/store/projections.ts";
 import { instrumentKv } from "../lib/store/instrument.ts";
 import { CommitPlan } from "../lib/store/plan.ts";
@@ -269,14 +269,11 @@ Deno.test("flights: a retry of a record forwarded from a flight is a 409; of an 
     assertEquals(await landFlight(h.kv, flight, [], T0 + 1), true);
     const [record] = flight.records;
     const id = outboxIdOf("crm", messageIdOf(record));
-    assertEquals(await forwardedFromFlight(h.kv, id), true);
-    const lesson = outboxIdOf(
-      "crm",
-      messageIdOf({ ...record, progress_event_id: record.lesson_event_id }),
-    );
+    assertEquals(await forwardedFromFlight(h.kv, messageIdOf(record)), true);
+    const lesson = messageIdOf({ ...record, progress_event_id: record.lesson_event_id });
     assertEquals(await forwardedFromFlight(h.kv, lesson), false, "a lesson's id is no message");
-    assertEquals(await forwardedFromFlight(h.kv, "crm:msg_48213_nope"), false);
-    assertEquals(await forwardedFromFlight(h.kv, "crm:nope"), false);
+    assertEquals(await forwardedFromFlight(h.kv, "msg_48213_nope"), false);
+    assertEquals(await forwardedFromFlight(h.kv, "nope"), false);
     const retry = async (app: ReturnType<typeof createApp>, id: string) => {
       const res = await app.request(`/api/outbox/${id}/retry`, { method: "POST" });
       return { status: res.status, error: (await res.json()).error };
@@ -398,11 +395,11 @@ Deno.test("flights: a progress event stored alone, or whose event has expired, w
     const lone = progressWebhook({ user: 7, at: T0 });
     const res = await h.post(lone);
     assertEquals(res.status, 409, JSON.stringify(res.json));
-    const id = outboxIdOf("crm", messageIdOf({ tenant_id: "48213", progress_event_id: lone.id }));
+    const id = messageIdOf({ tenant_id: "48213", progress_event_id: lone.id });
     assertEquals(await forwardedFromFlight(h.kv, id), false, "stored, not paired");
     const [flight] = await inFlight(h, 1);
     const [record] = flight.records;
-    const paired = outboxIdOf("crm", messageIdOf(record));
+    const paired = messageIdOf(record);
     assertEquals(await forwardedFromFlight(h.kv, paired), true);
     const events = await list(h.kv, ["events"]);
     for (const e of events) await h.kv.delete(e.key); // expired, their pointers kept a while longer
@@ -415,22 +412,14 @@ Deno.test("flights: a progress event stored alone, or whose event has expired, w
 /** `kv` whose first list of the flights first runs `before` (a rival's commit at that moment). */
 function beforeFlightList(kv: Deno.Kv, before: () => Promise<unknown>): Deno.Kv {
   let ran = false;
-  return new Proxy(kv, {
-    get(target, prop) {
-      if (prop !== "list") {
-        const value = Reflect.get(target, prop);
-        return typeof value === "function" ? value.bind(target) : value;
-      }
-      return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
-        const flights = "prefix" in selector && selector.prefix[0] === OUTBOX_FLIGHT_PREFIX[0];
-        if (ran || !flights) return target.list(selector, options);
-        ran = true;
-        return (async function* () {
-          await before();
-          yield* target.list(selector, options);
-        })();
-      };
-    },
+  return withList(kv, (selector, options, real) => {
+    const flights = "prefix" in selector && selector.prefix[0] === OUTBOX_FLIGHT_PREFIX[0];
+    if (ran || !flights) return real.list(selector, options);
+    ran = true;
+    return (async function* () {
+      await before();
+      yield* real.list(selector, options);
+    })();
   });
 }
 

@@ -9,6 +9,7 @@ import {
   progressWebhook,
   signedInit,
 } from "./_helpers.ts";
+import { withList } from "./_committer.ts";
 import {
   createForwarder,
   type Destination,
@@ -491,25 +492,17 @@ Deno.test("forward: a kick while a finished sweep reads the next due time is not
   // Holds the next read of the due index by prefix (the sweep's look for its next due time)
   // after the read is made, until `release`: the window in which a new entry and its kick come.
   let hold: { read: PromiseWithResolvers<void>; release: PromiseWithResolvers<void> } | null = null;
-  const kv = new Proxy(real, {
-    get(target, prop) {
-      if (prop === "list") {
-        return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
-          const entries = target.list(selector, options);
-          const h = hold;
-          if (!h || !("prefix" in selector) || selector.prefix[0] !== "outbox_due") return entries;
-          hold = null;
-          return (async function* () {
-            const read = await Array.fromAsync(entries);
-            h.read.resolve();
-            await h.release.promise;
-            yield* read;
-          })();
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const kv = withList(real, (selector, options, db) => {
+    const entries = db.list(selector, options);
+    const h = hold;
+    if (!h || !("prefix" in selector) || selector.prefix[0] !== "outbox_due") return entries;
+    hold = null;
+    return (async function* () {
+      const read = await Array.fromAsync(entries);
+      h.read.resolve();
+      await h.release.promise;
+      yield* read;
+    })();
   });
   const delivered: string[] = [];
   const forwarder = createForwarder({

@@ -11,9 +11,11 @@
 import { assertEquals } from "./_assert.ts";
 import { BASE_TIME, harness } from "./_helpers.ts";
 import { pairsLeftPending } from "./_projection.ts";
+import { withList } from "./_committer.ts";
 import {
   ATTEMPT_TIMEOUT_MS,
   createForwarder,
+  type ForwarderOptions,
   handlerDestination,
 } from "../lib/forward/forwarder.ts";
 import { instrumentKv, type KvCall } from "../lib/store/instrument.ts";
@@ -48,16 +50,18 @@ const entries = async (kv: Deno.Kv) =>
 const flights = (kv: Deno.Kv) =>
   Array.fromAsync(kv.list<OutboxFlight>({ prefix: OUTBOX_FLIGHT_PREFIX }));
 
+/** A forwarder on `kv` to one destination, "crm", that notes each record's lesson in `got`. */
+function collecting(kv: Deno.Kv, opts: Omit<ForwarderOptions, "kv" | "destinations"> = {}) {
+  const got: number[] = [];
+  const crm = handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)));
+  return { got, forwarder: createForwarder({ log: () => {}, ...opts, kv, destinations: [crm] }) };
+}
+
 Deno.test("forwarder flights: a sweep delivers what it projects without a lease pass or an outbox entry", async () => {
   const real = await Deno.openKv(":memory:");
   const calls: KvCall[] = [];
   const kv = instrumentKv(real, { before: (c) => void calls.push(c) });
-  const got: number[] = [];
-  const forwarder = createForwarder({
-    kv,
-    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
-    log: () => {},
-  });
+  const { got, forwarder } = collecting(kv);
   try {
     await newRecords(real, 3);
     assertEquals(await forwarder.sweep(), 3);
@@ -220,12 +224,7 @@ async function strayFlight(kv: Deno.Kv, n: number, ms: number) {
 
 Deno.test("forwarder flights: another process's flight is delivered when its lease ends, by the sweep's own timer", async () => {
   const kv = await Deno.openKv(":memory:");
-  const got: number[] = [];
-  const forwarder = createForwarder({
-    kv,
-    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
-    log: () => {},
-  });
+  const { got, forwarder } = collecting(kv);
   try {
     await strayFlight(kv, 2, 400);
     assertEquals(await forwarder.sweep(), 0, "held by its process");
@@ -241,12 +240,7 @@ Deno.test("forwarder flights: another process's flight is delivered when its lea
 
 Deno.test("forwarder flights: a kick forwards new records without expanding flights; a sweep expands them", async () => {
   const kv = await Deno.openKv(":memory:");
-  const got: number[] = [];
-  const forwarder = createForwarder({
-    kv,
-    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
-    log: () => {},
-  });
+  const { got, forwarder } = collecting(kv);
   try {
     await strayFlight(kv, 1, -1); // its lease has ended
     await pairsLeftPending(await harness({}, kv), 1, () => ({
@@ -297,25 +291,14 @@ Deno.test("forwarder flights: a landing that fails is logged, and leaves its fli
 Deno.test("forwarder flights: an expansion that fails is logged and holds up no retry", async () => {
   const real = await Deno.openKv(":memory:");
   // Every look for expired flights fails; everything else works.
-  const kv = new Proxy(real, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (prop !== "list") return typeof value === "function" ? value.bind(target) : value;
-      return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
-        if ("start" in selector && selector.start[0] === OUTBOX_FLIGHT_PREFIX[0]) {
-          throw new Error("disk I/O error");
-        }
-        return target.list(selector, options);
-      };
-    },
+  const kv = withList(real, (selector, options, db) => {
+    if ("start" in selector && selector.start[0] === OUTBOX_FLIGHT_PREFIX[0]) {
+      throw new Error("disk I/O error");
+    }
+    return db.list(selector, options);
   });
-  const got: number[] = [];
   const logs: Record<string, unknown>[] = [];
-  const forwarder = createForwarder({
-    kv,
-    destinations: [handlerDestination("crm", (r) => Promise.resolve(void got.push(r.lesson_id)))],
-    log: (line) => logs.push(line),
-  });
+  const { got, forwarder } = collecting(kv, { log: (line) => logs.push(line) });
   try {
     await newRecords(real, 1);
     // Projected by a reader: an outbox entry, due now.

@@ -23,7 +23,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { LessonProgressRecord } from "../matching/record.ts";
-import { type OutboxEntry, outboxIdOf } from "../store/keys.ts";
+import { type OutboxEntry, outboxIdParts } from "../store/keys.ts";
 import {
   expandFlights,
   firstFlightEnd,
@@ -35,8 +35,8 @@ import {
   LEASE_MS,
   type Leased,
   leaseDue,
-  messageIdOf,
   nextDue,
+  pendingEntry,
   settle,
   type Settlement,
 } from "../store/outbox.ts";
@@ -189,25 +189,6 @@ interface InFlight {
   entry: OutboxEntry;
 }
 
-/** The first attempt's entry of a record in a flight: as it would be in the outbox, not stored. */
-function flightEntry(flight: HeldFlight, record: LessonProgressRecord): OutboxEntry {
-  const { destination, createdAt } = flight.entry.value;
-  const messageId = messageIdOf(record);
-  return {
-    id: outboxIdOf(destination, messageId),
-    destination,
-    messageId,
-    record,
-    status: "pending",
-    attempts: 0,
-    dueAt: flight.until,
-    lastError: null,
-    createdAt,
-    deliveredAt: null,
-    deadAt: null,
-  };
-}
-
 /** The error of an attempt that passed its deadline. */
 class DeadlineError extends Error {
   override name = "DeadlineError";
@@ -322,8 +303,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   }
 
   async function deliverOne(item: Leased | InFlight): Promise<void> {
-    const leased = "landing" in item ? null : item;
-    const entry = "landing" in item ? item.entry : item.value;
+    const flown = "landing" in item ? item : null;
+    const leased = flown ? null : item as Leased;
+    const entry = flown ? flown.entry : leased!.value;
     const started = performance.now();
     const destination = byName.get(entry.destination);
     const n = entry.attempts + 1;
@@ -333,8 +315,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     } catch (err) {
       const retryIn = n > delays.length ? null : delays[n - 1];
       const error = err instanceof Error ? err.message : String(err);
-      if (leased) await record({ leased, outcome: "failed", error, retryInMs: retryIn });
-      else await flightEnded(item as InFlight, { record: entry.record, error, retryInMs: retryIn });
+      if (flown) await flightEnded(flown, { record: entry.record, error, retryInMs: retryIn });
+      else await record({ leased: leased!, outcome: "failed", error, retryInMs: retryIn });
       log({
         level: retryIn === null ? "error" : "warn",
         msg: "forward",
@@ -346,8 +328,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       });
       return;
     }
-    if (leased) await record({ leased, outcome: "delivered" });
-    else await flightEnded(item as InFlight, null);
+    if (flown) await flightEnded(flown, null);
+    else await record({ leased: leased!, outcome: "delivered" });
     log({
       msg: "forward",
       id: entry.id,
@@ -364,7 +346,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     );
     return (id) => {
       if (attempting.has(id)) return false;
-      const name = id.slice(0, id.indexOf(":"));
+      const name = outboxIdParts(id).destination;
       const left = free.get(name);
       if (left === undefined) return true; // unknown here: leased, and failed at once
       if (left <= 0) return false;
@@ -410,8 +392,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         left: flight.records.length,
         failures: [],
       };
+      const { destination, createdAt } = flight.entry.value;
       for (const record of flight.records) {
-        ready.push({ landing, entry: flightEntry(flight, record) });
+        // The entry its first attempt would have in the outbox (not stored).
+        ready.push({ landing, entry: pendingEntry(record, destination, flight.until, createdAt) });
       }
     }
   };

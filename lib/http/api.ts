@@ -15,6 +15,7 @@ import type { Forwarder } from "../forward/forwarder.ts";
 import type { Projector } from "../projector.ts";
 import { cursorSchema, timeIdIdPosition, timeIdPosition } from "../store/_page.ts";
 import { forwardedFromFlight } from "../store/flights.ts";
+import { outboxIdParts } from "../store/keys.ts";
 import { listOutbox, MESSAGE_ID_PART, requeue } from "../store/outbox.ts";
 import { FEED_FENCE_STEP_MS } from "../store/limits.ts";
 import { listFeed, listRecords, listUnmatched } from "../store/records.ts";
@@ -215,9 +216,9 @@ export function apiRoutes(
     const entry = await retryWhenBusy(() => requeue(kv, id.data, now()));
     if (!entry) {
       // A record forwarded on its first attempt leaves no entry (see `lib/store/flights.ts`).
-      const destination = id.data.slice(0, id.data.indexOf(":"));
+      const { destination, messageId } = outboxIdParts(id.data);
       const forwards = forwarder?.destinations.includes(destination) ?? false;
-      if (forwards && await retryWhenBusy(() => forwardedFromFlight(kv, id.data))) {
+      if (forwards && await retryWhenBusy(() => forwardedFromFlight(kv, messageId))) {
         throw new HttpError(
           409,
           `outbox entry ${id.data} has no attempt to retry: its record was delivered, or is being forwarded`,

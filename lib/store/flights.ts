@@ -36,7 +36,7 @@ import {
   recordKey,
   type RecordPosition,
 } from "./keys.ts";
-import { addFailedEntry, addOutboxEntries, messageIdOf } from "./outbox.ts";
+import { addFailedEntry, addOutboxEntries, messageIdOf, messageParts } from "./outbox.ts";
 import { keyBytes, type Mutations, type PlanSize } from "./plan.ts";
 import { recordPositionOf } from "./records.ts";
 import { retryWhenBusy } from "./retry.ts";
@@ -101,19 +101,23 @@ export function addFlights(
 /** Bytes a flight's value takes per record, at most (for commit sizes). */
 export const FLIGHT_BYTES_PER_RECORD = 160;
 
+/** A flight key's bytes, at most (its id is a UUID). */
+const FLIGHT_KEY_BYTES = keyBytes(
+  outboxFlightKey(Number.MAX_SAFE_INTEGER, "00000000-0000-0000-0000-000000000000"),
+);
+
 /**
  * What the flights of `destinations` destinations add to a commit besides their records (each
  * record adds {@linkcode FLIGHT_BYTES_PER_RECORD} per destination), estimated from above.
  */
 export function flightsSize(destinations: number): PlanSize {
-  const key = keyBytes(outboxFlightKey(Number.MAX_SAFE_INTEGER, crypto.randomUUID()));
   return {
     checks: 0,
     mutations: destinations,
-    keyBytes: destinations * key,
+    keyBytes: destinations * FLIGHT_KEY_BYTES,
     // The key counted twice, as `CommitPlan.measure` does, and the value's fields (a name of up
     // to 32 characters and a time).
-    totalBytes: destinations * (2 * key + 128),
+    totalBytes: destinations * (2 * FLIGHT_KEY_BYTES + 128),
   };
 }
 
@@ -215,21 +219,13 @@ export async function withoutRecords(
   return removed;
 }
 
-/** The school and progress event id a message id was made of (see `messageIdOf`). */
-export function messageParts(messageId: string): { tenantId: string; eventId: string } | null {
-  const m = /^msg_([^_]+)_([^_]+)$/.exec(messageId);
-  if (!m) return null;
-  const unescape = (part: string) => part.replace(/\.(.)/g, (_, c) => (c === "u" ? "_" : "."));
-  return { tenantId: unescape(m[1]), eventId: unescape(m[2]) };
-}
-
 /**
- * Whether the outbox entry `id` is missing because its record was forwarded from a flight (or is
- * being forwarded): its progress event is stored, and paired. Answers `false` once the event has
- * expired (`RETENTION_DAYS`), as a delivered entry's retention ends.
+ * Whether a message with no outbox entry is missing one because its record was forwarded from a
+ * flight (or is being forwarded): its progress event is stored, and paired. Answers `false` once
+ * the event has expired (`RETENTION_DAYS`), as a delivered entry's retention ends.
  */
-export async function forwardedFromFlight(kv: Deno.Kv, id: string): Promise<boolean> {
-  const parts = messageParts(id.slice(id.indexOf(":") + 1));
+export async function forwardedFromFlight(kv: Deno.Kv, messageId: string): Promise<boolean> {
+  const parts = messageParts(messageId);
   if (!parts) return false;
   const pointer = await kv.get<EventPointer>(eventIdKey(parts.tenantId, parts.eventId));
   if (!pointer.value || pointer.value.topic !== "enrollment.progress") return false;

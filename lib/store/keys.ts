@@ -411,6 +411,13 @@ export const outboxFlightKey = (until: number, id: string): Deno.KvKey => [
 
 /** The id of the outbox entry of message `messageId` for `destination`. */
 export const outboxIdOf = (destination: string, messageId: string) => `${destination}:${messageId}`;
+
+/** The destination and message id an outbox entry's id was made of ({@linkcode outboxIdOf}). */
+export function outboxIdParts(id: string): { destination: string; messageId: string } {
+  const at = id.indexOf(":");
+  return { destination: id.slice(0, at), messageId: id.slice(at + 1) };
+}
+
 export const outboxKey = (id: string): Deno.KvKey => ["outbox", id];
 export const OUTBOX_DUE_PREFIX: Deno.KvKey = ["outbox_due"];
 export const outboxDueKey = (at: number, id: string): Deno.KvKey => [...OUTBOX_DUE_PREFIX, at, id];

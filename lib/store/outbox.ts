@@ -56,6 +56,40 @@ export function messageIdOf(record: Pick<LessonProgressRecord, "tenant_id" | "pr
 /** What {@linkcode messageIdOf} makes of one part of up to 64 characters. */
 export const MESSAGE_ID_PART = /(?:[A-Za-z0-9-]|\.[.u]){1,64}/;
 
+/** The school and progress event id a message id was made of ({@linkcode messageIdOf}'s inverse). */
+export function messageParts(messageId: string): { tenantId: string; eventId: string } | null {
+  const m = /^msg_([^_]+)_([^_]+)$/.exec(messageId);
+  if (!m) return null;
+  const unescape = (part: string) => part.replace(/\.(.)/g, (_, c) => (c === "u" ? "_" : "."));
+  return { tenantId: unescape(m[1]), eventId: unescape(m[2]) };
+}
+
+/**
+ * A record's entry for `destination` before any attempt: pending, due at `dueAt`. What the outbox
+ * stores first, and what a flight's first attempt is given (`lib/forward/forwarder.ts`).
+ */
+export function pendingEntry(
+  record: LessonProgressRecord,
+  destination: string,
+  dueAt: number,
+  createdAt: number,
+): OutboxEntry {
+  const messageId = messageIdOf(record);
+  return {
+    id: outboxIdOf(destination, messageId),
+    destination,
+    messageId,
+    record,
+    status: "pending",
+    attempts: 0,
+    dueAt,
+    lastError: null,
+    createdAt,
+    deliveredAt: null,
+    deadAt: null,
+  };
+}
+
 /**
  * Adds one pending entry per destination to `op` (a projection's commit, or a flight's expansion),
  * due at `now`, each checked absent; `createdAt` (default `now`) is when its record was projected.
@@ -67,26 +101,13 @@ export function addOutboxEntries(
   now: number,
   opts: { createdAt?: number } = {},
 ) {
-  const messageId = messageIdOf(record);
-  const dueAt = now;
   for (const destination of destinations) {
-    const id = outboxIdOf(destination, messageId);
-    const entry: OutboxEntry = {
-      id,
-      destination,
-      messageId,
-      record,
-      status: "pending",
-      attempts: 0,
-      dueAt,
-      lastError: null,
-      createdAt: opts.createdAt ?? now,
-      deliveredAt: null,
-      deadAt: null,
-    };
-    op.check({ key: outboxKey(id), versionstamp: null })
-      .set(outboxKey(id), entry)
-      .set(outboxDueKey(dueAt, id), id);
+    const entry = pendingEntry(record, destination, now, opts.createdAt ?? now);
+    const key = outboxKey(entry.id);
+    op.check({ key, versionstamp: null }).set(key, entry).set(
+      outboxDueKey(now, entry.id),
+      entry.id,
+    );
   }
   return op;
 }
@@ -101,23 +122,16 @@ export function addFailedEntry(
   destination: string,
   failure: { createdAt: number; now: number; error: string; retryInMs: number | null },
 ) {
-  const messageId = messageIdOf(record);
-  const id = outboxIdOf(destination, messageId);
   const { now, retryInMs } = failure;
   const dead = retryInMs === null;
   const entry: OutboxEntry = {
-    id,
-    destination,
-    messageId,
-    record,
+    ...pendingEntry(record, destination, dead ? now : now + retryInMs, failure.createdAt),
     status: dead ? "dead" : "pending",
     attempts: 1,
-    dueAt: dead ? now : now + retryInMs,
     lastError: failure.error.slice(0, 500),
-    createdAt: failure.createdAt,
-    deliveredAt: null,
     deadAt: dead ? now : null,
   };
+  const { id } = entry;
   op.check({ key: outboxKey(id), versionstamp: null }).set(outboxKey(id), entry);
   if (dead) op.set(outboxDeadKey(now, id), id);
   else op.set(outboxDueKey(entry.dueAt, id), id);

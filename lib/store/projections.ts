@@ -128,10 +128,10 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
   ]);
   if (entries.length === 0) return { projected: 0, more: false };
   const projections = await upgraded(kv, entries);
-  let destinationsOf = (_: LessonProgressRecord) => options.destinations;
   const { flights: handOver } = options;
-  // Forwarded from flights, the records get no outbox entry in this commit.
+  // The destinations that get outbox entries in this commit: none when forwarded from flights.
   const entryDestinations = handOver ? [] : options.destinations;
+  let destinationsOf = (_: LessonProgressRecord) => entryDestinations;
   const flightCount = handOver ? options.destinations.length : 0;
   for (let attempt = 0;; attempt++) {
     const op = new CommitPlan().check(lease);
@@ -146,8 +146,7 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
       const projection = projections[i];
       // A legacy entry whose record is gone (its learner erased meanwhile) leaves nothing.
       if (projection) {
-        const destinations = handOver ? entryDestinations : destinationsOf(projection.record);
-        project(writes, projection, destinations, options.now);
+        project(writes, projection, destinationsOf(projection.record), options.now);
       }
       const size = writes.measure().size;
       size.totalBytes += FLIGHT_BYTES_PER_RECORD * flightCount;
@@ -183,9 +182,9 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     if (attempt > 0 || now.versionstamp !== lease.versionstamp) return { projected: 0, more: true };
     // The lease held: an outbox entry of the batch exists already. Leave those as they are.
     const records = projections.flatMap((p) => p ? [p.record] : []);
-    const existing = await existingOutbox(kv, records, options.destinations);
+    const existing = await existingOutbox(kv, records, entryDestinations);
     destinationsOf = (r) =>
-      options.destinations.filter((d) => !existing.has(outboxIdOf(d, messageIdOf(r))));
+      entryDestinations.filter((d) => !existing.has(outboxIdOf(d, messageIdOf(r))));
   }
 }
 
