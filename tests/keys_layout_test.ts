@@ -33,8 +33,12 @@ import {
   lessonInfoKey,
   OUTBOX_DEAD_PREFIX,
   OUTBOX_DUE_PREFIX,
+  OUTBOX_FLIGHT_PREFIX,
   outboxDeadKey,
   outboxDueKey,
+  outboxFlightKey,
+  outboxIdOf,
+  outboxIdParts,
   outboxKey,
   PROJECTION_PREFIX,
   projectionKey,
@@ -98,6 +102,8 @@ const LAYOUT: [string, Deno.KvKey, Deno.KvKey][] = [
   ["outbox due entry", outboxDueKey(5, "d:msg_1"), ["outbox_due", 5, "d:msg_1"]],
   ["outbox dead list", OUTBOX_DEAD_PREFIX, ["outbox_dead"]],
   ["outbox dead entry", outboxDeadKey(6, "d:msg_1"), ["outbox_dead", 6, "d:msg_1"]],
+  ["outbox flights", OUTBOX_FLIGHT_PREFIX, ["outbox_flight"]],
+  ["outbox flight", outboxFlightKey(7, "f-1"), ["outbox_flight", 7, "f-1"]],
   ["course", courseInfoKey(2100013), ["dash_course", 2100013]],
   ["courses", COURSE_INFO_PREFIX, ["dash_course"]],
   ["course counters", COURSE_COUNTER_PREFIX, ["dash_course_n"]],
@@ -119,6 +125,16 @@ const LAYOUT: [string, Deno.KvKey, Deno.KvKey][] = [
   ],
   ["erasure tombstone", erasedKey("48213", 5000049), ["erased", "48213", 5000049]],
 ];
+
+Deno.test("keys: an outbox id gives back the destination and message id it was made of", () => {
+  assertEquals(outboxIdOf("crm", "msg_48213_2026"), "crm:msg_48213_2026");
+  assertEquals(outboxIdParts("crm:msg_48213_2026"), {
+    destination: "crm",
+    messageId: "msg_48213_2026",
+  });
+  // A destination name has no ":"; a message id is kept whole after the first one.
+  assertEquals(outboxIdParts("d:a:b"), { destination: "d", messageId: "a:b" });
+});
 
 Deno.test("keys: every key is written as the documented layout reads it", () => {
   for (const [name, built, documented] of LAYOUT) assertEquals(built, documented, name);
