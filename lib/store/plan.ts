@@ -129,6 +129,28 @@ export function keyId(key: Deno.KvKey): string {
 export class CommitPlan implements Mutations {
   readonly checks: Deno.AtomicCheck[] = [];
   readonly mutations: Deno.KvMutation[] = [];
+  /** {@linkcode keyId} of each check's and each mutation's key, as far as computed (see below). */
+  #checkIdList: string[] = [];
+  #mutationIdList: string[] = [];
+
+  /**
+   * The key id of each check, in order, each computed once: entries are only ever appended (by
+   * the methods below, and by callers pushing onto `checks`), so the ids of new ones are added.
+   */
+  #checkIds(): string[] {
+    const ids = this.#checkIdList;
+    for (let i = ids.length; i < this.checks.length; i++) ids.push(keyId(this.checks[i].key));
+    return ids;
+  }
+
+  /** The key id of each mutation, in order, as {@linkcode CommitPlan.#checkIds}. */
+  #mutationIds(): string[] {
+    const ids = this.#mutationIdList;
+    for (let i = ids.length; i < this.mutations.length; i++) {
+      ids.push(keyId(this.mutations[i].key));
+    }
+    return ids;
+  }
 
   check(...checks: Deno.AtomicCheck[]): this {
     for (const c of checks) this.checks.push({ key: c.key, versionstamp: c.versionstamp });
@@ -166,22 +188,39 @@ export class CommitPlan implements Mutations {
    */
   followedBy(next: CommitPlan): CommitPlan {
     const merged = new CommitPlan();
-    const mutated = new Set(this.mutations.map((m) => keyId(m.key)));
-    const checked = new Set<string>();
-    for (const c of this.checks) {
-      checked.add(`${keyId(c.key)} ${c.versionstamp}`);
+    const checkIds = this.#checkIds();
+    const mutationIds = this.#mutationIds();
+    const nextCheckIds = next.#checkIds();
+    const nextMutationIds = next.#mutationIds();
+    // Plans hold a few keys each: scans of their id lists, with nothing built for a lookup.
+    const checksAlready = (id: string, versionstamp: string | null) => {
+      for (let i = 0; i < checkIds.length; i++) {
+        if (checkIds[i] === id && this.checks[i].versionstamp === versionstamp) return true;
+      }
+      return false;
+    };
+    const replaced = (id: string) => {
+      for (let i = 0; i < nextMutationIds.length; i++) {
+        if (nextMutationIds[i] === id && next.mutations[i].type !== "sum") return true;
+      }
+      return false;
+    };
+    merged.checks.push(...this.checks);
+    merged.#checkIdList.push(...checkIds);
+    for (let i = 0; i < next.checks.length; i++) {
+      const c = next.checks[i];
+      const id = nextCheckIds[i];
+      if (mutationIds.includes(id) || checksAlready(id, c.versionstamp)) continue;
       merged.checks.push(c);
+      merged.#checkIdList.push(id);
     }
-    for (const c of next.checks) {
-      const id = keyId(c.key);
-      if (!mutated.has(id) && !checked.has(`${id} ${c.versionstamp}`)) merged.checks.push(c);
+    for (let i = 0; i < this.mutations.length; i++) {
+      if (replaced(mutationIds[i])) continue;
+      merged.mutations.push(this.mutations[i]);
+      merged.#mutationIdList.push(mutationIds[i]);
     }
-    const replaced = new Set<string>();
-    for (const m of next.mutations) {
-      if (m.type === "set" || m.type === "delete") replaced.add(keyId(m.key));
-    }
-    for (const m of this.mutations) if (!replaced.has(keyId(m.key))) merged.mutations.push(m);
     merged.mutations.push(...next.mutations);
+    merged.#mutationIdList.push(...nextMutationIds);
     return merged;
   }
 
@@ -225,9 +264,11 @@ export class CommitPlan implements Mutations {
    * by {@linkcode keyId}.
    */
   profile(): PlanProfile {
-    const checks = this.checks.map((c) => ({ id: keyId(c.key), versionstamp: c.versionstamp }));
+    const checkIds = this.#checkIds();
+    const mutationIds = this.#mutationIds();
+    const checks = this.checks.map((c, i) => ({ id: checkIds[i], versionstamp: c.versionstamp }));
     const mutated: PlanProfile["mutated"] = new Map();
-    for (const m of this.mutations) mutated.set(keyId(m.key), m.type !== "delete");
+    this.mutations.forEach((m, i) => mutated.set(mutationIds[i], m.type !== "delete"));
     return { ...this.measure(), checks, mutated };
   }
 }
