@@ -71,3 +71,40 @@ Deno.test("plan: a merged commit leaves what the two commits leave one after the
     kv.close();
   }
 });
+
+/** The same checks and mutations as `plan`, in a plan built anew (no key id computed yet). */
+function rebuilt(plan: CommitPlan): CommitPlan {
+  const fresh = new CommitPlan().check(...plan.checks);
+  fresh.mutations.push(...plan.mutations);
+  return fresh;
+}
+
+Deno.test("plan: a merged plan's key ids are its own entries' (chained, profiled before, or pushed to)", () => {
+  const first = new CommitPlan()
+    .check({ key: ["summary"], versionstamp: "01" }, { key: ["fence"], versionstamp: null })
+    .set(["summary"], 1).set(["event", "a"], "a").sum(["count"], 1n).set(["pointer", "a"], "a");
+  const second = new CommitPlan()
+    .check({ key: ["summary"], versionstamp: "02" }, { key: ["pointer", "b"], versionstamp: null })
+    .set(["summary"], 2).delete(["event", "a"]).set(["pointer", "b"], "b");
+  const third = new CommitPlan()
+    .check({ key: ["pointer", "c"], versionstamp: null }, { key: ["fence"], versionstamp: "03" })
+    .set(["event", "c"], "c").set(["pointer", "a"], "again").set(["summary"], 3);
+  first.profile(); // ids computed before the merge are reused, and must stay in step
+  const once = first.followedBy(second);
+  const twice = once.followedBy(third);
+  for (const [name, plan] of [["once", once], ["twice", twice]] as const) {
+    assertEquals(plan.profile(), rebuilt(plan).profile(), name);
+  }
+  // The third's checks of keys the merge mutates are dropped by id, as a plan built anew would.
+  assertEquals(twice.checks.map((c) => c.key), [
+    ["summary"],
+    ["fence"],
+    ["pointer", "b"],
+    ["pointer", "c"],
+    ["fence"],
+  ]);
+  // Entries pushed onto a profiled plan get their ids too.
+  twice.checks.push({ key: ["late"], versionstamp: null });
+  twice.mutations.push({ type: "delete", key: ["late", "m"] });
+  assertEquals(twice.profile(), rebuilt(twice).profile(), "pushed after a profile");
+});
