@@ -16,7 +16,8 @@
  * (shared with other requests). The enrollment's next delivery in this process, most often the
  * pair's other half, decides from what that commit left (`lib/store/warm.ts`) and costs its commit
  * alone. A redelivery of a paired event reads its record (stored, or still waiting for the
- * projector) instead of committing.
+ * projector) instead of committing; when this process made that record lately
+ * (`lib/store/recent.ts`), it reads only whether the learner was erased.
  *
  * A first delivery in an enrollment this process knows nothing of skips its read when most such
  * deliveries lately found their enrollment empty (new learners, new courses): it decides as if the
@@ -48,6 +49,7 @@ import type { Holds } from "./hold.ts";
 import type { Lanes } from "./lanes.ts";
 import type { WarmViews, Writes } from "./store/warm.ts";
 import type { Presumptions } from "./store/presumed.ts";
+import type { RecentRecords } from "./store/recent.ts";
 import { decide, type DecideOptions, needsCluster, type Outcome } from "./matching/decide.ts";
 import type { Committer } from "./store/committer.ts";
 import { type CommitPlan, fitsWithin } from "./store/plan.ts";
@@ -82,6 +84,8 @@ export interface CollatorDeps {
   warm?: WarmViews;
   /** When to decide a cold first delivery as new, without reading (with `warm` only). */
   presumed?: Presumptions;
+  /** Records this process's commits made lately: a redelivery of their events reads less. */
+  recent?: RecentRecords;
 }
 
 /** Too many concurrent writers: the caller should answer 503 and let the sender retry. */
@@ -155,6 +159,13 @@ async function pass(
   for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
     // Stryker disable next-line all: the jitter only spreads retries in time (no timed tests)
     if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+    // A redelivery of an event paired here lately: its record, as long as no erasure of its
+    // learner has begun (an erasure writes the tombstone first); else read, as any delivery.
+    const known = attempt === 0 ? deps.recent?.find(event, now()) : null;
+    if (known && !await isErased(kv, { tenantId: known.tenant_id, userId: known.user_id })) {
+      const outcome: Outcome = { status: "collated", record: known, fresh: false };
+      return { outcome, alone: false, versionstamp: null, place: event };
+    }
     const view = deps.warm?.view(event, windowMs, now()) ??
       await coldView(deps, event, windowMs, attempt === 0, now);
     const { place, pointer } = view;
@@ -231,6 +242,7 @@ async function pass(
         });
       }
       outcome = paired(outcome, event);
+      deps.recent?.remember(made, now());
       // Wakes this enrollment's held deliveries, handing them the records just made.
       deps.holds?.notify(enrollmentTag(place), made);
       return { outcome, alone, versionstamp, place };

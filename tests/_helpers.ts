@@ -155,8 +155,11 @@ export interface Harness {
 export async function harness(
   env: Record<string, string> = {},
   kv?: Deno.Kv,
-  /** `warm`: the app's warm views (`false`: none, every delivery reads). */
-  opts: { warm?: false | WarmViews } = {},
+  /**
+   * `warm`: the app's warm views (`false`: none, every delivery reads); `recent: false`: no recent
+   * records, a redelivery reads its view and its record.
+   */
+  opts: { warm?: false | WarmViews; recent?: false } = {},
 ): Promise<Harness> {
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0", ...env });
   const db = kv ?? await Deno.openKv(":memory:");
@@ -170,6 +173,7 @@ export async function harness(
     now: () => clock.now,
     projector,
     warm: opts.warm === false ? null : opts.warm,
+    recent: opts.recent === false ? null : undefined,
   });
   const h: Harness = {
     app,

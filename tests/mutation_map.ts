@@ -38,6 +38,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("intake"),
     T("telemetry"),
     T("redelivery_race"),
+    T("recent"),
     T("erasure"),
     T("hold"),
     T("compete"),
@@ -88,6 +89,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("flights"),
   ],
   "lib/http/app.ts": [
+    T("recent"),
     T("presumed"),
     T("warm"),
     T("storage_faults"),
@@ -108,6 +110,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   ],
   "lib/http/errors.ts": [T("errors_name"), T("intake"), T("api")],
   "lib/http/webhooks.ts": [
+    T("recent"),
     T("webhooks_statuses"),
     T("intake_fields"),
     T("body"),
@@ -257,6 +260,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
   "lib/store/retry.ts": [T("retry_backoff"), T("retry"), T("storage_faults"), T("committer")],
   "lib/store/stats.ts": [T("stats_counts"), T("dashboard"), T("dashboard_pages")],
   "lib/store/presumed.ts": [T("presumed"), T("collator_join")],
+  "lib/store/recent.ts": [T("recent")],
   "lib/store/warm.ts": [
     T("warm"),
     T("collator_join"),

@@ -95,8 +95,9 @@ Deno.test("projection batch: a commit never holds more than Deno KV's 100 checks
     for (const s of sizes) {
       assert(s.checks <= 100 && s.mutations <= 1000, JSON.stringify(s));
     }
-    // Full commits: the checks limit (two per record, and the lease's) decides.
-    assertEquals(sizes[0].checks, 99);
+    // Full commits: the checks limit (three per record: its entry and its two outbox entries, and
+    // the lease's) decides.
+    assertEquals(sizes[0].checks, 100);
     assertEquals((await Array.fromAsync(h.kv.list({ prefix: ["outbox"] }))).length, 200);
   } finally {
     h.close();
@@ -133,6 +134,52 @@ Deno.test("projection batch: its flights count in the commit's limits, mutations
     h.close();
   }
 });
+
+Deno.test("projection batch: entries another process projected between its list and its read of the lease are not projected again", async () => {
+  const h = await harness();
+  try {
+    await records(h, 3);
+    let other: Promise<unknown> | null = null;
+    // The list is read before the other process's batch commits, the lease after it.
+    const otherBatch = () =>
+      other ??= projectPending(h.kv, { destinations: [], now: T0 + 1, flights: noFlights() });
+    const kv = new Proxy(h.kv, {
+      get(target, prop) {
+        if (prop === "list") {
+          return (...args: Parameters<Deno.Kv["list"]>) =>
+            (async function* () {
+              const listed = await Array.fromAsync(target.list(...args));
+              await otherBatch();
+              yield* listed;
+            })();
+        }
+        if (prop === "get") {
+          return async (key: Deno.KvKey) => {
+            await otherBatch();
+            return await target.get(key);
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const handed: number[] = [];
+    const flights = { ms: 60_000, to: (f: HeldFlight[]) => void handed.push(f.length) };
+    assertEquals(await projectBatch(kv, { destinations: ["webhook"], now: T0, flights }), {
+      projected: 0,
+      more: true,
+    });
+    assertEquals(handed, [], "no flight of records projected already");
+    const lease = await h.kv.get<{ at: number; projected: number }>(PROJECTOR_LEASE_KEY);
+    assertEquals(lease.value, { at: T0 + 1, projected: 3 }, "the other's batch");
+    assertEquals((await Array.fromAsync(h.kv.list({ prefix: ["feed"] }))).length, 3, "once each");
+  } finally {
+    h.close();
+  }
+});
+
+/** Flights to nowhere: the records are projected, their flights not handed to anyone. */
+const noFlights = () => ({ ms: 60_000, to: () => {} });
 
 Deno.test("projection batch: one that loses to another process projects nothing and says more", async () => {
   const h = await harness();

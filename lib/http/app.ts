@@ -17,6 +17,7 @@ import { createHolds, type Holds } from "../hold.ts";
 import { createLanes } from "../lanes.ts";
 import { createWarmViews, type WarmViews } from "../store/warm.ts";
 import { createPresumptions, type Presumptions } from "../store/presumed.ts";
+import { createRecentRecords, type RecentRecords } from "../store/recent.ts";
 import { wakeModeOf } from "../kv.ts";
 import { type Committer, createCommitter } from "../store/committer.ts";
 import { jsonLogger, type Logger } from "../log.ts";
@@ -51,6 +52,11 @@ export interface AppDeps {
    * `null`: never, for tests).
    */
   presumed?: Presumptions | null;
+  /**
+   * The records this process made lately, for redeliveries (default: new ones, with warm views
+   * only; `null`: a redelivery reads its view and its record, for tests).
+   */
+  recent?: RecentRecords | null;
 }
 
 /** Seconds a sender should wait after a 503. */
@@ -70,6 +76,7 @@ export function createApp(deps: AppDeps): Hono {
   const presumed = deps.presumed === null || !warm
     ? undefined
     : deps.presumed ?? createPresumptions();
+  const recent = deps.recent === null || !warm ? undefined : deps.recent ?? createRecentRecords();
   const projector = deps.projector ?? createProjector({
     kv: deps.kv,
     destinations: deps.forwarder?.destinations,
@@ -90,6 +97,7 @@ export function createApp(deps: AppDeps): Hono {
       lanes,
       warm,
       presumed,
+      recent,
       projector,
     }),
   );

@@ -18,6 +18,7 @@ import type { Holds } from "../hold.ts";
 import type { Lanes } from "../lanes.ts";
 import type { WarmViews } from "../store/warm.ts";
 import type { Presumptions } from "../store/presumed.ts";
+import type { RecentRecords } from "../store/recent.ts";
 import type { Committer } from "../store/committer.ts";
 import type { Logger } from "../log.ts";
 import { MAX_STORED_BODY_BYTES } from "../store/limits.ts";
@@ -43,6 +44,8 @@ export interface WebhookDeps {
   warm?: WarmViews;
   /** When a cold first delivery decides without reading (none: it reads). */
   presumed?: Presumptions;
+  /** Records this process made lately (none: a redelivery reads its view and its record). */
+  recent?: RecentRecords;
 }
 
 interface LogFields {
@@ -82,7 +85,7 @@ function statusOf(outcome: Outcome, pendingStatus: number): number {
 
 /** The webhook route group. */
 export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFields } }> {
-  const { kv, config, log, projector, committer, holds, lanes, warm, presumed } = deps;
+  const { kv, config, log, projector, committer, holds, lanes, warm, presumed, recent } = deps;
   const verify = config.webhookSecret ? createVerifier(config.webhookSecret) : null;
   const app = new Hono<{ Variables: { log: LogFields } }>();
 
@@ -152,7 +155,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono<{ Variables: { log: LogFi
     const event = parsed.event;
     Object.assign(fields, { topic: event.topic, event_id: event.id });
     const outcome = await retryWhenBusy(() =>
-      collate({ kv, committer, holds, lanes, warm, presumed }, event, body, {
+      collate({ kv, committer, holds, lanes, warm, presumed, recent }, event, body, {
         ...config,
         now: deps.now,
       })

@@ -34,6 +34,9 @@ export const WARM_ENROLLMENTS = 256;
 /** How long a warm view is kept, ms (`warm.ts`). */
 export const WARM_FOR_MS = 30_000;
 
+/** Records a process keeps of those its commits made, for redeliveries (`recent.ts`). */
+export const RECENT_RECORDS = 256;
+
 /**
  * Presumed views (`presumed.ts`): presuming starts once this share of the cold first deliveries
  * found their enrollment without events (a failed presumption costs about what a held one saves).

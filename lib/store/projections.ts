@@ -8,9 +8,10 @@
  * `["projection", tenant, user, course, n]` ({@linkcode addProjection}), `n` counting the
  * enrollment's records, so an enrollment's records are projected in the order they were made. A
  * projection batch ({@linkcode projectBatch}) reads the first entries and commits in one atomic:
- * every write of those records, the deletion of their entries, and a rewrite of the lease key
- * `["projector"]`, checked as read. Two processes projecting at once
- * therefore never both commit a batch, and each record is projected exactly once, whatever the
+ * every write of those records, the deletion of their entries (each checked as listed), and a
+ * rewrite of the lease key `["projector"]`, checked as read. Two processes projecting at once
+ * therefore never both commit a batch, nor one a batch of entries the other projected between its
+ * list and its read of the lease, and each record is projected exactly once, whatever the
  * crashes or restarts: an entry left by a process that stopped is projected by the next batch of
  * any process. {@linkcode projectPending} runs batches until none is left; readers of records and
  * derived views call it first (through the process's projector, `lib/projector.ts`), so they read
@@ -53,7 +54,8 @@ import { addCompletion, addLearner } from "./stats.ts";
 
 /**
  * Entries one batch reads at most (a batch commits those that fit in one atomic): a record takes
- * about 11 mutations, and 2 more per destination, so this many fit within Deno KV's 1,000.
+ * about 11 mutations, and 2 more per destination, so this many fit within Deno KV's 1,000; and a
+ * check of its entry, and one more per destination, within its 100 checks.
  */
 export const PROJECTION_BATCH = 64;
 
@@ -111,8 +113,8 @@ export interface BatchResult {
 
 /**
  * Projects the first pending entries (up to {@linkcode PROJECTION_BATCH}, and what fits in one
- * atomic commit) in one commit checked against the lease as read. A batch that loses to another
- * process's projects nothing and says `more`. An outbox entry that exists already (made by hand,
+ * atomic commit) in one commit checked against the lease and each entry as read. A batch that
+ * loses to another process's projects nothing and says `more`. An outbox entry that exists already (made by hand,
  * or by a copy of the database) is left as it is.
  */
 export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promise<BatchResult> {
@@ -142,7 +144,9 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     let taken = 0;
     const forwarded: LessonProgressRecord[] = [];
     for (const [i, entry] of entries.entries()) {
-      const writes = new CommitPlan().delete(entry.key);
+      // Checked as listed: the list and the lease's read are two reads, so another process's
+      // batch may have committed between them (the lease read after it, the entries before).
+      const writes = new CommitPlan().check(entry).delete(entry.key);
       const projection = projections[i];
       // A legacy entry whose record is gone (its learner erased meanwhile) leaves nothing.
       if (projection) {
