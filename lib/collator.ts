@@ -161,7 +161,7 @@ async function pass(
     if (attempt > 1) await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
     // A redelivery of an event paired here lately: its record, as long as no erasure of its
     // learner has begun (an erasure writes the tombstone first); else read, as any delivery.
-    const known = attempt === 0 ? deps.recent?.find(event, now()) : null;
+    const known = deps.recent?.find(event, now());
     if (known && !await isErased(kv, { tenantId: known.tenant_id, userId: known.user_id })) {
       const outcome: Outcome = { status: "collated", record: known, fresh: false };
       return { outcome, alone: false, versionstamp: null, place: event };

@@ -68,25 +68,29 @@ async function twoApps() {
   const calls: KvCall[] = [];
   const kv = instrumentKv(raw, { before: (c) => void calls.push(c) });
   const config = parseConfig({ THINKIFIC_WEBHOOK_SECRET: SECRET, HOLD_MS: "0" });
-  // The projector runs on the handle not counted, and only when drained.
-  const projector = { ...createProjector({ kv: raw }), kick() {} };
+  // The projector runs on the handle not counted, and only when drained; kicks are counted.
+  const kicks = { n: 0 };
+  const projector = { ...createProjector({ kv: raw }), kick: () => void kicks.n++ };
   const withRecent = createApp({ kv, config, projector, log: () => {} });
   const without = createApp({ kv, config, projector, log: () => {}, recent: null });
+  // No warm views: no recent records either (every delivery reads).
+  const cold = createApp({ kv, config, projector, log: () => {}, warm: null });
   const post = async (app: typeof without, body: unknown) => {
     const res = await app.request("/webhooks/thinkific", await signedInit(body));
     return { status: res.status, json: await res.json() };
   };
-  return { raw, calls, projector, withRecent, without, post };
+  return { raw, calls, kicks, projector, withRecent, without, cold, post };
 }
 
 Deno.test("recent records: a redelivery answers as a read would, after reading only the tombstone", async () => {
-  const { raw, calls, projector, withRecent, without, post } = await twoApps();
+  const { raw, calls, kicks, projector, withRecent, without, cold, post } = await twoApps();
   try {
     const lesson = lessonWebhook();
     const progress = progressWebhook();
     assertEquals((await post(withRecent, lesson)).json.status, "stored");
     const made = await post(withRecent, progress);
     assertEquals(made.json.status, "collated");
+    assertEquals(kicks.n, 1, "a new record kicks the projector");
     for (const drained of [false, true]) { // the record pending for the projector, then stored
       if (drained) await projector.drain();
       for (const body of [progress, lesson]) {
@@ -97,6 +101,18 @@ Deno.test("recent records: a redelivery answers as a read would, after reading o
         assertEquals(kept.json.record, made.json.record);
         assertEquals(calls, ["get"], "one read, no commit");
       }
+    }
+    assertEquals(kicks.n, 1, "a redelivery kicks nothing");
+    // Without recent records, or without warm views, a redelivery of a pair the same app made
+    // reads its view, then its record.
+    for (const [user, app] of [[5000077, without], [5000078, cold]] as const) {
+      const [l, p] = [lessonWebhook({ user }), progressWebhook({ user })];
+      await post(app, l);
+      const own = await post(app, p);
+      assertEquals(own.json.status, "collated");
+      calls.length = 0;
+      assertEquals((await post(app, p)).json.record, own.json.record);
+      assertEquals(calls.filter((c) => c !== "commit").length > 1, true, `${calls}`);
     }
     // The same id under the other topic is a conflict, as without recent records.
     const other = { ...lessonWebhook(), id: progress.id };

@@ -56,15 +56,13 @@ export function createRecentRecords(
     remember(records, now) {
       for (const record of records) {
         const entry = { record, at: now };
-        for (
-          const [topic, id] of [[LESSON_TOPIC, record.lesson_event_id], [
-            PROGRESS_TOPIC,
-            record.progress_event_id,
-          ]]
-        ) {
-          const key = idOf(record.tenant_id, topic, id);
-          kept.delete(key); // kept again as the newest
-          kept.set(key, entry);
+        const ids = [
+          idOf(record.tenant_id, LESSON_TOPIC, record.lesson_event_id),
+          idOf(record.tenant_id, PROGRESS_TOPIC, record.progress_event_id),
+        ];
+        for (const id of ids) {
+          kept.delete(id); // kept again as the newest
+          kept.set(id, entry);
         }
       }
       while (kept.size > 2 * max) kept.delete(kept.keys().next().value!);
