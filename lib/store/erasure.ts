@@ -41,7 +41,6 @@ import {
   lessonCounterKey,
   outboxDeadKey,
   outboxDueKey,
-  outboxIdOf,
   outboxKey,
   recordKey,
   recordKeys,
@@ -55,7 +54,7 @@ import { countedLessons, countsAsLearner } from "./enrollments.ts";
 import { withoutRecords } from "./flights.ts";
 import { learnerActivityKeys } from "./learners.ts";
 import { readAll } from "./_read.ts";
-import { messageIdOf } from "./outbox.ts";
+import { entryIdOf } from "./outbox.ts";
 import { projectPending } from "./projections.ts";
 import { feedPositionOf } from "./records.ts";
 import { DAY_MS, MINUS_ONE } from "./stats.ts";
@@ -167,7 +166,7 @@ const recordsDeleter: Deleter = async ({ kv, who, destinations, removed }) => {
       // after this list fails, and one that committed before it wrote entries the read below sees.
       const flown = await withoutRecords(kv, op, positions);
       const outboxIds = read.flatMap((r) =>
-        r.value ? destinations.map((d) => outboxIdOf(d, messageIdOf(r.value!))) : []
+        r.value ? destinations.map((d) => entryIdOf(d, r.value!)) : []
       );
       const outbox = await readAll<StoredOutboxEntry>(kv, outboxIds.map(outboxKey));
       for (const [i, r] of read.entries()) {

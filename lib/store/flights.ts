@@ -31,12 +31,18 @@ import {
   OUTBOX_FLIGHT_PREFIX,
   type OutboxFlight,
   outboxFlightKey,
-  outboxIdOf,
   outboxKey,
   recordKey,
   type RecordPosition,
 } from "./keys.ts";
-import { addFailedEntry, addOutboxEntries, messageIdOf, messageParts } from "./outbox.ts";
+import {
+  addFailedEntry,
+  addOutboxEntries,
+  entryIdOf,
+  existingEntries,
+  messageParts,
+} from "./outbox.ts";
+import { PROGRESS_TOPIC } from "../config.ts";
 import { keyBytes, type Mutations, type PlanSize } from "./plan.ts";
 import { recordPositionOf } from "./records.ts";
 import { retryWhenBusy } from "./retry.ts";
@@ -148,7 +154,7 @@ export async function landFlight(
       return op.commit();
     });
     if (res.ok) return true;
-    const ids = left.map((f) => outboxKey(outboxIdOf(destination, messageIdOf(f.record))));
+    const ids = left.map((f) => outboxKey(entryIdOf(destination, f.record)));
     const [again, ...existing] = await readAll<OutboxFlight>(kv, [current.key, ...ids]);
     if (again.value === null) return false;
     current = again as Deno.KvEntry<OutboxFlight>;
@@ -172,9 +178,8 @@ export async function expandFlights(kv: Deno.Kv, now: number): Promise<number> {
       const { destination, createdAt } = flight.value;
       const read = await readAll<LessonProgressRecord>(kv, flight.value.records.map(recordKey));
       const records = read.flatMap((r) => r.value ? [r.value] : []);
-      const ids = records.map((r) => outboxKey(outboxIdOf(destination, messageIdOf(r))));
-      const existing = await readAll(kv, ids);
-      const fresh = records.filter((_, i) => existing[i].versionstamp === null);
+      const existing = await existingEntries(kv, records, [destination]);
+      const fresh = records.filter((r) => !existing.has(entryIdOf(destination, r)));
       const op = kv.atomic().check(flight).delete(flight.key);
       for (const r of fresh) addOutboxEntries(op, r, [destination], now, { createdAt });
       if ((await retryWhenBusy(() => op.commit())).ok) {
@@ -228,7 +233,7 @@ export async function forwardedFromFlight(kv: Deno.Kv, messageId: string): Promi
   const parts = messageParts(messageId);
   if (!parts) return false;
   const pointer = await kv.get<EventPointer>(eventIdKey(parts.tenantId, parts.eventId));
-  if (!pointer.value || pointer.value.topic !== "enrollment.progress") return false;
+  if (!pointer.value || pointer.value.topic !== PROGRESS_TOPIC) return false;
   const key = eventKey({ ...pointer.value, tenantId: parts.tenantId, id: parts.eventId });
   const event = await kv.get<EventValue>(key);
   return event.value !== null && decodeEvent(event.value).recordAt != null;

@@ -30,6 +30,7 @@ import {
 import { KV_MAX_CHECKS, KV_MAX_COMMIT_BYTES, KV_MAX_GET_MANY, KV_MAX_MUTATIONS } from "./limits.ts";
 import { listPage, type Position } from "./_page.ts";
 import { retryWhenBusy } from "./retry.ts";
+import { readAll } from "./_read.ts";
 
 /** How long a process may hold an entry while delivering it. */
 export const LEASE_MS = 60_000;
@@ -51,6 +52,25 @@ function escapeIdPart(part: string): string {
  */
 export function messageIdOf(record: Pick<LessonProgressRecord, "tenant_id" | "progress_event_id">) {
   return `msg_${escapeIdPart(record.tenant_id)}_${escapeIdPart(record.progress_event_id)}`;
+}
+
+/** The id of `record`'s outbox entry for `destination`. */
+export function entryIdOf(
+  destination: string,
+  record: Pick<LessonProgressRecord, "tenant_id" | "progress_event_id">,
+): string {
+  return outboxIdOf(destination, messageIdOf(record));
+}
+
+/** The ids of the outbox entries of `records` for `destinations` that exist (one read). */
+export async function existingEntries(
+  kv: Deno.Kv,
+  records: readonly LessonProgressRecord[],
+  destinations: readonly string[],
+): Promise<Set<string>> {
+  const ids = records.flatMap((r) => destinations.map((d) => entryIdOf(d, r)));
+  const read = await readAll(kv, ids.map(outboxKey));
+  return new Set(ids.filter((_, i) => read[i].versionstamp !== null));
 }
 
 /** What {@linkcode messageIdOf} makes of one part of up to 64 characters. */

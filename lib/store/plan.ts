@@ -125,6 +125,12 @@ export function keyId(key: Deno.KvKey): string {
   return JSON.stringify(key.every((p) => tagged(p) === p) ? key : key.map(tagged));
 }
 
+/** `ids` (the key ids of `entries`' first ones) completed to one per entry. */
+function idsOf(entries: readonly { key: Deno.KvKey }[], ids: string[]): string[] {
+  for (let i = ids.length; i < entries.length; i++) ids.push(keyId(entries[i].key));
+  return ids;
+}
+
 /** One plan of one request, ready to be committed alone or merged with others. */
 export class CommitPlan implements Mutations {
   readonly checks: Deno.AtomicCheck[] = [];
@@ -138,18 +144,12 @@ export class CommitPlan implements Mutations {
    * the methods below, and by callers pushing onto `checks`), so the ids of new ones are added.
    */
   #checkIds(): string[] {
-    const ids = this.#checkIdList;
-    for (let i = ids.length; i < this.checks.length; i++) ids.push(keyId(this.checks[i].key));
-    return ids;
+    return idsOf(this.checks, this.#checkIdList);
   }
 
   /** The key id of each mutation, in order, as {@linkcode CommitPlan.#checkIds}. */
   #mutationIds(): string[] {
-    const ids = this.#mutationIdList;
-    for (let i = ids.length; i < this.mutations.length; i++) {
-      ids.push(keyId(this.mutations[i].key));
-    }
-    return ids;
+    return idsOf(this.mutations, this.#mutationIdList);
   }
 
   check(...checks: Deno.AtomicCheck[]): this {

@@ -27,8 +27,6 @@
 import type { LessonProgressRecord } from "../matching/record.ts";
 import {
   type EventCoordinates,
-  outboxIdOf,
-  outboxKey,
   type Projection,
   PROJECTION_PREFIX,
   projectionKey,
@@ -47,7 +45,7 @@ import {
   flightsSize,
   type HeldFlight,
 } from "./flights.ts";
-import { addOutboxEntries, messageIdOf } from "./outbox.ts";
+import { addOutboxEntries, entryIdOf, existingEntries } from "./outbox.ts";
 import { CommitPlan, fitsWithin, grow, type Mutations } from "./plan.ts";
 import { storeRecord } from "./records.ts";
 import { addCompletion, addLearner } from "./stats.ts";
@@ -114,8 +112,8 @@ export interface BatchResult {
 /**
  * Projects the first pending entries (up to {@linkcode PROJECTION_BATCH}, and what fits in one
  * atomic commit) in one commit checked against the lease and each entry as read. A batch that
- * loses to another process's projects nothing and says `more`. An outbox entry that exists already (made by hand,
- * or by a copy of the database) is left as it is.
+ * loses to another process's projects nothing and says `more`. An outbox entry that exists already
+ * (made by hand, or by a copy of the database) is left as it is.
  */
 export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promise<BatchResult> {
   // The list first: should it throw at once, no read is left running with nobody awaiting it.
@@ -186,9 +184,8 @@ export async function projectBatch(kv: Deno.Kv, options: ProjectOptions): Promis
     if (attempt > 0 || now.versionstamp !== lease.versionstamp) return { projected: 0, more: true };
     // The lease held: an outbox entry of the batch exists already. Leave those as they are.
     const records = projections.flatMap((p) => p ? [p.record] : []);
-    const existing = await existingOutbox(kv, records, entryDestinations);
-    destinationsOf = (r) =>
-      entryDestinations.filter((d) => !existing.has(outboxIdOf(d, messageIdOf(r))));
+    const existing = await existingEntries(kv, records, entryDestinations);
+    destinationsOf = (r) => entryDestinations.filter((d) => !existing.has(entryIdOf(d, r)));
   }
 }
 
@@ -219,17 +216,6 @@ async function upgraded(
     const record = read[next++].value;
     return record ? { ...rest, record, unlisted: [] } : null;
   });
-}
-
-/** The ids of the outbox entries of `records` that exist. */
-async function existingOutbox(
-  kv: Deno.Kv,
-  records: LessonProgressRecord[],
-  destinations: readonly string[],
-): Promise<Set<string>> {
-  const ids = records.flatMap((r) => destinations.map((d) => outboxIdOf(d, messageIdOf(r))));
-  const read = await readAll(kv, ids.map(outboxKey));
-  return new Set(ids.filter((_, i) => read[i].versionstamp !== null));
 }
 
 /**
