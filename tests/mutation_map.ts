@@ -236,6 +236,7 @@ export const MUTATION_MAP: Record<string, string[]> = {
     T("forward"),
   ],
   "lib/store/plan.ts": [
+    T("plan_live"),
     T("plan_followed_by"),
     T("plan_size"),
     T("plan_estimate"),

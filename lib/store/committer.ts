@@ -57,14 +57,7 @@ import {
   MAX_COMMITS_IN_FLIGHT,
   MAX_PLANS_PER_COMMIT,
 } from "./limits.ts";
-import {
-  type CommitPlan,
-  fitsWithin,
-  grow,
-  keyId,
-  type PlanProfile,
-  type PlanSize,
-} from "./plan.ts";
+import { CommitPlan, fitsWithin, grow, keyId, type PlanProfile, type PlanSize } from "./plan.ts";
 import { isBusyError } from "./retry.ts";
 
 /** What the committer answers for one plan. */
@@ -290,8 +283,7 @@ export function createCommitter(kv: Deno.Kv, options: CommitterOptions = {}): Co
   async function commitMerged(live: Waiting[]): Promise<void> {
     let result: PlanResult | null = null;
     try {
-      const op = kv.atomic();
-      for (const w of live) w.plan.applyTo(op);
+      const op = CommitPlan.applyAll(kv.atomic(), live.map((w) => w.plan));
       stats.commits++;
       result = await op.commit();
     } catch (err) {

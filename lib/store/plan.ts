@@ -131,6 +131,58 @@ function idsOf(entries: readonly { key: Deno.KvKey }[], ids: string[]): string[]
   return ids;
 }
 
+/** 2^64 - 1: Deno KV's `sum` wraps around at 2^64. */
+const U64_MASK = (1n << 64n) - 1n;
+
+/**
+ * The mutations that change what a commit leaves, from `mutations` in commit order (`ids`: the
+ * {@linkcode keyId} of each one's key). Deno KV applies a commit's mutations one after the other,
+ * after every check, so:
+ * - a `set` or `delete` followed by a `set` or `delete` of the same key is left out (the key ends
+ *   as the later one leaves it);
+ * - a `sum` directly followed, for its key, by another `sum` becomes one `sum` of both (wrapping
+ *   at 2^64, as Deno KV does).
+ *
+ * The rest stay, in order. A projection batch sums one course's counters and rewrites its name
+ * once per record: this writes each once per commit, the same values for fewer writes.
+ *
+ * @example
+ * ```ts
+ * const ms: Deno.KvMutation[] = [
+ *   { type: "sum", key: ["n"], value: new Deno.KvU64(1n) },
+ *   { type: "sum", key: ["n"], value: new Deno.KvU64(2n) },
+ * ];
+ * live(ms, ms.map((m) => keyId(m.key))); // one sum of 3n
+ * ```
+ */
+export function live(
+  mutations: readonly Deno.KvMutation[],
+  ids: readonly string[],
+): Deno.KvMutation[] {
+  /** Each key's last mutation kept so far, by its place in `kept`. */
+  const last = new Map<string, number>();
+  const kept: (Deno.KvMutation | null)[] = [];
+  for (let i = 0; i < mutations.length; i++) {
+    const m = mutations[i];
+    const at = last.get(ids[i]);
+    const before = at === undefined ? null : kept[at];
+    if (before !== null && m.type === "sum" && before.type === "sum") {
+      kept[at!] = { type: "sum", key: before.key, value: addU64(before.value, m.value) };
+      continue;
+    }
+    const replaces = m.type === "set" || m.type === "delete";
+    if (before !== null && replaces && (before.type === "set" || before.type === "delete")) {
+      kept[at!] = null;
+    }
+    last.set(ids[i], kept.length);
+    kept.push(m);
+  }
+  return kept.filter((m) => m !== null);
+}
+
+/** `a + b` as Deno KV's `sum` adds them. */
+const addU64 = (a: Deno.KvU64, b: Deno.KvU64) => new Deno.KvU64((a.value + b.value) & U64_MASK);
+
 /** One plan of one request, ready to be committed alone or merged with others. */
 export class CommitPlan implements Mutations {
   readonly checks: Deno.AtomicCheck[] = [];
@@ -224,9 +276,30 @@ export class CommitPlan implements Mutations {
     return merged;
   }
 
-  /** Adds this plan's checks and mutations to `op`. */
+  /** Adds this plan's checks and mutations to `op`, the dead ones left out ({@linkcode live}). */
   applyTo(op: Deno.AtomicOperation): Deno.AtomicOperation {
-    return op.check(...this.checks).mutate(...this.mutations);
+    return op.check(...this.checks).mutate(...live(this.mutations, this.#mutationIds()));
+  }
+
+  /**
+   * Adds every check and mutation of `plans`, one after the other, to `op` (a merged commit): the
+   * mutations as one list, so a key mutated by several plans is written once where it can be
+   * ({@linkcode live}).
+   *
+   * @example
+   * ```ts
+   * await CommitPlan.applyAll(kv.atomic(), [a, b]).commit(); // a's mutations, then b's
+   * ```
+   */
+  static applyAll(op: Deno.AtomicOperation, plans: readonly CommitPlan[]): Deno.AtomicOperation {
+    const mutations: Deno.KvMutation[] = [];
+    const ids: string[] = [];
+    for (const p of plans) {
+      op.check(...p.checks);
+      mutations.push(...p.mutations);
+      ids.push(...p.#mutationIds());
+    }
+    return op.mutate(...live(mutations, ids));
   }
 
   /**
