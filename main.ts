@@ -79,7 +79,9 @@ const destinations: Destination[] = Object.entries(handlers).map(([name, handler
 );
 if (config.forwardUrl && config.forwardSecret) {
   destinations.push(
-    webhookDestination(config.forwardUrl, createSigner(config.forwardSecret)),
+    webhookDestination(config.forwardUrl, createSigner(config.forwardSecret), {
+      direct: config.forwardDirect,
+    }),
   );
 }
 if (destinations.length > 0) {

@@ -47,8 +47,16 @@ export interface Config {
   forwardSecret: string | undefined;
   /** How old a change-feed entry must be before `/api/feed` serves it. */
   feedDelayMs: number;
+  /**
+   * Whether forwarded messages go over the forwarder's own connections; `false` when a proxy
+   * variable is set (`fetch` follows them) or `OTEL_DENO=true` (Deno's spans cover `fetch`).
+   */
+  forwardDirect: boolean;
   onDenoDeploy: boolean;
 }
+
+/** The proxy variables `fetch` follows: with one set, forwarding goes through `fetch`. */
+const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] as const;
 
 const int = (name: string, min: number, max: number, fallback: number) =>
   z.string().trim().optional().transform((raw, ctx) => {
@@ -153,6 +161,11 @@ const envSchema = z.object({
     }
     return raw;
   }),
+  HTTP_PROXY: z.string().optional(),
+  HTTPS_PROXY: z.string().optional(),
+  http_proxy: z.string().optional(),
+  https_proxy: z.string().optional(),
+  OTEL_DENO: z.string().optional(),
   DENO_DEPLOYMENT_ID: z.string().optional(),
   DENO_DEPLOY: z.string().optional(),
   DENO_DEPLOY_APP_SLUG: z.string().optional(),
@@ -227,6 +240,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     forwardUrl: e.FORWARD_URL,
     forwardSecret: e.FORWARD_SECRET,
     feedDelayMs: e.FEED_DELAY_MS,
+    forwardDirect: e.OTEL_DENO !== "true" && PROXY_VARIABLES.every((name) => !e[name]),
     onDenoDeploy,
   };
 }

@@ -171,12 +171,14 @@ Deno.test("forward: after the last attempt the entry is dead, listed, and retrie
   const sign = createSigner(WHSEC);
   let up = false;
   const rx = receiver(WHSEC, () => !up);
+  const real = webhookDestination(rx.url, sign);
   const failing: Destination = {
     name: "webhook",
     async deliver(entry, signal) {
       if (!up) throw new Error("receiver down");
-      await webhookDestination(rx.url, sign).deliver(entry, signal);
+      await real.deliver(entry, signal);
     },
+    close: () => real.close?.(),
   };
   const { kv, forwarder, app, post } = await forwardingApp([failing], [20, 20]);
   try {
