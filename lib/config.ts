@@ -149,6 +149,11 @@ const envSchema = z.object({
       ctx.addIssue("FORWARD_URL must be https:// (http:// only for localhost)");
       return z.NEVER;
     }
+    if (url.username || url.password) {
+      // `fetch` refuses such a URL, and the forwarder's own connections would drop them.
+      ctx.addIssue("FORWARD_URL must not carry a user name or password");
+      return z.NEVER;
+    }
     return url.href;
   }),
   FORWARD_SECRET: z.string().trim().optional().transform((raw, ctx) => {

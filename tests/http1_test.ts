@@ -28,7 +28,9 @@ interface Seen {
  * A TCP server answering each request with the next of `answers` (a string, or a function given the
  * connection); `close` after an answer ends that connection.
  */
-function scripted(answers: (string | { text: string; close?: boolean; hang?: boolean })[]) {
+function scripted(
+  answers: (string | { text: string; parts?: string[]; close?: boolean; hang?: boolean })[],
+) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const seen: Seen[] = [];
   let connections = 0;
@@ -66,6 +68,10 @@ function scripted(answers: (string | { text: string; close?: boolean; hang?: boo
             const answer = typeof next === "string" ? { text: next } : next;
             if (answer.hang) continue;
             await conn.write(encoder.encode(answer.text));
+            for (const part of answer.parts ?? []) {
+              await new Promise((r) => setTimeout(r, 15));
+              await conn.write(encoder.encode(part));
+            }
             if (answer.close) return;
           }
         } catch {
@@ -162,6 +168,95 @@ Deno.test("http1: an answer that ends its connection, and one that says so, are 
     for (let i = 0; i < 4; i++) assertEquals(await client.post(server.url, json, body, never), 200);
     // The first two ended their connections; the third (keep-alive) carried the fourth.
     assertEquals(server.seen.map((s) => s.connection), [1, 2, 3, 3]);
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(server.closedByClient(), 1, "the client closed the second (connection: close)");
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("http1: a connection with bytes left after its answer is not used again", async () => {
+  const server = scripted([
+    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nokEXTRA",
+    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+  ]);
+  const client = createHttp1Client();
+  try {
+    for (let i = 0; i < 3; i++) assertEquals(await client.post(server.url, json, body, never), 200);
+    assertEquals(server.seen.map((s) => s.connection), [1, 2, 2]);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("http1: answers read across several reads: a long head, a split end, late bodies", async () => {
+  const big = `x-big: ${"b".repeat(40_000)}\r\n`;
+  const chunkSize = `1a;${"e".repeat(1024 - 3)}`; // exactly 1,024 bytes before its CRLF
+  const server = scripted([
+    `HTTP/1.1 200 OK\r\n${big}content-length: 2\r\n\r\nok`,
+    {
+      text: "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r",
+      parts: ["\n", "he", "llo"],
+    },
+    {
+      text: `HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n${chunkSize}\r\n`,
+      parts: ["abcdefghijklm", "nopqrstuvwxyz\r\n", "0\r\n\r\n"],
+    },
+    "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n",
+  ]);
+  const client = createHttp1Client();
+  try {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push(await client.post(server.url, json, body, never));
+    assertEquals(statuses, [200, 200, 201, 202]);
+    assertEquals(server.connections(), 1);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("http1: a head that never ends is an error once over its limit", async () => {
+  const server = scripted([{ text: `HTTP/1.1 200 OK\r\nx-big: ${"c".repeat(70_000)}` }]);
+  const client = createHttp1Client();
+  try {
+    const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
+    assertMatch(String(err), /over 65536 bytes/);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("http1: a kept connection that closes mid-answer is an error, not tried again", async () => {
+  const server = scripted([
+    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+    { text: "HTTP/1.1 200 OK\r\ncontent-le", close: true },
+  ]);
+  const client = createHttp1Client();
+  try {
+    assertEquals(await client.post(server.url, json, body, never), 200);
+    const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
+    assertMatch(String(err), /closed mid-answer/);
+    assertEquals(server.seen.length, 2);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+Deno.test("http1: a signal aborted after its request ended leaves the kept connection alone", async () => {
+  const server = scripted([]);
+  const client = createHttp1Client();
+  try {
+    const first = new AbortController();
+    assertEquals(await client.post(server.url, json, body, first.signal), 204);
+    first.abort(new Error("late"));
+    assertEquals(await client.post(server.url, json, body, never), 204);
+    assertEquals(server.connections(), 1);
   } finally {
     client.close();
     await server.close();
@@ -208,6 +303,11 @@ Deno.test("http1: a new connection that closes before answering is an error, not
 Deno.test("http1: malformed answers are errors naming what is wrong", async () => {
   const cases: [string, RegExp][] = [
     ["SMTP ready\r\n\r\n", /not an HTTP\/1\.x answer/],
+    [`XHTTP/1.1 200 OK ${"x".repeat(500)}\r\n\r\n`, /not an HTTP\/1\.x answer/],
+    [`HTTP/1.1 200 OK\r\n${"y".repeat(500)}\r\n\r\n`, /malformed header line/],
+    ["HTTP/1.1 200 OK\r\ncontent-length: 5x\r\n\r\n", /bad content-length/],
+    ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nx5\r\n", /bad chunk size/],
+    ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5x\r\n", /bad chunk size/],
     ["HTTP/2 200\r\n\r\n", /not an HTTP\/1\.x answer/],
     ["HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", /malformed header line/],
     ["HTTP/1.1 200 OK\r\n: no name\r\n\r\n", /malformed header line/],
@@ -217,6 +317,13 @@ Deno.test("http1: malformed answers are errors naming what is wrong", async () =
     ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", /bad chunk size/],
     ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", /longer than/],
     ["HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", /closed mid-answer/],
+    [
+      `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1;${
+        "x".repeat(1100)
+      }\r\na\r\n0\r\n\r\n`,
+      /over 1024 bytes/,
+    ],
+    ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na", /closed mid-answer/],
     [`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(MAX_HEAD_BYTES)}\r\n\r\n`, /over 65536 bytes/],
   ];
   for (const [answer, message] of cases) {
@@ -226,6 +333,7 @@ Deno.test("http1: malformed answers are errors naming what is wrong", async () =
       const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
       assert(err instanceof Error, `${JSON.stringify(answer.slice(0, 30))}: no error`);
       assertMatch(err.message, message, JSON.stringify(answer.slice(0, 30)));
+      assert(err.message.length < 200, "the answer is quoted short");
     } finally {
       client.close();
       await server.close();
@@ -241,6 +349,7 @@ Deno.test("http1: a header with a line break is refused before anything is sent"
     for (const headers of bad) {
       const err = await client.post(server.url, headers, body, never).then(() => null, (e) => e);
       assert(err instanceof TypeError);
+      assertMatch(err.message, /^header x-a\n?: a line break$/);
     }
     assertEquals(server.connections(), 0);
   } finally {
@@ -443,6 +552,57 @@ Deno.test("webhook destination: over its own connection, a redirect through fetc
   }
 });
 
+Deno.test("webhook destination: 2xx delivers, another answer but a redirect fails as it is", async () => {
+  const sign = createSigner("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  const answer = (status: number) => `HTTP/1.1 ${status} X\r\ncontent-length: 0\r\n\r\n`;
+  const interim = "HTTP/1.1 199 Early\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+  const server = scripted([answer(200), answer(299), answer(400), interim]);
+  const destination = webhookDestination(server.url.href, sign, {});
+  const outcome = () => destination.deliver(entry(), never).then(() => "ok", (e) => String(e));
+  try {
+    assertEquals(await outcome(), "ok");
+    assertEquals(await outcome(), "ok");
+    assertMatch(await outcome(), /HTTP 400/);
+    // 199 is interim: the answer that follows it counts.
+    assertEquals(await outcome(), "ok");
+    assertEquals(server.seen.length, 4, "none sent again through fetch");
+    // Its connection is closed with it.
+    destination.close?.();
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(server.closedByClient(), 1);
+  } finally {
+    destination.close?.();
+    await server.close();
+  }
+});
+
+Deno.test("webhook destination: a 300 is sent again through fetch, as any redirect", async () => {
+  const sign = createSigner("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  const server = scripted(["HTTP/1.1 300 Multiple Choices\r\ncontent-length: 0\r\n\r\n"]);
+  const destination = webhookDestination(server.url.href, sign, {});
+  try {
+    await destination.deliver(entry(), never); // fetch's request gets the server's next: a 204
+    assertEquals(server.seen.length, 2);
+  } finally {
+    destination.close?.();
+    await server.close();
+  }
+});
+
+Deno.test("http1: a connection that gave a malformed answer is closed", async () => {
+  const server = scripted(["SMTP ready\r\n\r\n"]);
+  const client = createHttp1Client();
+  try {
+    const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
+    assertMatch(String(err), /not an HTTP\/1\.x answer/);
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(server.closedByClient(), 1);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
 Deno.test("config: forwarding goes direct unless a proxy is set or OpenTelemetry is on", () => {
   const base = { KV_PATH: ":memory:" };
   assertEquals(parseConfig(base).forwardDirect, true);
@@ -452,4 +612,23 @@ Deno.test("config: forwarding goes direct unless a proxy is set or OpenTelemetry
     assertEquals(parseConfig({ ...base, [name]: "" }).forwardDirect, true, name);
   }
   assertEquals(parseConfig({ ...base, OTEL_DENO: "true" }).forwardDirect, false);
+});
+
+Deno.test("config: a FORWARD_URL with a user name or password is refused, naming it", () => {
+  const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  for (const url of ["https://user:pass@crm.example/hook", "https://user@crm.example/hook"]) {
+    let message = "";
+    try {
+      parseConfig({ KV_PATH: ":memory:", FORWARD_URL: url, FORWARD_SECRET: secret });
+    } catch (err) {
+      message = String(err);
+    }
+    assertMatch(message, /FORWARD_URL must not carry a user name or password/, url);
+  }
+  const ok = parseConfig({
+    KV_PATH: ":memory:",
+    FORWARD_URL: "https://crm.example/hook?token=x",
+    FORWARD_SECRET: secret,
+  });
+  assertEquals(ok.forwardUrl, "https://crm.example/hook?token=x");
 });

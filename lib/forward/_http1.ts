@@ -64,8 +64,8 @@ class Connection {
   #buf = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
-  /** Whether an answer's first byte came (the request was surely received). */
-  answered = false;
+  /** Whether a byte of the current answer came (set to `false` as each request starts). */
+  answered!: boolean;
   constructor(readonly conn: Deno.Conn) {}
 
   /** Bytes read and not used yet. */
@@ -75,12 +75,12 @@ class Connection {
 
   /** Reads more; `false` at the end of the connection. */
   async #fill(): Promise<boolean> {
-    if (this.#start === this.#end) this.#start = this.#end = 0;
     if (this.#end === this.#buf.length) {
+      // Full: what is pending moves to the front of a buffer with room (twice its size at least).
       const size = this.#end - this.#start;
-      const grown = new Uint8Array(size * 2 > this.#buf.length ? size * 2 : this.#buf.length);
-      grown.set(this.#buf.subarray(this.#start, this.#end));
-      this.#buf = grown;
+      const next = new Uint8Array(Math.max(this.#buf.length, size * 2));
+      next.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = next;
       this.#start = 0;
       this.#end = size;
     }
@@ -160,7 +160,7 @@ export function parseHead(text: string): Head {
     if (colon <= 0) {
       throw new Error(`a malformed header line: ${JSON.stringify(line.slice(0, 40))}`);
     }
-    const name = line.slice(0, colon).trim().toLowerCase();
+    const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim().toLowerCase();
     if (name === "connection") keepAlive = !value.split(",").some((v) => v.trim() === "close");
     else if (name === "transfer-encoding") chunked = value.split(",").at(-1)!.trim() === "chunked";
@@ -188,7 +188,7 @@ async function readAnswer(c: Connection): Promise<Head> {
     if (head.status === 101) throw new Error("an upgrade (101) that was not asked for");
     if (head.chunked) {
       for (;;) {
-        const size = (await c.until("\r\n", 1024)).split(";")[0].trim();
+        const size = (await c.until("\r\n", 1024)).split(";")[0];
         if (!/^[0-9a-fA-F]{1,12}$/.test(size)) throw new Error(`a bad chunk size: ${size}`);
         const n = parseInt(size, 16);
         if (n === 0) {
@@ -219,7 +219,7 @@ export function createHttp1Client(connect: Connect = connectTo): Http1Client {
     let abort!: () => void;
     const aborted = new Promise<never>((_, reject) => {
       abort = () => reject(signal.reason);
-      signal.addEventListener("abort", abort, { once: true });
+      signal.addEventListener("abort", abort);
     });
     const opening = connect(url);
     try {
@@ -242,7 +242,7 @@ export function createHttp1Client(connect: Connect = connectTo): Http1Client {
         const c = kept ?? await open(url, signal);
         c.answered = false;
         const stop = () => close(c);
-        signal.addEventListener("abort", stop, { once: true });
+        signal.addEventListener("abort", stop);
         try {
           for (let at = 0; at < request.byteLength;) {
             at += await c.conn.write(request.subarray(at));

@@ -143,10 +143,9 @@ export function webhookDestination(
         if (client) {
           const bytes = encoder.encode(body);
           const status = await client.post(target, all, bytes, request.signal);
-          if (status < 300 || status >= 400) {
-            if (status >= 300 || status < 200) throw new Error(`HTTP ${status}`);
-            return;
-          }
+          if (status >= 200 && status < 300) return;
+          if (status < 300 || status >= 400) throw new Error(`HTTP ${status}`);
+          // A redirect: sent again through fetch, which follows it.
         }
         const res = await send(url, { method: "POST", body, headers: all, signal: request.signal });
         await res.body?.cancel();
