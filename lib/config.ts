@@ -56,7 +56,13 @@ export interface Config {
 }
 
 /** The proxy variables `fetch` follows: with one set, forwarding goes through `fetch`. */
-const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] as const;
+const proxyVariables = {
+  HTTP_PROXY: z.string().optional(),
+  HTTPS_PROXY: z.string().optional(),
+  http_proxy: z.string().optional(),
+  https_proxy: z.string().optional(),
+};
+const PROXY_VARIABLES = Object.keys(proxyVariables) as (keyof typeof proxyVariables)[];
 
 const int = (name: string, min: number, max: number, fallback: number) =>
   z.string().trim().optional().transform((raw, ctx) => {
@@ -166,10 +172,7 @@ const envSchema = z.object({
     }
     return raw;
   }),
-  HTTP_PROXY: z.string().optional(),
-  HTTPS_PROXY: z.string().optional(),
-  http_proxy: z.string().optional(),
-  https_proxy: z.string().optional(),
+  ...proxyVariables,
   OTEL_DENO: z.string().optional(),
   DENO_DEPLOYMENT_ID: z.string().optional(),
   DENO_DEPLOY: z.string().optional(),

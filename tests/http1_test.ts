@@ -5,7 +5,13 @@
  * it (a redirect through `fetch`, and `fetch` alone when asked).
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { createHttp1Client, MAX_HEAD_BYTES, parseHead, targetOf } from "../lib/forward/_http1.ts";
+import {
+  createHttp1Client,
+  type Http1Client,
+  MAX_HEAD_BYTES,
+  parseHead,
+  targetOf,
+} from "../lib/forward/_http1.ts";
 import { webhookDestination } from "../lib/forward/forwarder.ts";
 import { createSigner } from "../lib/forward/standard_webhooks.ts";
 import { parseConfig } from "../lib/config.ts";
@@ -104,10 +110,23 @@ function scripted(
   };
 }
 
-Deno.test("http1: a request as sent, and its connection kept for the next ones", async () => {
-  const server = scripted([]);
+/** Runs `test` with a client and a server scripted with `answers`; both are closed after it. */
+async function withClient(
+  answers: Parameters<typeof scripted>[0],
+  test: (server: ReturnType<typeof scripted>, client: Http1Client) => Promise<void>,
+) {
+  const server = scripted(answers);
   const client = createHttp1Client();
   try {
+    await test(server, client);
+  } finally {
+    client.close();
+    await server.close();
+  }
+}
+
+Deno.test("http1: a request as sent, and its connection kept for the next ones", async () => {
+  await withClient([], async (server, client) => {
     for (let i = 0; i < 5; i++) {
       assertEquals(
         await client.post(server.url, { ...json, "webhook-id": `m${i}` }, body, never),
@@ -124,10 +143,7 @@ Deno.test("http1: a request as sent, and its connection kept for the next ones",
       `content-length: ${body.byteLength}`,
     ]);
     assertEquals(first.body, decoder.decode(body));
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: answers framed by length, chunks, interim answers; the connection kept", async () => {
@@ -141,61 +157,46 @@ Deno.test("http1: answers framed by length, chunks, interim answers; the connect
     "HTTP/1.1 304 Not Modified\r\ncontent-length: 99\r\n\r\n",
     "HTTP/1.1 201\r\ncontent-length: 0\r\n\r\n",
   ];
-  const server = scripted([...answers]);
-  const client = createHttp1Client();
-  try {
+  await withClient([...answers], async (server, client) => {
     const statuses = [];
     for (let i = 0; i < answers.length; i++) {
       statuses.push(await client.post(server.url, json, body, never));
     }
     assertEquals(statuses, [200, 200, 202, 503, 304, 201]);
     assertEquals(server.connections(), 1);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: an answer that ends its connection, and one that says so, are read through", async () => {
-  const server = scripted([
+  await withClient([
     { text: "HTTP/1.0 200 OK\r\n\r\nthe body runs to the end", close: true },
     "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
     "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n",
     "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
-  ]);
-  const client = createHttp1Client();
-  try {
+  ], async (server, client) => {
     for (let i = 0; i < 4; i++) assertEquals(await client.post(server.url, json, body, never), 200);
     // The first two ended their connections; the third (keep-alive) carried the fourth.
     assertEquals(server.seen.map((s) => s.connection), [1, 2, 3, 3]);
     await new Promise((r) => setTimeout(r, 20));
     assertEquals(server.closedByClient(), 1, "the client closed the second (connection: close)");
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: a connection with bytes left after its answer is not used again", async () => {
-  const server = scripted([
+  await withClient([
     "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nokEXTRA",
     "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
     "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
-  ]);
-  const client = createHttp1Client();
-  try {
+  ], async (server, client) => {
     for (let i = 0; i < 3; i++) assertEquals(await client.post(server.url, json, body, never), 200);
     assertEquals(server.seen.map((s) => s.connection), [1, 2, 2]);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: answers read across several reads: a long head, a split end, late bodies", async () => {
   const big = `x-big: ${"b".repeat(40_000)}\r\n`;
   const chunkSize = `1a;${"e".repeat(1024 - 3)}`; // exactly 1,024 bytes before its CRLF
-  const server = scripted([
+  await withClient([
     `HTTP/1.1 200 OK\r\n${big}content-length: 2\r\n\r\nok`,
     {
       text: "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r",
@@ -206,75 +207,56 @@ Deno.test("http1: answers read across several reads: a long head, a split end, l
       parts: ["abcdefghijklm", "nopqrstuvwxyz\r\n", "0\r\n\r\n"],
     },
     "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n",
-  ]);
-  const client = createHttp1Client();
-  try {
+  ], async (server, client) => {
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push(await client.post(server.url, json, body, never));
     assertEquals(statuses, [200, 200, 201, 202]);
     assertEquals(server.connections(), 1);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: a head that never ends is an error once over its limit", async () => {
-  const server = scripted([{ text: `HTTP/1.1 200 OK\r\nx-big: ${"c".repeat(70_000)}` }]);
-  const client = createHttp1Client();
-  try {
-    const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
-    assertMatch(String(err), /over 65536 bytes/);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  await withClient(
+    [{ text: `HTTP/1.1 200 OK\r\nx-big: ${"c".repeat(70_000)}` }],
+    async (server, client) => {
+      const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
+      assertMatch(String(err), /over 65536 bytes/);
+    },
+  );
 });
 
 Deno.test("http1: a kept connection that closes mid-answer is an error, not tried again", async () => {
-  const server = scripted([
+  await withClient([
     "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
     { text: "HTTP/1.1 200 OK\r\ncontent-le", close: true },
-  ]);
-  const client = createHttp1Client();
-  try {
+  ], async (server, client) => {
     assertEquals(await client.post(server.url, json, body, never), 200);
     const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
     assertMatch(String(err), /closed mid-answer/);
     assertEquals(server.seen.length, 2);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: a signal aborted after its request ended leaves the kept connection alone", async () => {
-  const server = scripted([]);
-  const client = createHttp1Client();
-  try {
+  await withClient([], async (server, client) => {
     const first = new AbortController();
     assertEquals(await client.post(server.url, json, body, first.signal), 204);
     first.abort(new Error("late"));
     assertEquals(await client.post(server.url, json, body, never), 204);
     assertEquals(server.connections(), 1);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: a kept connection closed by the other end is replaced once, at once", async () => {
-  const server = scripted([{ text: "HTTP/1.1 204 No Content\r\n\r\n", close: true }]);
-  const client = createHttp1Client();
-  try {
-    assertEquals(await client.post(server.url, json, body, never), 204);
-    await new Promise((r) => setTimeout(r, 20));
-    assertEquals(await client.post(server.url, json, body, never), 204);
-    assertEquals(server.seen.map((s) => s.connection), [1, 2]);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  await withClient(
+    [{ text: "HTTP/1.1 204 No Content\r\n\r\n", close: true }],
+    async (server, client) => {
+      assertEquals(await client.post(server.url, json, body, never), 204);
+      await new Promise((r) => setTimeout(r, 20));
+      assertEquals(await client.post(server.url, json, body, never), 204);
+      assertEquals(server.seen.map((s) => s.connection), [1, 2]);
+    },
+  );
 });
 
 Deno.test("http1: a new connection that closes before answering is an error, not tried again", async () => {
@@ -327,24 +309,17 @@ Deno.test("http1: malformed answers are errors naming what is wrong", async () =
     [`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(MAX_HEAD_BYTES)}\r\n\r\n`, /over 65536 bytes/],
   ];
   for (const [answer, message] of cases) {
-    const server = scripted([{ text: answer, close: true }]);
-    const client = createHttp1Client();
-    try {
+    await withClient([{ text: answer, close: true }], async (server, client) => {
       const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
       assert(err instanceof Error, `${JSON.stringify(answer.slice(0, 30))}: no error`);
       assertMatch(err.message, message, JSON.stringify(answer.slice(0, 30)));
       assert(err.message.length < 200, "the answer is quoted short");
-    } finally {
-      client.close();
-      await server.close();
-    }
+    });
   }
 });
 
 Deno.test("http1: a header with a line break is refused before anything is sent", async () => {
-  const server = scripted([]);
-  const client = createHttp1Client();
-  try {
+  await withClient([], async (server, client) => {
     const bad: Record<string, string>[] = [{ "x-a": "1\r\nx-b: 2" }, { "x-a\n": "1" }];
     for (const headers of bad) {
       const err = await client.post(server.url, headers, body, never).then(() => null, (e) => e);
@@ -352,16 +327,11 @@ Deno.test("http1: a header with a line break is refused before anything is sent"
       assertMatch(err.message, /^header x-a\n?: a line break$/);
     }
     assertEquals(server.connections(), 0);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: an abort ends the wait for an answer, and its connection", async () => {
-  const server = scripted([{ text: "", hang: true }]);
-  const client = createHttp1Client();
-  try {
+  await withClient([{ text: "", hang: true }], async (server, client) => {
     const deadline = new AbortController();
     const reason = new Error("deadline");
     const posting = client.post(server.url, json, body, deadline.signal);
@@ -374,10 +344,7 @@ Deno.test("http1: an abort ends the wait for an answer, and its connection", asy
     const err = await client.post(server.url, json, body, deadline.signal).then(() => 0, (e) => e);
     assertEquals(err, reason);
     assertEquals(server.connections(), 1);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("http1: an abort while connecting gives its reason, and the late connection is closed", async () => {
@@ -590,17 +557,12 @@ Deno.test("webhook destination: a 300 is sent again through fetch, as any redire
 });
 
 Deno.test("http1: a connection that gave a malformed answer is closed", async () => {
-  const server = scripted(["SMTP ready\r\n\r\n"]);
-  const client = createHttp1Client();
-  try {
+  await withClient(["SMTP ready\r\n\r\n"], async (server, client) => {
     const err = await client.post(server.url, json, body, never).then(() => null, (e) => e);
     assertMatch(String(err), /not an HTTP\/1\.x answer/);
     await new Promise((r) => setTimeout(r, 20));
     assertEquals(server.closedByClient(), 1);
-  } finally {
-    client.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("config: forwarding goes direct unless a proxy is set or OpenTelemetry is on", () => {
