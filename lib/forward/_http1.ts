@@ -95,7 +95,10 @@ class Connection {
   async until(delimiter: string, max: number): Promise<string> {
     // How far into the bytes pending the delimiter cannot start (they move when more are read).
     for (let scanned = 0;;) {
-      const text = latin1.decode(this.#buf.subarray(this.#start, this.#end));
+      // A line within `max` ends within `max` bytes and its delimiter: no more is decoded (a chunk
+      // size's line would otherwise decode the whole rest of the body read with it).
+      const end = Math.min(this.#end, this.#start + max + delimiter.length);
+      const text = latin1.decode(this.#buf.subarray(this.#start, end));
       const at = text.indexOf(delimiter, scanned);
       if ((at < 0 ? text.length : at) > max) throw new Error(`an answer's line over ${max} bytes`);
       if (at >= 0) {
